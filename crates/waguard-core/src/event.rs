@@ -1,0 +1,235 @@
+//! What can happen to a key or a business number, and what the caller wants to send.
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::{CodeEffect, CodeScope};
+use crate::time::Timestamp;
+
+/// A 64-bit hash of a message id (`wamid`), enough to match a failure with the delivery of the
+/// same message (rule D2). Stable across versions and machines (XXH3-64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WamidHash(u64);
+
+impl WamidHash {
+    /// Hashes a message id as Meta writes it (`wamid.HBgL…`).
+    ///
+    /// ```
+    /// use waguard_core::WamidHash;
+    /// assert_eq!(WamidHash::of("wamid.ex1"), WamidHash::of("wamid.ex1"));
+    /// assert_ne!(WamidHash::of("wamid.ex1"), WamidHash::of("wamid.ex2"));
+    /// ```
+    pub fn of(wamid: &str) -> Self {
+        WamidHash(xxhash_rust::xxh3::xxh3_64(wamid.as_bytes()))
+    }
+
+    /// The hash as an integer.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// A hash from an integer (for decoding and tests).
+    pub fn from_raw(raw: u64) -> Self {
+        WamidHash(raw)
+    }
+}
+
+/// Which register an explicit opt-out or opt-in writes (rules O1, O2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every outgoing message (O1). The default.
+    #[default]
+    All,
+    /// Marketing templates only (O2).
+    Marketing,
+}
+
+/// A `user_preferences` webhook value (rule O2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preference {
+    /// `stop`: no more marketing messages.
+    Stop,
+    /// `resume`: marketing messages welcome again.
+    Resume,
+}
+
+/// A delivery status of an outgoing message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Accepted by Meta and sent.
+    Sent,
+    /// Delivered to the user's device.
+    Delivered,
+    /// Read by the user.
+    Read,
+}
+
+/// Something that happened to one (business, contact) key. Built by the webhook crate, by the
+/// guard's `record_*` calls, or by hand; validated on construction, so applying one never fails.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// W1: an inbound message (any type but `system`) or a user-initiated call.
+    Inbound {
+        /// The webhook timestamp.
+        at: Timestamp,
+        /// The body of a `text` message or the text of a quick-reply `button`, for keyword
+        /// matching (O1); `None` for other types and for calls.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// W5: the conversation came from a click-to-WhatsApp ad or Page button.
+        #[serde(default)]
+        referral: bool,
+    },
+    /// W3: a template went out (local record, or a status whose pricing category is a template
+    /// category).
+    TemplateSent {
+        /// When it went out.
+        at: Timestamp,
+    },
+    /// A `sent`, `delivered` or `read` status of an outgoing message (D1, D2, S1).
+    Status {
+        /// The status timestamp.
+        at: Timestamp,
+        /// Which status.
+        status: DeliveryStatus,
+        /// The message's id hash, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wamid: Option<WamidHash>,
+    },
+    /// A failed send: a `failed` status or the error code of a synchronous send.
+    Failure {
+        /// When it failed.
+        at: Timestamp,
+        /// Meta's error code.
+        code: u32,
+        /// The message's id hash, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wamid: Option<WamidHash>,
+    },
+    /// O2: a `user_preferences` webhook for `marketing_messages`.
+    MarketingPreference {
+        /// The preference's timestamp.
+        at: Timestamp,
+        /// `stop` or `resume`.
+        value: Preference,
+    },
+    /// O1/O2: an explicit opt-out.
+    OptOut {
+        /// When the contact opted out.
+        at: Timestamp,
+        /// Which register.
+        #[serde(default)]
+        scope: Scope,
+    },
+    /// O1/O2/O4: an explicit opt-in.
+    OptIn {
+        /// When the contact opted in.
+        at: Timestamp,
+        /// Which register.
+        #[serde(default)]
+        scope: Scope,
+    },
+}
+
+impl Event {
+    /// When the event happened.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Event::Inbound { at, .. }
+            | Event::TemplateSent { at }
+            | Event::Status { at, .. }
+            | Event::Failure { at, .. }
+            | Event::MarketingPreference { at, .. }
+            | Event::OptOut { at, .. }
+            | Event::OptIn { at, .. } => *at,
+        }
+    }
+
+    /// What this event means for the business number, if anything: a failure with a
+    /// sender-level code (S1-S3), or a status (which lifts S1 when strictly newer).
+    pub fn sender_event(&self) -> Option<SenderEvent> {
+        match *self {
+            Event::Status { at, .. } => Some(SenderEvent::Success { at }),
+            Event::Failure { at, code, .. }
+                if CodeEffect::of(code).scope() == CodeScope::Sender =>
+            {
+                Some(SenderEvent::Failure { at, code })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Something that happened to a business number as a whole (rules S1-S3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SenderEvent {
+    /// A failure with a sender-level code (other codes are ignored here).
+    Failure {
+        /// When it failed.
+        at: Timestamp,
+        /// Meta's error code.
+        code: u32,
+    },
+    /// A `sent`, `delivered` or `read` status: lifts S1 when strictly newer than the failure.
+    Success {
+        /// The status timestamp.
+        at: Timestamp,
+    },
+    /// An explicit `clear_sender`: lifts S1 when newer than the failure.
+    Clear {
+        /// When the operator cleared it.
+        at: Timestamp,
+    },
+}
+
+impl SenderEvent {
+    /// When the event happened.
+    pub fn at(&self) -> Timestamp {
+        match *self {
+            SenderEvent::Failure { at, .. }
+            | SenderEvent::Success { at }
+            | SenderEvent::Clear { at } => at,
+        }
+    }
+}
+
+/// A template's category, as approved by Meta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateCategory {
+    /// Marketing (O2, R3, D4 apply).
+    Marketing,
+    /// Utility.
+    Utility,
+    /// Authentication.
+    Authentication,
+}
+
+/// The message the caller wants to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "message", content = "category", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// Anything that is not a template: text, media, interactive, reaction, ...
+    FreeForm,
+    /// An approved template of the given category.
+    Template(TemplateCategory),
+}
+
+impl Outgoing {
+    /// Whether this is a template.
+    pub fn is_template(self) -> bool {
+        matches!(self, Outgoing::Template(_))
+    }
+
+    /// Whether this is a marketing template.
+    pub fn is_marketing(self) -> bool {
+        matches!(self, Outgoing::Template(TemplateCategory::Marketing))
+    }
+}

@@ -1,0 +1,189 @@
+//! Instants as plain integers.
+//!
+//! The core never reads a clock (rule E3): every instant is handed in by the caller. Internally an
+//! instant is a count of nanoseconds since the Unix epoch in an `i64`, which covers the years
+//! 1677 to 2262 and makes every register a cheap integer comparison on the decide path.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::TimeError;
+
+/// A UTC instant with nanosecond precision.
+///
+/// Built from a [`chrono::DateTime<Utc>`], from Unix seconds (as Meta's webhooks send them) or
+/// from nanoseconds. Serialised as an RFC 3339 string in human-readable formats (JSON, TOML) and
+/// as an integer of nanoseconds in binary ones.
+///
+/// ```
+/// use waguard_core::Timestamp;
+/// let t = Timestamp::from_unix_seconds(1_772_323_200).unwrap();
+/// assert_eq!(t.to_string(), "2026-03-01T00:00:00Z");
+/// assert_eq!(Timestamp::parse_rfc3339("2026-03-01T00:00:00Z").unwrap(), t);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+impl Timestamp {
+    /// The earliest representable instant (1677-09-21).
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    /// The latest representable instant (2262-04-11).
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// An instant from nanoseconds since the Unix epoch.
+    pub const fn from_unix_nanos(nanos: i64) -> Self {
+        Timestamp(nanos)
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub const fn unix_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// An instant from whole seconds since the Unix epoch, the unit of Meta's webhook timestamps.
+    ///
+    /// Fails for instants outside the years 1677 to 2262.
+    pub fn from_unix_seconds(seconds: i64) -> Result<Self, TimeError> {
+        seconds
+            .checked_mul(NANOS_PER_SECOND)
+            .map(Timestamp)
+            .ok_or(TimeError::OutOfRange {
+                value: seconds.to_string(),
+            })
+    }
+
+    /// Parses an RFC 3339 instant such as `2026-03-01T00:00:00Z` or `2026-03-01T01:00:00+01:00`.
+    pub fn parse_rfc3339(text: &str) -> Result<Self, TimeError> {
+        let parsed = DateTime::parse_from_rfc3339(text).map_err(|source| TimeError::Invalid {
+            value: text.to_owned(),
+            source,
+        })?;
+        Self::try_from(parsed.with_timezone(&Utc))
+    }
+
+    /// This instant as a chrono `DateTime<Utc>`.
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_nanos(self.0)
+    }
+
+    /// `self + duration`, saturating at [`Timestamp::MAX`].
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        Timestamp(self.0.saturating_add(duration_nanos(duration)))
+    }
+
+    /// `self - duration`, saturating at [`Timestamp::MIN`].
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        Timestamp(self.0.saturating_sub(duration_nanos(duration)))
+    }
+
+    /// The duration from `earlier` to `self`, or zero when `earlier` is not earlier.
+    pub fn duration_since(self, earlier: Timestamp) -> Duration {
+        let nanos = self.0.saturating_sub(earlier.0);
+        if nanos <= 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(nanos as u64)
+        }
+    }
+}
+
+/// Nanoseconds of a duration, saturating at `i64::MAX` (about 292 years).
+pub(crate) fn duration_nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl TryFrom<DateTime<Utc>> for Timestamp {
+    type Error = TimeError;
+
+    fn try_from(value: DateTime<Utc>) -> Result<Self, Self::Error> {
+        value
+            .timestamp_nanos_opt()
+            .map(Timestamp)
+            .ok_or_else(|| TimeError::OutOfRange {
+                value: value.to_rfc3339(),
+            })
+    }
+}
+
+impl From<Timestamp> for DateTime<Utc> {
+    fn from(value: Timestamp) -> Self {
+        value.to_datetime()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            &self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+        } else {
+            i64::deserialize(deserializer).map(Timestamp)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_trip_through_rfc3339() {
+        let t = Timestamp::from_unix_seconds(1_772_330_400).unwrap();
+        assert_eq!(t.to_string(), "2026-03-01T02:00:00Z");
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn sub_second_precision_is_kept() {
+        let t = Timestamp::parse_rfc3339("2026-03-01T00:00:00.000000001Z").unwrap();
+        assert_eq!(t.unix_nanos() % NANOS_PER_SECOND, 1);
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn out_of_range_seconds_are_an_error() {
+        assert!(matches!(
+            Timestamp::from_unix_seconds(i64::MAX),
+            Err(TimeError::OutOfRange { .. })
+        ));
+        assert!(Timestamp::parse_rfc3339("3000-01-01T00:00:00Z").is_err());
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        assert_eq!(
+            Timestamp::MAX.saturating_add(Duration::from_secs(1)),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            Timestamp::MIN.saturating_sub(Duration::from_secs(1)),
+            Timestamp::MIN
+        );
+    }
+}
