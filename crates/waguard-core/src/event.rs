@@ -233,3 +233,26 @@ impl Outgoing {
         matches!(self, Outgoing::Template(TemplateCategory::Marketing))
     }
 }
+
+/// An event together with what it is about: one contact key, or one business number as a
+/// whole. This is what the webhook crate produces and what `Guard::ingest` consumes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "target", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyedEvent {
+    /// An event of one (business, contact) key. Its sender-level part, if any, is found with
+    /// [`Event::sender_event`].
+    Contact {
+        /// The key.
+        key: crate::id::ContactKey,
+        /// The event.
+        event: Event,
+    },
+    /// An event of a business number with no contact (value-level `errors[]`, `clear_sender`).
+    Sender {
+        /// The business number.
+        business: crate::id::BusinessId,
+        /// The event.
+        event: SenderEvent,
+    },
+}
