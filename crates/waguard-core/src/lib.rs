@@ -48,7 +48,8 @@ pub use decision::{BlockReason, Decision, Reason, TemplateReason};
 pub use encode::FORMAT_VERSION;
 pub use error::{DecodeError, IdError, IdProblem, PolicyError, TimeError};
 pub use event::{
-    DeliveryStatus, Event, KeyedEvent, Outgoing, Preference, Scope, SenderEvent, TemplateCategory, WamidHash,
+    DeliveryStatus, Event, KeyedEvent, Outgoing, Preference, Scope, SenderEvent, TemplateCategory,
+    WamidHash,
 };
 pub use id::{
     Bsuid, BusinessId, ContactId, ContactKey, GroupId, KeyParseError, PhoneNumber, PhoneRegion,

@@ -251,16 +251,16 @@ impl Policy {
     /// assert_eq!(p.keyword("Start."), Some(Keyword::Start));
     /// ```
     pub fn keyword(&self, text: &str) -> Option<Keyword> {
-        // Keywords are short; skip the normalisation for long texts.
-        if text.len() > 256 {
+        // Keywords are short: a long text is a sentence, never a keyword.
+        if text.len() > 64 {
             return None;
         }
         let text = normalise_keyword(text);
-        let matches = |words: &[String]| {
-            words
-                .iter()
-                .any(|w| normalise_keyword(w).to_lowercase() == text.to_lowercase())
-        };
+        if text.is_empty() {
+            return None;
+        }
+        let matches =
+            |words: &[String]| words.iter().any(|w| same_word(normalise_keyword(w), text));
         if matches(&self.stop_keywords) {
             Some(Keyword::Stop)
         } else if matches(&self.start_keywords) {
@@ -272,16 +272,26 @@ impl Policy {
 
     /// Whether a phone number's canonical digits fall under R1 (or R2 when enabled).
     pub fn is_restricted_phone(&self, digits: &str) -> bool {
-        (self.restrict_turkey && digits.starts_with("90"))
+        let digits = digits.as_bytes();
+        (self.restrict_turkey && digits.starts_with(b"90"))
             || self
                 .restricted_prefixes
                 .iter()
-                .any(|p| digits.starts_with(p.as_str()))
+                .any(|p| digits.get(..p.len()) == Some(p.as_bytes()))
     }
 
     /// Whether a BSUID country falls under R1.
     pub fn is_restricted_country(&self, country: &str) -> bool {
         self.restricted_countries.iter().any(|c| c == country)
+    }
+}
+
+/// Case-insensitive equality; allocation-free for ASCII, Unicode lowercase otherwise.
+fn same_word(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
 

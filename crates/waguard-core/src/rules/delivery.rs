@@ -24,10 +24,10 @@ pub fn undeliverable(
 /// GCRA parameters of the pair budget: the emission interval and the burst tolerance.
 fn gcra(policy: &Policy) -> (std::time::Duration, std::time::Duration) {
     let interval = policy.pair_rate.interval;
-    (
-        interval,
-        interval * policy.pair_rate.burst.saturating_sub(1),
-    )
+    let tolerance = interval
+        .checked_mul(policy.pair_rate.burst.saturating_sub(1))
+        .unwrap_or(std::time::Duration::MAX);
+    (interval, tolerance)
 }
 
 /// When the next reservation would succeed, if the budget is exhausted at `now`.
