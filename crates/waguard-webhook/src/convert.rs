@@ -1,0 +1,668 @@
+//! From a payload to core events (rules H1, W1, W3, W5, W7, O2, D1-D5, S1-S3, K3).
+
+use std::fmt;
+
+use waguard_core::{
+    Bsuid, BusinessId, ContactId, ContactKey, DeliveryStatus, Event, GroupId, KeyedEvent,
+    PhoneNumber, Preference, SenderEvent, Timestamp, WamidHash,
+};
+
+use crate::error::{ItemError, ItemProblem, ParseError, Shown};
+use crate::lenient::{Arr, JsonKind, Obj, Value};
+use crate::limits::Limits;
+use crate::payload::{
+    Call, ChangeValue, Contact, ErrorObject, Message, Notification, Status, UserPreference,
+};
+
+/// What one payload yields: the events to apply, and the items that could not be applied,
+/// each with its JSON path (rule H1). Both can be non-empty at once.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Parsed {
+    /// Events keyed by contact or by business number, in payload order.
+    pub events: Vec<KeyedEvent>,
+    /// Items that were skipped, in payload order.
+    pub errors: Vec<ItemError>,
+}
+
+impl Parsed {
+    /// Whether every item was applied.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// `pricing.category` values that say the message was a template (rule W3). `service` and
+/// `referral_conversion` say nothing about the message type.
+const TEMPLATE_CATEGORIES: [&str; 5] = [
+    "marketing",
+    "marketing_lite",
+    "utility",
+    "authentication",
+    "authentication_international",
+];
+
+/// Parses one webhook body into events (rules H1-H4 and the mappings of `rules.md`).
+///
+/// The limits are checked first, then UTF-8, then the JSON is read in one pass, borrowing its
+/// strings. The body as a whole is refused ([`ParseError`]) only when it is too large or deep,
+/// not UTF-8, not JSON, or not a `whatsapp_business_account` notification; otherwise every
+/// item that can be applied is, and each one that cannot is reported in [`Parsed::errors`].
+///
+/// `received_at` is the time the request arrived: value-level `errors[]` carry no timestamp
+/// of their own and are dated with it. Every other event uses its item's timestamp.
+///
+/// This does not check the signature: use [`parse_signed`](crate::parse_signed) on requests
+/// from the network (rule H2).
+pub fn parse(body: &[u8], received_at: Timestamp, limits: &Limits) -> Result<Parsed, ParseError> {
+    let notification = read(body, limits)?;
+    Ok(notification.to_events(received_at))
+}
+
+/// Checks the limits, UTF-8 and JSON syntax, and the `object` field; returns the payload
+/// borrowed from `body`. [`parse`] is this followed by [`Notification::to_events`].
+pub fn read<'a>(body: &'a [u8], limits: &Limits) -> Result<Notification<'a>, ParseError> {
+    limits.check(body)?;
+    let text = std::str::from_utf8(body).map_err(|source| ParseError::InvalidUtf8 { source })?;
+    let top: Obj<Notification<'a>> =
+        serde_json::from_str(text).map_err(|source| ParseError::InvalidJson { source })?;
+    let notification = match top {
+        Obj::Ok(n) => n,
+        Obj::Wrong(found) => return Err(ParseError::NotAnObject { found }),
+    };
+    match &notification.object {
+        Some(Value::Str(s)) if s == "whatsapp_business_account" => Ok(notification),
+        Some(other) => Err(ParseError::WrongObject {
+            found: Shown(other).to_string(),
+        }),
+        None => Err(ParseError::WrongObject {
+            found: "missing".into(),
+        }),
+    }
+}
+
+impl Notification<'_> {
+    /// Converts the payload into events, skipping and reporting malformed items (rule H1).
+    /// The `object` field is not checked here (see [`read`]).
+    pub fn to_events(&self, received_at: Timestamp) -> Parsed {
+        let mut out = Parsed::default();
+        let entries = match &self.entry {
+            None => {
+                out.fail(
+                    "entry".into(),
+                    ItemProblem::Missing {
+                        field: "entry".into(),
+                    },
+                );
+                return out;
+            }
+            Some(Arr::Wrong(found)) => {
+                out.fail("entry".into(), wrong("entry".into(), "an array", *found));
+                return out;
+            }
+            Some(Arr::Ok(entries)) => entries,
+        };
+        for (e, entry) in entries.iter().enumerate() {
+            let entry = match entry {
+                Obj::Ok(entry) => entry,
+                Obj::Wrong(found) => {
+                    let path = format!("entry[{e}]");
+                    out.fail(path.clone(), wrong(path, "an object", *found));
+                    continue;
+                }
+            };
+            let changes = match &entry.changes {
+                Some(Arr::Ok(changes)) => changes,
+                Some(Arr::Wrong(found)) => {
+                    let field = format!("entry[{e}].changes");
+                    out.fail(format!("entry[{e}]"), wrong(field, "an array", *found));
+                    continue;
+                }
+                None => {
+                    let field = format!("entry[{e}].changes");
+                    out.fail(format!("entry[{e}]"), ItemProblem::Missing { field });
+                    continue;
+                }
+            };
+            for (c, change) in changes.iter().enumerate() {
+                let at = ChangePath {
+                    entry: e,
+                    change: c,
+                };
+                match change {
+                    Obj::Ok(change) => {
+                        let kind = match &change.field {
+                            Some(Value::Str(f)) => match &**f {
+                                "messages" => FieldKind::Messages,
+                                "user_preferences" => FieldKind::UserPreferences,
+                                "calls" => FieldKind::Calls,
+                                _ => continue, // H1: other fields are ignored.
+                            },
+                            Some(other) => {
+                                let field = format!("{at}.field");
+                                out.fail(at.to_string(), wrong(field, "a string", other.kind()));
+                                continue;
+                            }
+                            None => {
+                                let field = format!("{at}.field");
+                                out.fail(at.to_string(), ItemProblem::Missing { field });
+                                continue;
+                            }
+                        };
+                        match &change.value {
+                            Some(Obj::Ok(value)) => {
+                                convert_change(value, kind, at, received_at, &mut out)
+                            }
+                            Some(Obj::Wrong(found)) => {
+                                let field = format!("{at}.value");
+                                out.fail(at.to_string(), wrong(field, "an object", *found));
+                            }
+                            None => {
+                                let field = format!("{at}.value");
+                                out.fail(at.to_string(), ItemProblem::Missing { field });
+                            }
+                        }
+                    }
+                    Obj::Wrong(found) => {
+                        out.fail(at.to_string(), wrong(at.to_string(), "an object", *found));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Parsed {
+    fn fail(&mut self, path: String, problem: ItemProblem) {
+        self.errors.push(ItemError { path, problem });
+    }
+
+    fn contact(&mut self, key: &ContactKeyParts<'_>, contact: ContactId, event: Event) {
+        self.events.push(KeyedEvent::Contact {
+            key: ContactKey::new(key.business.clone(), contact),
+            event,
+        });
+    }
+}
+
+struct ContactKeyParts<'b> {
+    business: &'b BusinessId,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Messages,
+    UserPreferences,
+    Calls,
+}
+
+/// `entry[E].changes[C]`, formatted only when an error needs it.
+#[derive(Clone, Copy)]
+struct ChangePath {
+    entry: usize,
+    change: usize,
+}
+
+impl fmt::Display for ChangePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "entry[{}].changes[{}]", self.entry, self.change)
+    }
+}
+
+/// `entry[E].changes[C].value.LIST[I]`, formatted only when an error needs it.
+#[derive(Clone, Copy)]
+struct ItemPath {
+    change: ChangePath,
+    list: &'static str,
+    index: usize,
+}
+
+impl ItemPath {
+    fn field(&self, name: &str) -> String {
+        format!("{self}.{name}")
+    }
+}
+
+impl fmt::Display for ItemPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.value.{}[{}]", self.change, self.list, self.index)
+    }
+}
+
+fn wrong(field: String, expected: &'static str, found: JsonKind) -> ItemProblem {
+    ItemProblem::WrongType {
+        field,
+        expected,
+        found,
+    }
+}
+
+fn convert_change(
+    value: &ChangeValue<'_>,
+    kind: FieldKind,
+    at: ChangePath,
+    received_at: Timestamp,
+    out: &mut Parsed,
+) {
+    // Every item of a change belongs to its business number (K4).
+    let business = match value.metadata.as_ref() {
+        Some(Obj::Ok(meta)) => match meta.phone_number_id.as_ref() {
+            Some(Value::Str(id)) => match BusinessId::parse(id) {
+                Ok(b) => b,
+                Err(e) => {
+                    let field = format!("{at}.value.metadata.phone_number_id");
+                    out.fail(at.to_string(), e.with_field(field).into());
+                    return;
+                }
+            },
+            Some(other) => {
+                let field = format!("{at}.value.metadata.phone_number_id");
+                out.fail(at.to_string(), wrong(field, "a string", other.kind()));
+                return;
+            }
+            None => {
+                let field = format!("{at}.value.metadata.phone_number_id");
+                out.fail(at.to_string(), ItemProblem::Missing { field });
+                return;
+            }
+        },
+        Some(Obj::Wrong(found)) => {
+            let field = format!("{at}.value.metadata");
+            out.fail(at.to_string(), wrong(field, "an object", *found));
+            return;
+        }
+        None => {
+            let field = format!("{at}.value.metadata");
+            out.fail(at.to_string(), ItemProblem::Missing { field });
+            return;
+        }
+    };
+    let contacts = match &value.contacts {
+        Some(Arr::Ok(c)) => c.as_slice(),
+        _ => &[],
+    };
+    let mut cx = Cx {
+        key: ContactKeyParts {
+            business: &business,
+        },
+        contacts,
+        at,
+        received_at,
+        out,
+    };
+    match kind {
+        FieldKind::Messages => {
+            cx.each(value.messages.as_ref(), "messages", Cx::message);
+            cx.each(value.statuses.as_ref(), "statuses", Cx::status);
+            cx.each(value.errors.as_ref(), "errors", Cx::value_error);
+        }
+        FieldKind::UserPreferences => cx.each(
+            value.user_preferences.as_ref(),
+            "user_preferences",
+            Cx::preference,
+        ),
+        // A `calls` change may also carry call `statuses[]`: those are about calls, not
+        // messages, and are not read.
+        FieldKind::Calls => cx.each(value.calls.as_ref(), "calls", Cx::call),
+    }
+}
+
+/// The conversion of one change's items.
+struct Cx<'p, 'a> {
+    key: ContactKeyParts<'p>,
+    contacts: &'p [Obj<Contact<'a>>],
+    at: ChangePath,
+    received_at: Timestamp,
+    out: &'p mut Parsed,
+}
+
+impl<'p, 'a> Cx<'p, 'a> {
+    /// Runs `f` on each object of the list, reporting failures with the item's path and going
+    /// on with the next item (H1).
+    fn each<T>(
+        &mut self,
+        list: Option<&Arr<T>>,
+        name: &'static str,
+        f: fn(&mut Self, &T, ItemPath) -> Result<(), ItemProblem>,
+    ) {
+        let items = match list {
+            None => return,
+            Some(Arr::Ok(items)) => items,
+            Some(Arr::Wrong(found)) => {
+                let field = format!("{}.value.{name}", self.at);
+                self.out
+                    .fail(field.clone(), wrong(field, "an array", *found));
+                return;
+            }
+        };
+        for (index, item) in items.iter().enumerate() {
+            let path = ItemPath {
+                change: self.at,
+                list: name,
+                index,
+            };
+            let result = match item {
+                Obj::Ok(item) => f(self, item, path),
+                Obj::Wrong(found) => Err(wrong(path.to_string(), "an object", *found)),
+            };
+            if let Err(problem) = result {
+                self.out.fail(path.to_string(), problem);
+            }
+        }
+    }
+
+    /// W1, W5, W7, O1: an incoming message opens the window of its sender, or of its group.
+    fn message(&mut self, m: &Message<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        // Unknown and missing types count as inbound (H1); only `system` does not (W1).
+        let ty = m.r#type.as_ref().and_then(Value::as_str);
+        if ty == Some("system") {
+            return Ok(());
+        }
+        let at = timestamp(m.timestamp.as_ref(), &p, "timestamp")?;
+        let contact = match opt_str(m.group_id.as_ref(), &p, "group_id")? {
+            // W7: a group message opens the group's window, not the sender's.
+            Some(group) => ContactId::Group(
+                GroupId::parse(group).map_err(|e| e.with_field(p.field("group_id")))?,
+            ),
+            None => self.who(
+                &p,
+                (m.from.as_ref(), "from"),
+                (m.from_user_id.as_ref(), "from_user_id"),
+                (m.from_parent_user_id.as_ref(), "from_parent_user_id"),
+            )?,
+        };
+        // O1: the raw text goes to the core's policy, which matches keywords.
+        let text = match ty {
+            Some("text") => m
+                .text
+                .as_ref()
+                .and_then(Obj::get)
+                .and_then(|t| t.body.as_ref()),
+            Some("button") => m
+                .button
+                .as_ref()
+                .and_then(Obj::get)
+                .and_then(|b| b.text.as_ref()),
+            _ => None,
+        }
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+        // W5: a click-to-WhatsApp referral carries a click id.
+        let referral = m
+            .referral
+            .as_ref()
+            .and_then(Obj::get)
+            .and_then(|r| r.ctwa_clid.as_ref())
+            .and_then(Value::as_str)
+            .is_some_and(|clid| !clid.is_empty());
+        self.out
+            .contact(&self.key, contact, Event::Inbound { at, text, referral });
+        Ok(())
+    }
+
+    /// W3, W4, D1-D5, S1: what happened to an outgoing message.
+    fn status(&mut self, s: &Status<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        let state = match s.status.as_ref() {
+            None => {
+                return Err(ItemProblem::Missing {
+                    field: p.field("status"),
+                })
+            }
+            Some(Value::Str(v)) => match &**v {
+                "sent" => Some(DeliveryStatus::Sent),
+                "delivered" => Some(DeliveryStatus::Delivered),
+                "read" => Some(DeliveryStatus::Read),
+                "failed" => None,
+                // `played`, `deleted`, `warning` and statuses Meta adds later change nothing.
+                _ => return Ok(()),
+            },
+            Some(other) => return Err(wrong(p.field("status"), "a string", other.kind())),
+        };
+        let at = timestamp(s.timestamp.as_ref(), &p, "timestamp")?;
+        let is_group = s.recipient_type.as_ref().and_then(Value::as_str) == Some("group");
+        let contact = if is_group {
+            // W7: statuses of group messages carry the group id as `recipient_id`.
+            let group = opt_str(s.recipient_id.as_ref(), &p, "recipient_id")?.ok_or_else(|| {
+                ItemProblem::Missing {
+                    field: p.field("recipient_id"),
+                }
+            })?;
+            ContactId::Group(
+                GroupId::parse(group).map_err(|e| e.with_field(p.field("recipient_id")))?,
+            )
+        } else {
+            self.who(
+                &p,
+                (s.recipient_id.as_ref(), "recipient_id"),
+                (s.recipient_user_id.as_ref(), "recipient_user_id"),
+                (
+                    s.recipient_parent_user_id.as_ref(),
+                    "recipient_parent_user_id",
+                ),
+            )?
+        };
+        let wamid = opt_str(s.id.as_ref(), &p, "id")?.map(WamidHash::of);
+        match state {
+            Some(status) => {
+                self.out.contact(
+                    &self.key,
+                    contact.clone(),
+                    Event::Status { at, status, wamid },
+                );
+                // W3: the pricing category tells a template went out.
+                let category = s
+                    .pricing
+                    .as_ref()
+                    .and_then(Obj::get)
+                    .and_then(|pr| pr.category.as_ref())
+                    .and_then(Value::as_str);
+                if category.is_some_and(|c| TEMPLATE_CATEGORIES.contains(&c)) {
+                    self.out
+                        .contact(&self.key, contact, Event::TemplateSent { at });
+                }
+            }
+            None => {
+                // One failure per error; a bad error entry is reported on its own (H1).
+                let errors = match s.errors.as_ref() {
+                    Some(Arr::Ok(errors)) if !errors.is_empty() => errors,
+                    Some(Arr::Wrong(found)) => {
+                        return Err(wrong(p.field("errors"), "an array", *found))
+                    }
+                    _ => {
+                        return Err(ItemProblem::Missing {
+                            field: p.field("errors"),
+                        })
+                    }
+                };
+                for (k, error) in errors.iter().enumerate() {
+                    let sub = format!("{p}.errors[{k}]");
+                    let code = match error {
+                        Obj::Ok(error) => code_of(error.code.as_ref(), &sub),
+                        Obj::Wrong(found) => Err(wrong(sub.clone(), "an object", *found)),
+                    };
+                    match code {
+                        Ok(code) => self.out.contact(
+                            &self.key,
+                            contact.clone(),
+                            Event::Failure { at, code, wamid },
+                        ),
+                        Err(problem) => self.out.fail(sub, problem),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// S1-S3: value-level errors concern the business number; they carry no time, so they are
+    /// dated with the receive time.
+    fn value_error(&mut self, e: &ErrorObject<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        let code = code_of(e.code.as_ref(), &p.to_string())?;
+        self.out.events.push(KeyedEvent::Sender {
+            business: self.key.business.clone(),
+            event: SenderEvent::Failure {
+                at: self.received_at,
+                code,
+            },
+        });
+        Ok(())
+    }
+
+    /// O2: `user_preferences` with `category: marketing_messages`, `stop` or `resume`.
+    fn preference(&mut self, u: &UserPreference<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        if u.category.as_ref().and_then(Value::as_str) != Some("marketing_messages") {
+            return Ok(());
+        }
+        let value = match u.value.as_ref().and_then(Value::as_str) {
+            Some("stop") => Preference::Stop,
+            Some("resume") => Preference::Resume,
+            _ => return Ok(()),
+        };
+        let at = timestamp(u.timestamp.as_ref(), &p, "timestamp")?;
+        let contact = self.who(
+            &p,
+            (u.wa_id.as_ref(), "wa_id"),
+            (u.user_id.as_ref(), "user_id"),
+            (u.parent_user_id.as_ref(), "parent_user_id"),
+        )?;
+        self.out
+            .contact(&self.key, contact, Event::MarketingPreference { at, value });
+        Ok(())
+    }
+
+    /// W1: a user-initiated call opens the window like a message. Only its `connect` event
+    /// counts: it is when the user called; a `terminate` repeats the same call at its end, and
+    /// business-initiated calls open nothing.
+    fn call(&mut self, c: &Call<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        let is = |v: &Option<Value<'_>>, want: &str| {
+            v.as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case(want))
+        };
+        if !is(&c.direction, "USER_INITIATED") || !is(&c.event, "connect") {
+            return Ok(());
+        }
+        let at = timestamp(c.timestamp.as_ref(), &p, "timestamp")?;
+        let contact = self.who(
+            &p,
+            (c.from.as_ref(), "from"),
+            (c.from_user_id.as_ref(), "from_user_id"),
+            (c.from_parent_user_id.as_ref(), "from_parent_user_id"),
+        )?;
+        self.out.contact(
+            &self.key,
+            contact,
+            Event::Inbound {
+                at,
+                text: None,
+                referral: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// K3: the contact an item is about. The phone wins when known, from the item itself or
+    /// from the `contacts[]` entry with the same user id; else the BSUID; else the parent BSUID.
+    fn who(
+        &self,
+        p: &ItemPath,
+        phone: (Option<&Value<'a>>, &'static str),
+        user: (Option<&Value<'a>>, &'static str),
+        parent: (Option<&Value<'a>>, &'static str),
+    ) -> Result<ContactId, ItemProblem> {
+        if let Some(number) = opt_str(phone.0, p, phone.1)? {
+            return PhoneNumber::parse(number)
+                .map(ContactId::Phone)
+                .map_err(|e| e.with_field(p.field(phone.1)).into());
+        }
+        let user_id = opt_str(user.0, p, user.1)?;
+        let parent_id = opt_str(parent.0, p, parent.1)?;
+        if let Some((k, wa_id)) = self.phone_in_contacts(user_id, parent_id) {
+            return PhoneNumber::parse(wa_id)
+                .map(ContactId::Phone)
+                .map_err(|e| {
+                    e.with_field(format!("{}.value.contacts[{k}].wa_id", self.at))
+                        .into()
+                });
+        }
+        if let Some(id) = user_id {
+            return Bsuid::parse(id)
+                .map(ContactId::User)
+                .map_err(|e| e.with_field(p.field(user.1)).into());
+        }
+        if let Some(id) = parent_id {
+            return Bsuid::parse(id)
+                .map(ContactId::User)
+                .map_err(|e| e.with_field(p.field(parent.1)).into());
+        }
+        Err(ItemProblem::NoContact {
+            phone: phone.1,
+            user: user.1,
+        })
+    }
+
+    /// The `wa_id` of the `contacts[]` entry whose `user_id` (or `parent_user_id`) is the given
+    /// one, with the entry's index.
+    fn phone_in_contacts(
+        &self,
+        user: Option<&str>,
+        parent: Option<&str>,
+    ) -> Option<(usize, &'p str)> {
+        if user.is_none() && parent.is_none() {
+            return None;
+        }
+        let field =
+            |v: &'p Option<Value<'a>>| v.as_ref().and_then(Value::as_str).filter(|s| !s.is_empty());
+        self.contacts.iter().enumerate().find_map(|(k, c)| {
+            let c = c.get()?;
+            let wa_id = field(&c.wa_id)?;
+            let same_user = user.is_some() && field(&c.user_id) == user;
+            let same_parent = parent.is_some() && field(&c.parent_user_id) == parent;
+            (same_user || same_parent).then_some((k, wa_id))
+        })
+    }
+}
+
+/// An optional string field: absent, `null` and `""` are `None`; other kinds are an error.
+fn opt_str<'v>(
+    v: Option<&'v Value<'_>>,
+    p: &ItemPath,
+    name: &str,
+) -> Result<Option<&'v str>, ItemProblem> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Str(s)) if s.is_empty() => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong(p.field(name), "a string", other.kind())),
+    }
+}
+
+/// Unix seconds as a string (messages, statuses) or an integer (`user_preferences`, calls).
+fn timestamp(v: Option<&Value<'_>>, p: &ItemPath, name: &str) -> Result<Timestamp, ItemProblem> {
+    let v = v.ok_or_else(|| ItemProblem::Missing {
+        field: p.field(name),
+    })?;
+    let bad = || ItemProblem::BadTimestamp {
+        field: p.field(name),
+        value: Shown(v).to_string(),
+    };
+    let seconds = v.as_integer().ok_or_else(bad)?;
+    let seconds = i64::try_from(seconds).map_err(|_| bad())?;
+    Timestamp::from_unix_seconds(seconds).map_err(|source| ItemProblem::TimestampOutOfRange {
+        field: p.field(name),
+        source,
+    })
+}
+
+/// A Meta error code: a non-negative integer, as a JSON integer or a string of digits.
+fn code_of(v: Option<&Value<'_>>, path: &str) -> Result<u32, ItemProblem> {
+    let field = || format!("{path}.code");
+    let v = v.ok_or_else(|| ItemProblem::Missing { field: field() })?;
+    v.as_integer()
+        .and_then(|c| u32::try_from(c).ok())
+        .ok_or_else(|| ItemProblem::BadCode {
+            field: field(),
+            value: Shown(v).to_string(),
+        })
+}
