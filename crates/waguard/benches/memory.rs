@@ -1,0 +1,2 @@
+//! MemoryStore benches (filled in below).
+fn main() {}

@@ -1,0 +1,357 @@
+//! [`MemoryStore`]: a concurrent, sharded, in-process store.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+use async_trait::async_trait;
+use hashbrown::HashTable;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::store::{
+    Batch, BatchOp, ContactUpdate, ReadFn, Records, ScanStream, SenderUpdate, Store, StoreError,
+    UpdateAction,
+};
+use crate::{BusinessId, ContactKey};
+
+type Contacts = HashTable<(ContactKey, Vec<u8>)>;
+type Senders = HashTable<(BusinessId, Vec<u8>)>;
+
+/// A store in process memory: nothing survives a restart.
+///
+/// Records live in `N` shards (64 by default), each a hash table behind a reader-writer lock,
+/// chosen by a hash of the key; sender records live in their own shards. An update holds the
+/// key's shard for the time of its closure, so concurrent updates of one key are serialised
+/// and none is lost, while keys of other shards proceed in parallel. Reads of one shard
+/// proceed in parallel. A batch locks every shard it touches (in a fixed order, so batches
+/// cannot deadlock), runs its closures on a staged copy and applies everything only when all
+/// of them succeeded.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use waguard::{MemoryStore, Store, UpdateAction};
+/// let store = MemoryStore::new();
+/// let key = "100000001/p:33612345678".parse().unwrap();
+/// store.update(&key, &mut |old, _sender| {
+///     assert!(old.is_none());
+///     Ok(UpdateAction::Write(b"bytes".to_vec()))
+/// }).await.unwrap();
+/// assert_eq!(store.load(&key).await.unwrap().contact.as_deref(), Some(&b"bytes"[..]));
+/// # });
+/// ```
+pub struct MemoryStore {
+    hasher: foldhash::fast::RandomState,
+    mask: usize,
+    contacts: Box<[RwLock<Contacts>]>,
+    senders: Box<[RwLock<Senders>]>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.contacts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with 64 shards.
+    pub fn new() -> Self {
+        Self::with_shards(64)
+    }
+
+    /// An empty store with `shards` shards, rounded up to a power of two (at least 1, at most
+    /// 65536). More shards mean less contention between tasks writing different keys.
+    pub fn with_shards(shards: usize) -> Self {
+        let n = shards.clamp(1, 1 << 16).next_power_of_two();
+        MemoryStore {
+            hasher: foldhash::fast::RandomState::default(),
+            mask: n - 1,
+            contacts: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
+            senders: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
+        }
+    }
+
+    /// How many contact records the store holds (locks every shard in turn).
+    pub fn len(&self) -> usize {
+        self.contacts.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Whether the store holds no contact record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn hash<T: Hash + ?Sized>(&self, value: &T) -> u64 {
+        self.hasher.hash_one(value)
+    }
+
+    /// Shard of a hash. hashbrown uses the low bits (bucket) and the top 7 bits (tag); the
+    /// middle bits pick the shard so that the two do not correlate.
+    fn shard(&self, hash: u64) -> usize {
+        (hash >> 40) as usize & self.mask
+    }
+
+    fn contact_slot<'t>(table: &'t Contacts, hash: u64, key: &ContactKey) -> Option<&'t [u8]> {
+        table
+            .find(hash, |(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn sender_slot<'t>(table: &'t Senders, hash: u64, business: &BusinessId) -> Option<&'t [u8]> {
+        table
+            .find(hash, |(b, _)| b == business)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn write_contact(
+        &self,
+        table: &mut Contacts,
+        hash: u64,
+        key: &ContactKey,
+        value: Option<Vec<u8>>,
+    ) {
+        let hasher = |(k, _): &(ContactKey, Vec<u8>)| self.hash(k);
+        match (table.find_entry(hash, |(k, _)| k == key), value) {
+            (Ok(mut entry), Some(bytes)) => entry.get_mut().1 = bytes,
+            (Ok(entry), None) => {
+                entry.remove();
+            }
+            (Err(_), Some(bytes)) => {
+                table.insert_unique(hash, (key.clone(), bytes), hasher);
+            }
+            (Err(_), None) => {}
+        }
+    }
+
+    fn write_sender(
+        &self,
+        table: &mut Senders,
+        hash: u64,
+        business: &BusinessId,
+        value: Option<Vec<u8>>,
+    ) {
+        let hasher = |(b, _): &(BusinessId, Vec<u8>)| self.hash(b);
+        match (table.find_entry(hash, |(b, _)| b == business), value) {
+            (Ok(mut entry), Some(bytes)) => entry.get_mut().1 = bytes,
+            (Ok(entry), None) => {
+                entry.remove();
+            }
+            (Err(_), Some(bytes)) => {
+                table.insert_unique(hash, (business.clone(), bytes), hasher);
+            }
+            (Err(_), None) => {}
+        }
+    }
+
+    fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        // Which shards the batch touches, locked in ascending order: contacts, then senders
+        // (the order every operation of this store takes locks in).
+        let mut contact_shards: Vec<usize> = Vec::new();
+        let mut sender_shards: Vec<usize> = Vec::new();
+        for op in batch.ops_mut().iter() {
+            match op {
+                BatchOp::Contact { key, .. } => {
+                    contact_shards.push(self.shard(self.hash(key)));
+                    sender_shards.push(self.shard(self.hash(&key.business)));
+                }
+                BatchOp::Sender { business, .. } => {
+                    sender_shards.push(self.shard(self.hash(business)));
+                }
+            }
+        }
+        contact_shards.sort_unstable();
+        contact_shards.dedup();
+        sender_shards.sort_unstable();
+        sender_shards.dedup();
+        let mut contact_guards: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
+            .iter()
+            .map(|&i| (i, self.contacts[i].write()))
+            .collect();
+        let mut sender_guards: HashMap<usize, RwLockWriteGuard<'_, Senders>> = sender_shards
+            .iter()
+            .map(|&i| (i, self.senders[i].write()))
+            .collect();
+
+        // Run every closure against the committed state plus what earlier operations staged.
+        let mut staged_contacts: HashMap<ContactKey, Option<Vec<u8>>> = HashMap::new();
+        let mut staged_senders: HashMap<BusinessId, Option<Vec<u8>>> = HashMap::new();
+        for op in batch.ops_mut() {
+            match op {
+                BatchOp::Contact { key, update } => {
+                    let action = {
+                        let ch = self.hash(key);
+                        let bh = self.hash(&key.business);
+                        let contact = match staged_contacts.get(key) {
+                            Some(v) => v.as_deref(),
+                            None => Self::contact_slot(&contact_guards[&self.shard(ch)], ch, key),
+                        };
+                        let sender = match staged_senders.get(&key.business) {
+                            Some(v) => v.as_deref(),
+                            None => Self::sender_slot(
+                                &sender_guards[&self.shard(bh)],
+                                bh,
+                                &key.business,
+                            ),
+                        };
+                        update(contact, sender)?
+                    };
+                    match action {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            staged_contacts.insert(key.clone(), Some(bytes));
+                        }
+                        UpdateAction::Delete => {
+                            staged_contacts.insert(key.clone(), None);
+                        }
+                    }
+                }
+                BatchOp::Sender { business, update } => {
+                    let action = {
+                        let bh = self.hash(business);
+                        let sender = match staged_senders.get(business) {
+                            Some(v) => v.as_deref(),
+                            None => {
+                                Self::sender_slot(&sender_guards[&self.shard(bh)], bh, business)
+                            }
+                        };
+                        update(sender)?
+                    };
+                    match action {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            staged_senders.insert(business.clone(), Some(bytes));
+                        }
+                        UpdateAction::Delete => {
+                            staged_senders.insert(business.clone(), None);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Every closure succeeded: apply.
+        for (key, value) in staged_contacts {
+            let h = self.hash(&key);
+            let table = contact_guards
+                .get_mut(&self.shard(h))
+                .expect("every touched shard is locked");
+            self.write_contact(table, h, &key, value);
+        }
+        for (business, value) in staged_senders {
+            let h = self.hash(&business);
+            let table = sender_guards
+                .get_mut(&self.shard(h))
+                .expect("every touched shard is locked");
+            self.write_sender(table, h, &business, value);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn update(
+        &self,
+        key: &ContactKey,
+        update: &mut ContactUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let ch = self.hash(key);
+        let bh = self.hash(&key.business);
+        let mut contacts = self.contacts[self.shard(ch)].write();
+        let action = {
+            let senders = self.senders[self.shard(bh)].read();
+            update(
+                Self::contact_slot(&contacts, ch, key),
+                Self::sender_slot(&senders, bh, &key.business),
+            )?
+        };
+        match action {
+            UpdateAction::Keep => {}
+            UpdateAction::Write(bytes) => self.write_contact(&mut contacts, ch, key, Some(bytes)),
+            UpdateAction::Delete => self.write_contact(&mut contacts, ch, key, None),
+        }
+        Ok(())
+    }
+
+    async fn update_sender(
+        &self,
+        business: &BusinessId,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let bh = self.hash(business);
+        let mut senders = self.senders[self.shard(bh)].write();
+        match update(Self::sender_slot(&senders, bh, business))? {
+            UpdateAction::Keep => {}
+            UpdateAction::Write(bytes) => {
+                self.write_sender(&mut senders, bh, business, Some(bytes))
+            }
+            UpdateAction::Delete => self.write_sender(&mut senders, bh, business, None),
+        }
+        Ok(())
+    }
+
+    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
+        let mut records = Records::default();
+        self.load_with(key, &mut |c, s| {
+            records.contact = c.map(<[u8]>::to_vec);
+            records.sender = s.map(<[u8]>::to_vec);
+        })
+        .await?;
+        Ok(records)
+    }
+
+    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let ch = self.hash(key);
+        let bh = self.hash(&key.business);
+        let contacts = self.contacts[self.shard(ch)].read();
+        let senders = self.senders[self.shard(bh)].read();
+        read(
+            Self::contact_slot(&contacts, ch, key),
+            Self::sender_slot(&senders, bh, &key.business),
+        );
+        Ok(())
+    }
+
+    async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
+        let bh = self.hash(business);
+        let senders = self.senders[self.shard(bh)].read();
+        Ok(Self::sender_slot(&senders, bh, business).map(<[u8]>::to_vec))
+    }
+
+    async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+        let ch = self.hash(key);
+        let mut contacts = self.contacts[self.shard(ch)].write();
+        match contacts.find_entry(ch, |(k, _)| k == key) {
+            Ok(entry) => {
+                entry.remove();
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn scan(&self) -> ScanStream<'_> {
+        // One shard at a time: each shard is copied under its read lock, then yielded.
+        let shards = self.contacts.iter().map(|shard| {
+            let copy: Vec<_> = shard.read().iter().cloned().map(Ok).collect();
+            futures_util::stream::iter(copy)
+        });
+        Box::pin(futures_util::stream::StreamExt::flatten(
+            futures_util::stream::iter(shards),
+        ))
+    }
+
+    async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        self.batch_sync(batch)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

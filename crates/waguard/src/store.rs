@@ -1,0 +1,408 @@
+//! The store seam: one object-safe async trait every backend implements.
+//!
+//! A store persists two kinds of opaque records, both encoded by the core
+//! ([`ConversationState::encode`](crate::ConversationState::encode),
+//! [`SenderState::encode`](crate::SenderState::encode)):
+//! - a **contact record** per [`ContactKey`], and
+//! - a **sender record** per [`BusinessId`] (the business number's own state, rules S1-S3).
+//!
+//! Stores never decode, never decide and never read a clock: they move bytes and run the
+//! caller's closure atomically. Every read of a contact record also returns its business's
+//! sender record, because every decision needs both.
+
+use std::fmt;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::{BusinessId, ContactKey, DecodeError, KeyParseError};
+
+/// What an update closure wants done with the record it was shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpdateAction {
+    /// Leave the record as it is (nothing is written, nothing is flushed).
+    Keep,
+    /// Replace the record (or create it) with these bytes.
+    Write(Vec<u8>),
+    /// Delete the record.
+    Delete,
+}
+
+/// The closure of a contact update: it sees the contact record and, read-only, the sender
+/// record of the key's business, and says what to do with the contact record.
+///
+/// It must be pure with respect to the store: a store may run it several times (after a
+/// conflict) and only the last run's answer counts. Returning an error aborts the update (or
+/// the whole batch) and the store hands that error back unchanged.
+pub type ContactUpdate<'a> =
+    dyn FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<UpdateAction, StoreError> + Send + 'a;
+
+/// The closure of a sender update: it sees the sender record and says what to do with it.
+/// Same contract as [`ContactUpdate`]: pure, may run more than once, an error aborts.
+pub type SenderUpdate<'a> =
+    dyn FnMut(Option<&[u8]>) -> Result<UpdateAction, StoreError> + Send + 'a;
+
+/// The closure of [`Store::load_with`]: it sees the contact record and its sender record,
+/// borrowed from the store, so reading costs no copy.
+pub type ReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) + Send + 'a;
+
+/// The two records a decision needs, as [`Store::load`] returns them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    /// The contact record of the key, if any.
+    pub contact: Option<Vec<u8>>,
+    /// The sender record of the key's business, if any.
+    pub sender: Option<Vec<u8>>,
+}
+
+/// One operation of a [`Batch`].
+#[non_exhaustive]
+pub enum BatchOp<'a> {
+    /// A contact update (see [`Store::update`]).
+    Contact {
+        /// The key.
+        key: ContactKey,
+        /// The closure.
+        update: Box<ContactUpdate<'a>>,
+    },
+    /// A sender update (see [`Store::update_sender`]).
+    Sender {
+        /// The business number.
+        business: BusinessId,
+        /// The closure.
+        update: Box<SenderUpdate<'a>>,
+    },
+}
+
+impl fmt::Debug for BatchOp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchOp::Contact { key, .. } => f.debug_struct("Contact").field("key", key).finish(),
+            BatchOp::Sender { business, .. } => f
+                .debug_struct("Sender")
+                .field("business", business)
+                .finish(),
+        }
+    }
+}
+
+/// A group of updates applied by [`Store::apply_batch`] all together or not at all, and made
+/// durable with one commit.
+///
+/// Operations run in the order they were added; when a key appears twice, the second closure
+/// sees what the first one wrote. A contact closure sees its business's sender record as it
+/// stands at that point of the batch. [`Guard::ingest`](crate::Guard::ingest) groups events so
+/// that each key appears once.
+///
+/// ```
+/// use waguard::{Batch, ContactKey, UpdateAction};
+/// let key: ContactKey = "100000001/p:33612345678".parse().unwrap();
+/// let mut batch = Batch::new();
+/// batch.contact(key, |_contact, _sender| Ok(UpdateAction::Write(b"opaque".to_vec())));
+/// assert_eq!(batch.len(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct Batch<'a> {
+    ops: Vec<BatchOp<'a>>,
+}
+
+impl<'a> Batch<'a> {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch { ops: Vec::new() }
+    }
+
+    /// Adds a contact update.
+    pub fn contact(
+        &mut self,
+        key: ContactKey,
+        update: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<UpdateAction, StoreError> + Send + 'a,
+    ) -> &mut Self {
+        self.ops.push(BatchOp::Contact {
+            key,
+            update: Box::new(update),
+        });
+        self
+    }
+
+    /// Adds a sender update.
+    pub fn sender(
+        &mut self,
+        business: BusinessId,
+        update: impl FnMut(Option<&[u8]>) -> Result<UpdateAction, StoreError> + Send + 'a,
+    ) -> &mut Self {
+        self.ops.push(BatchOp::Sender {
+            business,
+            update: Box::new(update),
+        });
+        self
+    }
+
+    /// How many operations the batch holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The operations, in order, for a store to run.
+    pub fn ops_mut(&mut self) -> &mut [BatchOp<'a>] {
+        &mut self.ops
+    }
+}
+
+/// A boxed stream of contact records, as [`Store::scan`] returns it.
+pub type ScanStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<(ContactKey, Vec<u8>), StoreError>> + Send + 'a>>;
+
+/// Which record an error is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKey {
+    /// The contact record of a key.
+    Contact(ContactKey),
+    /// The sender record of a business number.
+    Sender(BusinessId),
+}
+
+impl fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordKey::Contact(key) => write!(f, "contact record `{key}`"),
+            RecordKey::Sender(business) => write!(f, "sender record `{business}`"),
+        }
+    }
+}
+
+/// The boxed source of a backend error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failed. Refusing to send is never a `StoreError`: it is a
+/// [`Decision`](crate::Decision).
+///
+/// Every variant says which record or path it is about and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A stored record could not be decoded: damaged bytes, or a record written by a newer
+    /// waguard. Other keys are unaffected.
+    #[error("cannot read {record}: {source}")]
+    Decode {
+        /// The record.
+        record: RecordKey,
+        /// What the decoder found.
+        #[source]
+        source: DecodeError,
+    },
+    /// A stored key could not be read back as a [`ContactKey`] (found by a scan).
+    #[error("the store holds a contact record under a key that is not a contact key ({key:?}): {source}; delete that record with the backend's own tools")]
+    BadStoredKey {
+        /// The stored key, lossy UTF-8.
+        key: String,
+        /// Why it is not a key.
+        #[source]
+        source: KeyParseError,
+    },
+    /// The store's directory is held by another process (embedded stores lock their directory
+    /// exclusively).
+    #[error("the store at {} is already open{}; stop that process or use another path", path.display(), pid.map(|p| format!(" by process {p}")).unwrap_or_else(|| " by another process".into()))]
+    Locked {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// The process holding the lock, when the platform tells (Linux: `/proc/locks`).
+        pid: Option<u32>,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The store could not be opened (missing permissions, not a directory, damaged files).
+    #[error("cannot open the store at {}: {source}; check that the path is a directory this user can read and write", path.display())]
+    Open {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The backend failed while reading or writing.
+    #[error("store backend failed during {operation}{}: {source}; the operation was not applied, retry it, and check disk space and the backend's health if it persists", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
+    Backend {
+        /// What the store was doing (`update`, `load`, `flush`, ...).
+        operation: &'static str,
+        /// The record concerned, when there is one.
+        record: Option<RecordKey>,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A closure aborted the update for a reason of its own.
+    #[error("update of {record} aborted: {source}")]
+    Aborted {
+        /// The record.
+        record: RecordKey,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// The record this error is about, if it is about one.
+    pub fn record(&self) -> Option<&RecordKey> {
+        match self {
+            StoreError::Decode { record, .. } | StoreError::Aborted { record, .. } => Some(record),
+            StoreError::Backend { record, .. } => record.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A backend error.
+    pub fn backend(
+        operation: &'static str,
+        record: Option<RecordKey>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        StoreError::Backend {
+            operation,
+            record,
+            source: source.into(),
+        }
+    }
+}
+
+/// Persistent (or not) storage of contact and sender records.
+///
+/// Object safe: services hold an `Arc<dyn Store>` as readily as a concrete store.
+///
+/// # Atomicity
+/// [`update`](Store::update) is an atomic read-modify-write of one contact record (in the
+/// spirit of governor's `StateStore::measure_and_replace`): the store loads the contact record
+/// and its business's sender record in one access, runs the closure, and writes what it
+/// returns, retrying (compare-and-swap) or locking so that no concurrent update is lost. The
+/// closure may run more than once; only the answer of its last run is applied. The sender
+/// record is only read inside a contact update; sender records change through
+/// [`update_sender`](Store::update_sender), so one busy business number does not serialise
+/// all its contacts on one record.
+///
+/// # Durability
+/// Each adapter documents when a write survives a crash. The contract every adapter keeps:
+/// - when [`apply_batch`](Store::apply_batch) returns `Ok`, the whole batch is durable (one
+///   commit for the whole batch); a crash before that leaves all of it or none of it;
+/// - when [`flush`](Store::flush) returns `Ok`, every write that returned before it was called
+///   is durable;
+/// - [`update`](Store::update), [`update_sender`](Store::update_sender) and
+///   [`remove`](Store::remove) are durable on return in the adapter's default mode; an adapter
+///   may offer a faster mode that defers them to the next flush, and must say so.
+///
+/// In-memory stores ([`MemoryStore`](crate::MemoryStore)) hold nothing across a restart.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Atomically updates the contact record of `key` with `update`, which sees the current
+    /// contact record and the sender record of `key.business`.
+    ///
+    /// An error returned by the closure is returned unchanged and nothing is written.
+    async fn update(
+        &self,
+        key: &ContactKey,
+        update: &mut ContactUpdate<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically updates the sender record of `business`.
+    async fn update_sender(
+        &self,
+        business: &BusinessId,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Loads the contact record of `key` and the sender record of its business.
+    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError>;
+
+    /// Like [`load`](Store::load), but shows the records to `read` borrowed, without copying
+    /// them. The default calls `load`; stores override it when borrowing is cheaper.
+    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let records = self.load(key).await?;
+        read(records.contact.as_deref(), records.sender.as_deref());
+        Ok(())
+    }
+
+    /// Loads the sender record of `business`.
+    async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes the contact record of `key` outright (no tombstone; for a tombstone use
+    /// [`Guard::forget`](crate::Guard::forget)). Returns whether a record existed.
+    async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError>;
+
+    /// Every contact record, for export. Sender records are not included.
+    ///
+    /// The stream is not a snapshot: records written while it runs may or may not appear, but
+    /// each record appears at most once. The order is the adapter's (sled: storage-key order;
+    /// memory: unspecified).
+    fn scan(&self) -> ScanStream<'_>;
+
+    /// Applies every operation of `batch`, in order, all or nothing, and makes the result
+    /// durable with one commit before returning (see the trait's durability contract).
+    ///
+    /// If any closure returns an error, nothing of the batch is applied and that error is
+    /// returned.
+    async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError>;
+
+    /// Makes every write that returned before this call durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+macro_rules! forward_store {
+    ($($ptr:ident)::+) => {
+        #[async_trait]
+        impl<T: Store + ?Sized> Store for $($ptr)::+<T> {
+            async fn update(
+                &self,
+                key: &ContactKey,
+                update: &mut ContactUpdate<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).update(key, update).await
+            }
+            async fn update_sender(
+                &self,
+                business: &BusinessId,
+                update: &mut SenderUpdate<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).update_sender(business, update).await
+            }
+            async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
+                (**self).load(key).await
+            }
+            async fn load_with(
+                &self,
+                key: &ContactKey,
+                read: &mut ReadFn<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).load_with(key, read).await
+            }
+            async fn load_sender(
+                &self,
+                business: &BusinessId,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                (**self).load_sender(business).await
+            }
+            async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+                (**self).remove(key).await
+            }
+            fn scan(&self) -> ScanStream<'_> {
+                (**self).scan()
+            }
+            async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+                (**self).apply_batch(batch).await
+            }
+            async fn flush(&self) -> Result<(), StoreError> {
+                (**self).flush().await
+            }
+        }
+    };
+}
+
+forward_store!(std::sync::Arc);
+forward_store!(Box);

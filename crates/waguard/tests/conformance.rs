@@ -1,0 +1,97 @@
+//! The store conformance suite on [`MemoryStore`], plus guard-level tests.
+
+use waguard::MemoryStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_passes_the_conformance_suite() {
+    waguard::testing::run_all(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_with_one_shard_passes_the_conformance_suite() {
+    // Every key in one shard: the most contention.
+    waguard::testing::run_all(|| async { MemoryStore::with_shards(1) }).await;
+}
+
+mod lossy {
+    //! A store whose update is a plain read-then-write, to prove the suite catches lost updates.
+
+    use async_trait::async_trait;
+    use waguard::testing::RawAccess;
+    use waguard::*;
+
+    pub struct LossyStore(pub MemoryStore);
+
+    #[async_trait]
+    impl Store for LossyStore {
+        async fn update(
+            &self,
+            key: &ContactKey,
+            update: &mut ContactUpdate<'_>,
+        ) -> Result<(), StoreError> {
+            let records = self.0.load(key).await?;
+            tokio::task::yield_now().await;
+            let action = update(records.contact.as_deref(), records.sender.as_deref())?;
+            self.0.update(key, &mut |_, _| Ok(action.clone())).await
+        }
+        async fn update_sender(
+            &self,
+            business: &BusinessId,
+            update: &mut SenderUpdate<'_>,
+        ) -> Result<(), StoreError> {
+            self.0.update_sender(business, update).await
+        }
+        async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
+            self.0.load(key).await
+        }
+        async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.load_sender(business).await
+        }
+        async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+            self.0.remove(key).await
+        }
+        fn scan(&self) -> ScanStream<'_> {
+            self.0.scan()
+        }
+        async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+            self.0.apply_batch(batch).await
+        }
+        async fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl RawAccess for LossyStore {
+        async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
+            self.0.put_raw_contact(key, bytes).await
+        }
+        async fn put_raw_sender(
+            &self,
+            business: &BusinessId,
+            bytes: &[u8],
+        ) -> Result<(), StoreError> {
+            self.0.put_raw_sender(business, bytes).await
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "lost under concurrency")]
+async fn the_suite_catches_a_store_that_loses_updates() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::no_lost_updates(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "exactly")]
+async fn the_suite_catches_a_store_that_lets_reservations_race() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::reserve_races_take_exactly_the_free_slots(store).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "multi-thread runtime")]
+async fn the_suite_refuses_a_current_thread_runtime() {
+    waguard::testing::run_all(|| async { MemoryStore::new() }).await;
+}
