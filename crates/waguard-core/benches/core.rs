@@ -1,6 +1,9 @@
 //! Micro benchmarks of the pure core: `decide` on a warm state, `apply` of one event, and the
 //! stored form. Run with `cargo bench -p waguard-core`.
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

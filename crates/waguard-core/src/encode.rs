@@ -14,12 +14,10 @@ use crate::state::{ConversationState, SenderState};
 pub const FORMAT_VERSION: u8 = 1;
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    let mut out = Vec::with_capacity(160);
+    out.push(FORMAT_VERSION);
     // Serialising plain structs of integers and vectors into a Vec cannot fail.
-    out.extend(
-        postcard::to_allocvec(value).expect("postcard serialisation into a Vec is infallible"),
-    );
-    out
+    postcard::to_extend(value, out).expect("postcard serialisation into a Vec is infallible")
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
