@@ -1,0 +1,33 @@
+//! The store conformance suite of `waguard::testing`, unchanged, on PostgreSQL: every case on
+//! its own fresh schema (`waguard_test_<pid>_<random>`), dropped afterwards.
+
+mod common;
+
+use common::Schemas;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_passes_the_conformance_suite() {
+    let schemas = Schemas::default();
+    let factory = {
+        let schemas = schemas.clone();
+        move || {
+            let schema = schemas.fresh();
+            async move { common::connect(&schema, 16).await }
+        }
+    };
+    waguard::testing::run_all(factory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_with_two_connections_passes_the_conformance_suite() {
+    // Few connections: tasks queue for the pool while others hold rows.
+    let schemas = Schemas::default();
+    let factory = {
+        let schemas = schemas.clone();
+        move || {
+            let schema = schemas.fresh();
+            async move { common::connect(&schema, 2).await }
+        }
+    };
+    waguard::testing::run_all(factory).await;
+}
