@@ -1,0 +1,166 @@
+//! Opening the store and loading the policy named by the command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use waguard::{
+    Bsuid, BusinessId, ContactId, ContactKey, GroupId, Guard, MemoryStore, PhoneNumber, Policy,
+    Store,
+};
+
+use crate::{KeyArgs, PolicyArgs, StoreArgs};
+
+/// The store every command works on.
+pub type DynStore = Arc<dyn Store>;
+
+/// When sled writes become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every write is flushed before the command goes on (the library default).
+    EachWrite,
+    /// Single-key writes are flushed together in the background and at the end of the command
+    /// (webhook batches are still flushed before the next line): for `replay`.
+    GroupCommit,
+}
+
+/// Opens the store the flags name: `--memory`, `--db PATH`, or the default sled directory
+/// `./waguard.db` (or `$WAGUARD_DB`), announced on stderr.
+pub fn open(args: &StoreArgs) -> Result<DynStore> {
+    open_with(args, Durability::EachWrite)
+}
+
+/// [`open`] with a durability mode for sled.
+pub fn open_with(args: &StoreArgs, durability: Durability) -> Result<DynStore> {
+    if args.memory {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let path = match &args.db {
+        Some(path) => path.clone(),
+        None => {
+            let path = std::env::var_os("WAGUARD_DB")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("./waguard.db"));
+            eprintln!(
+                "waguard: using the sled store at {} (choose with --db PATH or --memory)",
+                path.display()
+            );
+            path
+        }
+    };
+    open_sled(&path, durability)
+}
+
+fn open_sled(path: &Path, durability: Durability) -> Result<DynStore> {
+    let options = waguard_sled::SledOptions::default().with_durability(match durability {
+        Durability::EachWrite => waguard_sled::Durability::EachWrite,
+        Durability::GroupCommit => waguard_sled::Durability::GroupCommit {
+            every: std::time::Duration::from_millis(500),
+        },
+    });
+    let store = waguard_sled::SledStore::open_with(path, options)
+        .with_context(|| format!("cannot open the sled store at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Loads and validates the policy file, or the defaults.
+pub fn policy(args: &PolicyArgs) -> Result<Policy> {
+    let Some(path) = &args.policy else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy file {}", path.display()))?;
+    let is_json =
+        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let policy: Policy = if is_json {
+        serde_json::from_str(&text)
+            .with_context(|| format!("policy file {} is not a valid JSON policy", path.display()))?
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("policy file {} is not a valid TOML policy", path.display()))?
+    };
+    policy
+        .validate()
+        .with_context(|| format!("policy file {}", path.display()))?;
+    Ok(policy)
+}
+
+/// A guard over the flags' store and policy.
+pub fn guard(store: &StoreArgs, policy: &PolicyArgs) -> Result<Guard<DynStore>> {
+    guard_with(store, policy, Durability::EachWrite)
+}
+
+/// [`guard`] with a durability mode for sled.
+pub fn guard_with(
+    store: &StoreArgs,
+    policy: &PolicyArgs,
+    durability: Durability,
+) -> Result<Guard<DynStore>> {
+    let policy = self::policy(policy)?;
+    let store = open_with(store, durability)?;
+    Guard::new(store, policy).context("invalid policy")
+}
+
+/// Builds a key from a business id and exactly one of phone, user id or group id; the error
+/// names the field (`{prefix}to`, ...) and says what a valid value looks like.
+pub fn key_from_parts(
+    prefix: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    user_id: Option<&str>,
+    group_id: Option<&str>,
+) -> Result<ContactKey, String> {
+    let business = business_from(prefix, from)?;
+    let contact = match (to, user_id, group_id) {
+        (Some(to), None, None) => PhoneNumber::parse(to)
+            .map(ContactId::Phone)
+            .map_err(|e| format!("`{prefix}to`: {}", e.with_field("to")))?,
+        (None, Some(user), None) => Bsuid::parse(user)
+            .map(ContactId::User)
+            .map_err(|e| format!("`{prefix}user_id`: {}", e.with_field("user_id")))?,
+        (None, None, Some(group)) => GroupId::parse(group)
+            .map(ContactId::Group)
+            .map_err(|e| format!("`{prefix}group_id`: {}", e.with_field("group_id")))?,
+        (None, None, None) => {
+            return Err(format!(
+                "no contact: give exactly one of `{prefix}to` (phone), `{prefix}user_id` or `{prefix}group_id`"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "give exactly one of `{prefix}to`, `{prefix}user_id` or `{prefix}group_id`, not several"
+            ))
+        }
+    };
+    Ok(ContactKey::new(business, contact))
+}
+
+/// Validates a business id; the error names the field `{prefix}from`.
+pub fn business_from(prefix: &str, from: Option<&str>) -> Result<BusinessId, String> {
+    let from =
+        from.ok_or_else(|| format!("`{prefix}from`: missing; give the business phone number id"))?;
+    BusinessId::parse(from).map_err(|e| format!("`{prefix}from`: {}", e.with_field("from")))
+}
+
+impl KeyArgs {
+    /// The key these flags name.
+    pub fn key(&self) -> Result<ContactKey> {
+        key_from_parts(
+            "--",
+            Some(&self.from),
+            self.to.as_deref(),
+            self.user_id.as_deref(),
+            self.group_id.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)
+    }
+}
+
+/// The instant a command acts at: `--at`, or the wall clock (the CLI is the one place that
+/// reads it; the core never does).
+pub fn instant(at: Option<&str>) -> Result<waguard::Timestamp> {
+    match at {
+        Some(text) => waguard::Timestamp::parse_rfc3339(text).context("--at"),
+        None => waguard::Timestamp::try_from(chrono::Utc::now()).context("the system clock"),
+    }
+}

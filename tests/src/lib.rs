@@ -1,0 +1,1 @@
+//! End-to-end tests of waguard; see `tests/` and `scenarios/`. This crate has no library code.
