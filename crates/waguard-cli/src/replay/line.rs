@@ -11,34 +11,67 @@ use crate::store::{business_from, key_from_parts};
 
 /// A valid replay line.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Line<'a> {
     /// `check`: a read-only decision.
-    Check { key: ContactKey, outgoing: Outgoing },
+    Check {
+        /// The contact.
+        key: ContactKey,
+        /// The message to decide about.
+        outgoing: Outgoing,
+    },
     /// `reserve`: an atomic check-and-record.
     Reserve {
+        /// The contact.
         key: ContactKey,
+        /// The message to reserve.
         outgoing: Outgoing,
+        /// The caller's key for one logical message (G1).
         idempotency_key: Option<Cow<'a, str>>,
     },
     /// `send_error`: the error code of a synchronous send.
     SendError {
+        /// The contact.
         key: ContactKey,
+        /// Meta's error code.
         code: u32,
+        /// The message id, if known (D2).
         wamid: Option<Cow<'a, str>>,
     },
     /// `opt_out`.
-    OptOut { key: ContactKey, scope: Scope },
+    OptOut {
+        /// The contact.
+        key: ContactKey,
+        /// Which register (O1 or O2).
+        scope: Scope,
+    },
     /// `opt_in`.
-    OptIn { key: ContactKey, scope: Scope },
+    OptIn {
+        /// The contact.
+        key: ContactKey,
+        /// Which register (O1 or O2).
+        scope: Scope,
+    },
     /// `forget`.
-    Forget { key: ContactKey },
+    Forget {
+        /// The contact to erase (E4).
+        key: ContactKey,
+    },
     /// `clear_sender`.
-    ClearSender { business: BusinessId },
+    ClearSender {
+        /// The business number whose restriction is lifted (S1).
+        business: BusinessId,
+    },
     /// `webhook`: a payload as received, verbatim JSON.
-    Webhook { body: &'a str },
+    Webhook {
+        /// The payload's JSON text.
+        body: &'a str,
+    },
     /// `webhook_raw`: the exact body as a string, with its signature header.
     WebhookRaw {
+        /// The body as received.
         body: Cow<'a, str>,
+        /// The `X-Hub-Signature-256` header value.
         signature: Option<Cow<'a, str>>,
     },
 }
@@ -137,6 +170,12 @@ const KINDS: &str =
     "check, reserve, send_error, opt_out, opt_in, forget, clear_sender, webhook or webhook_raw";
 
 /// Reads one line. The error text says what is wrong and in which field.
+///
+/// ```
+/// let line = r#"{"at": "2026-03-01T00:00:00Z", "check": {"from": "1", "to": "+33612345678", "message": "free_form"}}"#;
+/// assert!(waguard_cli::replay::parse(line).is_ok());
+/// assert!(waguard_cli::replay::parse("{not json").unwrap_err().contains("JSON"));
+/// ```
 pub fn parse(text: &str) -> Result<Timed<'_>, String> {
     let raw: RawLine<'_> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
