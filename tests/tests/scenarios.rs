@@ -101,10 +101,15 @@ fn scenario_files() -> Vec<std::path::PathBuf> {
     files
 }
 
-fn all_scenarios(store: impl Fn() -> (Vec<String>, Option<tempfile::TempDir>)) {
+/// A fresh store per scenario: its flags, and what to keep alive (or clean up) until the
+/// scenario ran.
+type Fresh = (Vec<String>, Option<Box<dyn std::any::Any>>);
+
+fn all_scenarios(store: impl Fn(&str) -> Fresh) {
     let mut failures = vec![];
     for file in scenario_files() {
-        let (flags, _dir) = store();
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let (flags, _keep) = store(&name);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         for p in replay(&file, &flags) {
             failures.push(format!(
@@ -123,15 +128,63 @@ fn all_scenarios(store: impl Fn() -> (Vec<String>, Option<tempfile::TempDir>)) {
 
 #[test]
 fn scenarios_on_memory() {
-    all_scenarios(|| (vec!["--memory".into()], None));
+    all_scenarios(|_| (vec!["--memory".into()], None));
 }
 
 #[test]
 fn scenarios_on_sled() {
-    all_scenarios(|| {
+    all_scenarios(|_| {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db").to_str().unwrap().to_owned();
-        (vec!["--db".into(), db], Some(dir))
+        (vec!["--db".into(), db], Some(Box::new(dir)))
+    });
+}
+
+/// Drops a scenario's PostgreSQL schema when the scenario is done.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let options =
+                waguard_postgres::PostgresOptions::default().with_schema(self.schema.clone());
+            if let Ok(store) =
+                waguard_postgres::PostgresStore::connect_with(&self.url, options).await
+            {
+                let _ = store.drop_schema().await;
+            }
+        });
+    }
+}
+
+/// Every scenario on PostgreSQL, each in a schema of its own. Needs the server `scripts/test`
+/// starts (`WAGUARD_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`); fails
+/// loudly without it.
+#[test]
+fn scenarios_on_postgres() {
+    let url = std::env::var("WAGUARD_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let run = std::process::id();
+    all_scenarios(|name| {
+        let schema = format!("wg_scenario_{run}_{}", name.replace('-', "_"));
+        let flags = vec![
+            "--postgres".into(),
+            url.clone(),
+            "--pg-schema".into(),
+            schema.clone(),
+        ];
+        let keep = DropSchema {
+            url: url.clone(),
+            schema,
+        };
+        (flags, Some(Box::new(keep)))
     });
 }
 

@@ -22,17 +22,27 @@ struct Cli {
     command: Command,
 }
 
-/// Where the state lives. At most one of the flags; with none, the sled directory `./waguard.db`
-/// (or `$WAGUARD_DB`).
+/// Where the state lives. At most one of `--db`, `--memory` and `--postgres`; with none, the
+/// sled directory `./waguard.db` (or `$WAGUARD_DB`).
 #[derive(Args, Debug, Clone)]
-#[group(multiple = false)]
 pub struct StoreArgs {
     /// A sled directory (created if absent).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["memory", "postgres"])]
     pub db: Option<PathBuf>,
     /// Keep the state in memory only (gone when the command ends).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "postgres")]
     pub memory: bool,
+    /// A PostgreSQL server shared by several processes (`postgres://user@host:5432/db`).
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema holding waguard's tables (with `--postgres`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "waguard",
+        requires = "postgres"
+    )]
+    pub pg_schema: String,
 }
 
 /// Settings shared by the commands that decide.

@@ -26,14 +26,22 @@ pub enum Durability {
 
 /// Opens the store the flags name: `--memory`, `--db PATH`, or the default sled directory
 /// `./waguard.db` (or `$WAGUARD_DB`), announced on stderr.
-pub fn open(args: &StoreArgs) -> Result<DynStore> {
-    open_with(args, Durability::EachWrite)
+pub async fn open(args: &StoreArgs) -> Result<DynStore> {
+    open_with(args, Durability::EachWrite).await
 }
 
 /// [`open`] with a durability mode for sled.
-pub fn open_with(args: &StoreArgs, durability: Durability) -> Result<DynStore> {
+pub async fn open_with(args: &StoreArgs, durability: Durability) -> Result<DynStore> {
     if args.memory {
         return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(url) = &args.postgres {
+        let options =
+            waguard_postgres::PostgresOptions::default().with_schema(args.pg_schema.clone());
+        let store = waguard_postgres::PostgresStore::connect_with(url, options)
+            .await
+            .context("cannot open the PostgreSQL store")?;
+        return Ok(Arc::new(store));
     }
     let path = match &args.db {
         Some(path) => path.clone(),
@@ -86,18 +94,18 @@ pub fn policy(args: &PolicyArgs) -> Result<Policy> {
 }
 
 /// A guard over the flags' store and policy.
-pub fn guard(store: &StoreArgs, policy: &PolicyArgs) -> Result<Guard<DynStore>> {
-    guard_with(store, policy, Durability::EachWrite)
+pub async fn guard(store: &StoreArgs, policy: &PolicyArgs) -> Result<Guard<DynStore>> {
+    guard_with(store, policy, Durability::EachWrite).await
 }
 
 /// [`guard`] with a durability mode for sled.
-pub fn guard_with(
+pub async fn guard_with(
     store: &StoreArgs,
     policy: &PolicyArgs,
     durability: Durability,
 ) -> Result<Guard<DynStore>> {
     let policy = self::policy(policy)?;
-    let store = open_with(store, durability)?;
+    let store = open_with(store, durability).await?;
     Guard::new(store, policy).context("invalid policy")
 }
 

@@ -39,7 +39,7 @@ struct Exported {
 
 /// Writes every contact record as one JSON line.
 pub async fn export(args: ExportArgs) -> Result<ExitCode> {
-    let store = store::open(&args.store)?;
+    let store = store::open(&args.store).await?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut scan = store.scan();
     let mut count = 0usize;
@@ -71,7 +71,7 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", args.file.display()))?,
         ))
     };
-    let store = store::open(&args.store)?;
+    let store = store::open(&args.store).await?;
     let policy = waguard::Policy::default();
     let mut count = 0usize;
     for (index, line) in reader.lines().enumerate() {

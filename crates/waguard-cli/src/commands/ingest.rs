@@ -72,7 +72,7 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
     let at = store::instant(args.at.as_deref())?;
     let parsed =
         waguard_webhook::parse(&body, at, &Limits::default()).context("webhook body refused")?;
-    let guard = store::guard(&args.store, &args.policy)?;
+    let guard = store::guard(&args.store, &args.policy).await?;
     let errors: Vec<ItemAnswer<'_>> = parsed
         .errors
         .iter()

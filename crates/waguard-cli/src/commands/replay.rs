@@ -45,7 +45,8 @@ pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
             File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
         )),
     };
-    let guard = store::guard_with(&args.store, &args.policy, store::Durability::GroupCommit)?;
+    let guard =
+        store::guard_with(&args.store, &args.policy, store::Durability::GroupCommit).await?;
     let options = Options {
         app_secret: args.app_secret.map(String::into_bytes),
         ..Options::default()

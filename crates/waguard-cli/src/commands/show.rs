@@ -46,7 +46,7 @@ struct Decisions {
 pub async fn run(args: ShowArgs) -> Result<ExitCode> {
     let key = args.key.key()?;
     let at = store::instant(args.at.as_deref())?;
-    let guard = store::guard(&args.store, &args.policy)?;
+    let guard = store::guard(&args.store, &args.policy).await?;
     let (state, sender) = guard.state(&key).await?;
     let decide = |outgoing| {
         let guard = &guard;
@@ -95,7 +95,7 @@ pub struct ForgetArgs {
 pub async fn forget(args: ForgetArgs) -> Result<ExitCode> {
     let key = args.key.key()?;
     let at = store::instant(args.at.as_deref())?;
-    let guard = store::guard(&args.store, &args.policy)?;
+    let guard = store::guard(&args.store, &args.policy).await?;
     guard.forget(&key, at).await?;
     guard.store().flush().await?;
     eprintln!("waguard: erased {key} at {at}");
