@@ -648,7 +648,11 @@ fn timestamp(v: Option<&Value<'_>>, p: &ItemPath, name: &str) -> Result<Timestam
         value: Shown(v).to_string(),
     };
     let seconds = v.as_integer().ok_or_else(bad)?;
-    let seconds = i64::try_from(seconds).map_err(|_| bad())?;
+    // In range, build the instant directly: `Timestamp::from_unix_seconds` formats its error
+    // value even on success, which would cost an allocation per event on the hot path.
+    if let Some(nanos) = seconds.checked_mul(1_000_000_000) {
+        return Ok(Timestamp::from_unix_nanos(nanos));
+    }
     Timestamp::from_unix_seconds(seconds).map_err(|source| ItemProblem::TimestampOutOfRange {
         field: p.field(name),
         source,

@@ -55,8 +55,8 @@ pub enum Value<'a> {
     Null,
     /// `true` or `false`.
     Bool(bool),
-    /// An integer (JSON numbers without fraction or exponent that fit in an `i128`).
-    Int(i128),
+    /// An integer (JSON numbers without fraction or exponent that fit in an `i64`).
+    Int(i64),
     /// Any other number.
     Float(f64),
     /// A string.
@@ -90,7 +90,7 @@ impl<'a> Value<'a> {
 
     /// An integer written as a JSON integer or as a string of ASCII digits (with an optional
     /// leading `-`), as Meta writes timestamps and error codes.
-    pub fn as_integer(&self) -> Option<i128> {
+    pub fn as_integer(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
             Value::Str(s) => parse_int(s),
@@ -99,20 +99,26 @@ impl<'a> Value<'a> {
     }
 }
 
-/// Parses `-?[0-9]{1,30}` without allocating; anything else is `None`.
-fn parse_int(s: &str) -> Option<i128> {
+/// Parses `-?[0-9]+` that fits in an `i64`, without allocating; anything else is `None`.
+fn parse_int(s: &str) -> Option<i64> {
     let (neg, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    if digits.is_empty() || digits.len() > 30 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut n: i128 = 0;
+    let mut n: i64 = 0;
     for b in digits.bytes() {
-        n = n * 10 + i128::from(b - b'0');
+        let d = i64::from(b - b'0');
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
-    Some(if neg { -n } else { n })
+    Some(n)
 }
 
 struct ValueVisitor;
@@ -133,13 +139,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Value<'de>, E> {
-        Ok(Value::Int(v.into()))
+        Ok(Value::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value<'de>, E> {
-        Ok(Value::Int(v.into()))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Value<'de>, E> {
-        Ok(Value::Int(v))
+        // Above i64::MAX: kept as a (lossy) float; no timestamp or code is that large.
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value<'de>, E> {
         Ok(Value::Float(v))
@@ -376,7 +380,20 @@ mod tests {
             Some(1_749_416_383)
         );
         assert_eq!(Value::Str("-3".into()).as_integer(), Some(-3));
-        for bad in ["", "-", "1.5", " 1", "1e3", "+1", &"9".repeat(31)] {
+        assert_eq!(
+            Value::Str("-9223372036854775808".into()).as_integer(),
+            Some(i64::MIN)
+        );
+        for bad in [
+            "",
+            "-",
+            "1.5",
+            " 1",
+            "1e3",
+            "+1",
+            "9223372036854775808",
+            &"9".repeat(31),
+        ] {
             assert_eq!(Value::Str(bad.into()).as_integer(), None, "{bad}");
         }
         assert_eq!(Value::Float(1.0).as_integer(), None);

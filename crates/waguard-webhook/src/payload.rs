@@ -15,6 +15,7 @@
 //! and arrays keep each element on its own, so that [`Notification::to_events`] can report a
 //! malformed item with its JSON path and still apply the others. Only what waguard uses, and
 //! what helps to read it, is modelled; everything else is skipped without being stored.
+//! Objects that most messages lack are boxed, so a message costs little when they are absent.
 //!
 //! ```
 //! use waguard_webhook::payload::Notification;
@@ -140,29 +141,29 @@ lenient_struct! {
         /// `type: button`: a quick-reply button of a template.
         button: Obj<Button<'a>> = "button",
         /// `type: interactive`: a reply button or list row.
-        interactive: Obj<Interactive<'a>> = "interactive",
+        interactive: Obj<Box<Interactive<'a>>> = "interactive",
         /// `type: reaction`.
-        reaction: Obj<Reaction<'a>> = "reaction",
+        reaction: Obj<Box<Reaction<'a>>> = "reaction",
         /// `type: image`.
-        image: Obj<Media<'a>> = "image",
+        image: Obj<Box<Media<'a>>> = "image",
         /// `type: audio`.
-        audio: Obj<Media<'a>> = "audio",
+        audio: Obj<Box<Media<'a>>> = "audio",
         /// `type: video`.
-        video: Obj<Media<'a>> = "video",
+        video: Obj<Box<Media<'a>>> = "video",
         /// `type: document`.
-        document: Obj<Media<'a>> = "document",
+        document: Obj<Box<Media<'a>>> = "document",
         /// `type: sticker`.
-        sticker: Obj<Media<'a>> = "sticker",
+        sticker: Obj<Box<Media<'a>>> = "sticker",
         /// `type: location`.
-        location: Obj<Location<'a>> = "location",
+        location: Obj<Box<Location<'a>>> = "location",
         /// `type: contacts` (shared contact cards; contents skipped).
         contacts: Value<'a> = "contacts",
         /// `type: order` (contents skipped).
         order: Value<'a> = "order",
         /// `type: system` (a number or user id change; not an inbound message, W1).
-        system: Obj<System<'a>> = "system",
+        system: Obj<Box<System<'a>>> = "system",
         /// Set when the message came from a click-to-WhatsApp ad or Page button (W5).
-        referral: Obj<Referral<'a>> = "referral",
+        referral: Obj<Box<Referral<'a>>> = "referral",
         /// The message this one replies to.
         context: Obj<Context<'a>> = "context",
         /// Why Meta could not read the message (`type: unsupported`); not a send failure.
@@ -302,7 +303,7 @@ lenient_struct! {
         /// The recipient's parent BSUID (K3).
         recipient_parent_user_id: Value<'a> = "recipient_parent_user_id",
         /// The conversation the message was billed in (older API versions).
-        conversation: Obj<Conversation<'a>> = "conversation",
+        conversation: Obj<Box<Conversation<'a>>> = "conversation",
         /// How the message is priced: its category tells a template was sent (W3).
         pricing: Obj<Pricing<'a>> = "pricing",
         /// Why the message failed (`status: failed`).
