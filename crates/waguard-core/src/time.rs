@@ -72,11 +72,13 @@ impl Timestamp {
     }
 
     /// `self + duration`, saturating at [`Timestamp::MAX`].
+    #[inline]
     pub fn saturating_add(self, duration: Duration) -> Self {
         Timestamp(self.0.saturating_add(duration_nanos(duration)))
     }
 
     /// `self - duration`, saturating at [`Timestamp::MIN`].
+    #[inline]
     pub fn saturating_sub(self, duration: Duration) -> Self {
         Timestamp(self.0.saturating_sub(duration_nanos(duration)))
     }
@@ -92,9 +94,16 @@ impl Timestamp {
     }
 }
 
-/// Nanoseconds of a duration, saturating at `i64::MAX` (about 292 years).
+/// Nanoseconds of a duration, saturating at `i64::MAX` (about 292 years). Plain 64-bit
+/// arithmetic: this runs several times per decision.
+#[inline]
 pub(crate) fn duration_nanos(duration: Duration) -> i64 {
-    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+    const MAX_SECS: u64 = (i64::MAX / NANOS_PER_SECOND) as u64;
+    let secs = duration.as_secs();
+    if secs >= MAX_SECS {
+        return i64::MAX;
+    }
+    secs as i64 * NANOS_PER_SECOND + i64::from(duration.subsec_nanos())
 }
 
 impl TryFrom<DateTime<Utc>> for Timestamp {

@@ -21,13 +21,10 @@ pub fn undeliverable(
     (now < until && !cleared).then(|| blocked(BlockReason::Undeliverable, Some(until)))
 }
 
-/// GCRA parameters of the pair budget: the emission interval and the burst tolerance.
-fn gcra(policy: &Policy) -> (std::time::Duration, std::time::Duration) {
-    let interval = policy.pair_rate.interval;
-    let tolerance = interval
-        .checked_mul(policy.pair_rate.burst.saturating_sub(1))
-        .unwrap_or(std::time::Duration::MAX);
-    (interval, tolerance)
+/// The burst tolerance of the pair budget's GCRA, `interval * (burst - 1)`, in nanoseconds.
+fn tolerance_nanos(policy: &Policy) -> i64 {
+    let interval = crate::time::duration_nanos(policy.pair_rate.interval);
+    interval.saturating_mul(i64::from(policy.pair_rate.burst.saturating_sub(1)))
 }
 
 /// When the next reservation would succeed, if the budget is exhausted at `now`.
@@ -37,8 +34,7 @@ pub fn budget_exhausted_until(
     policy: &Policy,
 ) -> Option<Timestamp> {
     let tat = state.pair_budget_tat?;
-    let (_, tolerance) = gcra(policy);
-    let next = tat.saturating_sub(tolerance);
+    let next = Timestamp::from_unix_nanos(tat.unix_nanos().saturating_sub(tolerance_nanos(policy)));
     (next > now).then_some(next)
 }
 
@@ -62,9 +58,8 @@ pub fn pair_rate_limited(
 
 /// Takes one slot of the pair budget at `now` (call only when the reservation is allowed).
 pub(crate) fn consume_pair_budget(state: &mut ConversationState, now: Timestamp, policy: &Policy) {
-    let (interval, _) = gcra(policy);
     let base = state.pair_budget_tat.map_or(now, |tat| tat.max(now));
-    state.pair_budget_tat = Some(base.saturating_add(interval));
+    state.pair_budget_tat = Some(base.saturating_add(policy.pair_rate.interval));
 }
 
 /// D4: 131049/130472 hold marketing templates back for 24h (unless voided).
