@@ -46,7 +46,8 @@ const TEMPLATE_CATEGORIES: [&str; 5] = [
 ///
 /// The limits are checked first, then UTF-8, then the JSON is read in one pass, borrowing its
 /// strings. The body as a whole is refused ([`ParseError`]) only when it is too large or deep,
-/// not UTF-8, not JSON, or not a `whatsapp_business_account` notification; otherwise every
+/// has too many items, is not UTF-8, not JSON, or not a `whatsapp_business_account`
+/// notification; otherwise every
 /// item that can be applied is, and each one that cannot is reported in [`Parsed::errors`].
 ///
 /// `received_at` is the time the request arrived: value-level `errors[]` carry no timestamp
@@ -64,8 +65,15 @@ pub fn parse(body: &[u8], received_at: Timestamp, limits: &Limits) -> Result<Par
 pub fn read<'a>(body: &'a [u8], limits: &Limits) -> Result<Notification<'a>, ParseError> {
     limits.check(body)?;
     let text = std::str::from_utf8(body).map_err(|source| ParseError::InvalidUtf8 { source })?;
-    let top: Obj<Notification<'a>> =
-        serde_json::from_str(text).map_err(|source| ParseError::InvalidJson { source })?;
+    let (top, exceeded) = crate::lenient::with_item_budget(limits.max_items, || {
+        serde_json::from_str::<Obj<Notification<'a>>>(text)
+    });
+    let top = top.map_err(|source| ParseError::InvalidJson { source })?;
+    if exceeded {
+        return Err(ParseError::TooManyItems {
+            limit: limits.max_items,
+        });
+    }
     let notification = match top {
         Obj::Ok(n) => n,
         Obj::Wrong(found) => return Err(ParseError::NotAnObject { found }),

@@ -27,6 +27,12 @@ pub enum ParseError {
         /// The byte offset of the bracket that went too deep.
         offset: usize,
     },
+    /// More array elements than [`Limits::max_items`](crate::Limits::max_items).
+    #[error("webhook body has more than {limit} array items: Meta batches far fewer; raise `Limits::max_items` only if a genuine payload was refused")]
+    TooManyItems {
+        /// The limit in force.
+        limit: usize,
+    },
     /// Not UTF-8.
     #[error("webhook body is not valid UTF-8 (first bad byte at offset {}): pass the raw request body, undecoded", .source.valid_up_to())]
     InvalidUtf8 {

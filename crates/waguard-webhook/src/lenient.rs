@@ -10,6 +10,7 @@
 //! can then report the item's JSON path.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -277,11 +278,24 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ArrVisitor<T> {
     }
     wrong_kinds!(Arr::Wrong);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        // The size hint is untrusted: it cannot exceed what the (size-limited) body holds,
-        // and serde_json gives none anyway.
+        // The size hint is untrusted (and serde_json gives none). Each element read takes one
+        // unit of the item budget; past it, elements are skipped unread and the budget notes
+        // the overflow, so a body of a million `{}` cannot make a million structs.
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Obj<T>>()? {
-            items.push(item);
+        loop {
+            if take_item() {
+                match seq.next_element::<Obj<T>>()? {
+                    Some(item) => items.push(item),
+                    None => {
+                        give_back_item();
+                        break;
+                    }
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            } else {
+                ITEM_BUDGET.with(|b| b.exceeded.set(true));
+            }
         }
         Ok(Arr::Ok(items))
     }
@@ -295,6 +309,56 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ArrVisitor(PhantomData))
     }
+}
+
+/// How many array elements the payload types may still read on this thread, and whether
+/// some were skipped for lack of budget. Unlimited unless [`with_item_budget`] is running.
+struct ItemBudget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+thread_local! {
+    static ITEM_BUDGET: ItemBudget = const {
+        ItemBudget { left: Cell::new(usize::MAX), exceeded: Cell::new(false) }
+    };
+}
+
+fn take_item() -> bool {
+    ITEM_BUDGET.with(|b| match b.left.get() {
+        0 => false,
+        n => {
+            b.left.set(n - 1);
+            true
+        }
+    })
+}
+
+fn give_back_item() {
+    ITEM_BUDGET.with(|b| b.left.set(b.left.get().saturating_add(1)));
+}
+
+/// Runs `f` (a deserialization) with at most `budget` array elements read into the payload
+/// types; returns its result and whether elements were skipped for lack of budget. The budget
+/// is unlimited again afterwards, even if `f` panics.
+pub(crate) fn with_item_budget<R>(budget: usize, f: impl FnOnce() -> R) -> (R, bool) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ITEM_BUDGET.with(|b| {
+                b.left.set(usize::MAX);
+                b.exceeded.set(false);
+            });
+        }
+    }
+    ITEM_BUDGET.with(|b| {
+        b.left.set(budget);
+        b.exceeded.set(false);
+    });
+    let _reset = Reset;
+    let result = f();
+    let exceeded = ITEM_BUDGET.with(|b| b.exceeded.get());
+    (result, exceeded)
 }
 
 /// An object key, borrowed when unescaped.
@@ -397,6 +461,24 @@ mod tests {
             assert_eq!(Value::Str(bad.into()).as_integer(), None, "{bad}");
         }
         assert_eq!(Value::Float(1.0).as_integer(), None);
+    }
+
+    #[test]
+    fn the_item_budget_caps_elements_read_and_resets() {
+        let body = "[{},{},{},{}]";
+        let (arr, exceeded) = with_item_budget(4, || {
+            serde_json::from_str::<Arr<crate::payload::Text<'_>>>(body)
+        });
+        assert_eq!(arr.unwrap().items().len(), 4);
+        assert!(!exceeded);
+        let (arr, exceeded) = with_item_budget(3, || {
+            serde_json::from_str::<Arr<crate::payload::Text<'_>>>(body)
+        });
+        assert_eq!(arr.unwrap().items().len(), 3);
+        assert!(exceeded);
+        // Unlimited again afterwards.
+        let arr: Arr<crate::payload::Text<'_>> = serde_json::from_str(body).unwrap();
+        assert_eq!(arr.items().len(), 4);
     }
 
     #[test]

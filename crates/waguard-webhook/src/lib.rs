@@ -33,7 +33,8 @@
 //!
 //! ## Hostile input
 //! Endpoints are public. The body size and nesting depth are checked before anything is parsed
-//! ([`Limits`], 1 MiB and 64 levels by default), a bad signature means nothing is parsed, and
+//! ([`Limits`], 1 MiB and 64 levels by default), the number of array items read is capped
+//! (10,000), so memory stays bounded by a few megabytes; a bad signature means nothing is parsed, and
 //! no input makes these functions panic (a cargo-fuzz target, `fuzz/fuzz_targets/
 //! webhook_parse.rs`, drives [`fuzz::exercise`]; its corpus is replayed by `cargo test`).
 //!

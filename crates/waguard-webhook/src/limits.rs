@@ -2,10 +2,11 @@
 
 use crate::error::ParseError;
 
-/// How much input [`parse`](crate::parse) accepts before it parses anything.
+/// How much input [`parse`](crate::parse) accepts.
 ///
-/// Both limits are checked by a cheap pass over the raw bytes, so an oversized or deeply
-/// nested body is refused in time linear in its size and without allocating:
+/// The first two limits are checked by a cheap pass over the raw bytes before anything is
+/// parsed, so an oversized or deeply nested body is refused in time linear in its size and
+/// without allocating; the third bounds the memory the parse itself may use:
 ///
 /// - `max_body_bytes` (default [`Limits::DEFAULT_MAX_BODY_BYTES`], 1 MiB): Meta batches at most
 ///   a few hundred items per POST, tens of kilobytes; anything near a megabyte is not Meta.
@@ -13,12 +14,18 @@ use crate::error::ParseError;
 ///   the top-level object counting as 1. Meta's deepest payloads nest about 12 levels. The
 ///   parse itself never recurses deeper than the payload types (anything deeper is skipped
 ///   iteratively), so this limit bounds work on hostile input rather than stack use.
+/// - `max_items` (default [`Limits::DEFAULT_MAX_ITEMS`], 10,000): how many array elements
+///   (entries, changes, contacts, messages, statuses, errors, preferences, calls, all arrays
+///   together) are read. Each costs up to half a kilobyte once read, whatever its size in the
+///   body, so this caps the parse at a few megabytes; a body with more is refused whole
+///   ([`ParseError::TooManyItems`]). Meta batches far fewer per POST.
 ///
 /// ```
 /// use waguard_webhook::Limits;
 /// let limits = Limits::default().with_max_body_bytes(256 * 1024).with_max_depth(32);
 /// assert_eq!(limits.max_body_bytes, 256 * 1024);
 /// assert_eq!(Limits::default().max_depth, 64);
+/// assert_eq!(Limits::default().max_items, 10_000);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -27,6 +34,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The deepest array/object nesting accepted; the top-level object is depth 1.
     pub max_depth: usize,
+    /// The most array elements read into the payload types, all arrays together.
+    pub max_items: usize,
 }
 
 impl Limits {
@@ -34,6 +43,8 @@ impl Limits {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
     /// The default nesting limit: 64 levels.
     pub const DEFAULT_MAX_DEPTH: usize = 64;
+    /// The default item limit: 10,000 array elements.
+    pub const DEFAULT_MAX_ITEMS: usize = 10_000;
 
     /// These limits with another body size limit.
     pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
@@ -44,6 +55,12 @@ impl Limits {
     /// These limits with another nesting limit.
     pub fn with_max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
+        self
+    }
+
+    /// These limits with another item limit.
+    pub fn with_max_items(mut self, items: usize) -> Self {
+        self.max_items = items;
         self
     }
 
@@ -131,6 +148,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_items: Self::DEFAULT_MAX_ITEMS,
         }
     }
 }

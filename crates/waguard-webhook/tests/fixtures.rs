@@ -568,3 +568,80 @@ fn h1_structural_problems_are_item_errors_with_paths() {
         assert!(parsed.events.is_empty());
     }
 }
+
+#[test]
+fn k3_statuses_preferences_and_calls_find_the_phone_in_contacts() {
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"changes":[
+      {"field":"messages","value":{"metadata":{"phone_number_id":"1"},
+        "contacts":[{"wa_id":"33612345678","user_id":"FR.1","parent_user_id":"FR.ENT.9"}],
+        "statuses":[
+          {"id":"w1","status":"delivered","timestamp":"10","recipient_user_id":"FR.1"},
+          {"id":"w2","status":"delivered","timestamp":"11","recipient_parent_user_id":"FR.ENT.9"},
+          {"id":"w3","status":"delivered","timestamp":"12","recipient_user_id":"FR.2"}]}},
+      {"field":"user_preferences","value":{"metadata":{"phone_number_id":"1"},
+        "contacts":[{"wa_id":"33612345678","user_id":"FR.1"}],
+        "user_preferences":[{"user_id":"FR.1","category":"marketing_messages","value":"stop","timestamp":13}]}},
+      {"field":"calls","value":{"metadata":{"phone_number_id":"1"},
+        "calls":[{"from_user_id":"FR.3","event":"connect","direction":"user_initiated","timestamp":"14"}]}}]}]}"#;
+    let parsed = parse(body.as_bytes(), received_at(), &Limits::default()).unwrap();
+    assert!(parsed.is_clean(), "{:?}", parsed.errors);
+    let keys: Vec<String> = parsed
+        .events
+        .iter()
+        .map(|e| match e {
+            KeyedEvent::Contact { key, .. } => key.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "1/p:33612345678",
+            "1/p:33612345678",
+            "1/u:FR.2",
+            "1/p:33612345678",
+            "1/u:FR.3"
+        ]
+    );
+}
+
+#[test]
+fn h1_integer_and_string_timestamps_are_accepted_everywhere_and_bad_ones_reported() {
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"changes":[
+      {"field":"messages","value":{"metadata":{"phone_number_id":"1"},
+        "messages":[{"from":"33612345678","timestamp":20,"type":"text","text":{"body":"a"}},
+                    {"from":"33612345678","timestamp":1.5,"type":"text"},
+                    {"from":"33612345678","timestamp":"99999999999999999999","type":"text"},
+                    {"from":"33612345678","timestamp":"-1","type":"text"},
+                    {"from":"33612345678","timestamp":"9999999999999","type":"text"}],
+        "statuses":[{"id":"w","status":"read","timestamp":21,"recipient_id":"33612345678"}]}},
+      {"field":"user_preferences","value":{"metadata":{"phone_number_id":"1"},
+        "user_preferences":[{"wa_id":"33612345678","category":"marketing_messages","value":"resume","timestamp":"22"}]}}]}]}"#;
+    let parsed = parse(body.as_bytes(), received_at(), &Limits::default()).unwrap();
+    let times: Vec<i64> = parsed
+        .events
+        .iter()
+        .map(|e| match e {
+            KeyedEvent::Contact { event, .. } => event.at().unix_nanos() / 1_000_000_000,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(times, [20, -1, 21, 22]);
+    let problems: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[0].contains("messages[1].timestamp` = 1.5"),
+        "{}",
+        problems[0]
+    );
+    assert!(matches!(
+        parsed.errors[1].problem,
+        ItemProblem::BadTimestamp { .. }
+    ));
+    // 9999999999999 s is past 2262: out of the supported range, with the core's error as source.
+    assert!(matches!(
+        parsed.errors[2].problem,
+        ItemProblem::TimestampOutOfRange { .. }
+    ));
+    assert!(std::error::Error::source(&parsed.errors[2].problem).is_some());
+}

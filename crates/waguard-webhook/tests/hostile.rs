@@ -179,3 +179,32 @@ fn errors_say_what_to_do() {
     let e = SignedParseError::Signature(SignatureError::Mismatch);
     assert!(std::error::Error::source(&e).is_some());
 }
+
+#[test]
+fn limits_many_tiny_items_are_refused_not_amplified() {
+    // 1 MiB of `{}` elements would be ~350,000 message structs of ~0.5 KB each.
+    let mut body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"1"},"messages":["#.to_vec();
+    while body.len() < 1_000_000 {
+        body.extend_from_slice(b"{},");
+    }
+    body.extend_from_slice(b"{}]}}]}]}");
+    match err(&body) {
+        ParseError::TooManyItems { limit } => assert_eq!(limit, 10_000),
+        other => panic!("{other:?}"),
+    }
+    // Within a raised limit the same body is read, each `{}` an item error with its path.
+    let limits = Limits::default().with_max_items(1_000_000);
+    let parsed = parse(&body, now(), &limits).unwrap();
+    assert!(parsed.errors.len() > 300_000);
+    // The budget does not leak into the next parse on this thread.
+    let small = br#"{"object":"whatsapp_business_account","entry":[{},{}]}"#;
+    let parsed = parse(small, now(), &Limits::default().with_max_items(1)).map(|p| p.errors.len());
+    assert!(matches!(parsed, Err(ParseError::TooManyItems { limit: 1 })));
+    assert_eq!(
+        parse(small, now(), &Limits::default())
+            .unwrap()
+            .errors
+            .len(),
+        2
+    );
+}
