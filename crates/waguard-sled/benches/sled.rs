@@ -1,0 +1,2 @@
+//! SledStore benches.
+fn main() {}

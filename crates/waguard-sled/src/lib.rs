@@ -1,0 +1,601 @@
+//! # waguard-sled
+//!
+//! [`SledStore`]: the embedded, persistent default [`Store`] of waguard, on
+//! [sled](https://docs.rs/sled/0.34) 0.34 (the only stable line of sled).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use waguard::{Guard, Policy, ContactKey, Event, KeyedEvent, Outgoing, Timestamp};
+//! use waguard_sled::SledStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SledStore::open(dir.path().join("waguard.db")).unwrap();
+//! let guard = Guard::new(store, Policy::default()).unwrap();
+//! let key: ContactKey = "100000001/p:33612345678".parse().unwrap();
+//! let at = Timestamp::parse_rfc3339("2026-03-01T12:00:00Z").unwrap();
+//! let inbound = Event::Inbound { at, text: None, referral: false };
+//! // When `ingest` returns, the events are on disk: acknowledge the webhook now.
+//! guard.ingest([KeyedEvent::Contact { key: key.clone(), event: inbound }]).await.unwrap();
+//! assert!(guard.check(&key, Outgoing::FreeForm, at).await.unwrap().permits(Outgoing::FreeForm));
+//! # });
+//! ```
+//!
+//! # Layout
+//! One sled database (a directory) with two trees: `contacts` (key: the contact key's
+//! [`storage_key`](waguard::ContactKey::storage_key), `BUSINESS/TAG:ID`, so records sort by
+//! business; value: the core's encoded record) and `senders` (key: the business id; value:
+//! the encoded sender record). Records are the core's versioned bytes: this crate never looks
+//! inside them.
+//!
+//! # Concurrency
+//! - [`update`](Store::update) is a compare-and-swap loop around the closure: read, run, swap
+//!   if the record is still what the closure saw, else run again. No update is lost.
+//! - Sender records are few and read by every decision, so the store keeps a write-through
+//!   cache of them in memory: a decision costs one sled read (the contact record). Every
+//!   sender write goes through this store and updates the cache under one lock, which is
+//!   coherent because sled lets only one process open a directory (see below).
+//! - [`apply_batch`](Store::apply_batch) is one sled transaction over both trees (all or
+//!   nothing, also across a crash), followed by one flush.
+//!
+//! # Durability
+//! See [`Durability`]. The default, [`Durability::EachWrite`], makes every write durable
+//! before its call returns: once `ingest`, `reserve`, `opt_out`, ... return `Ok`, a crash (even
+//! `SIGKILL` or power loss, given a disk that honours `fsync`) cannot lose it. Concurrent
+//! callers share fsyncs. [`Durability::GroupCommit`] defers single-key writes to a periodic
+//! flush for throughput; batches stay durable on return.
+//!
+//! # Blocking
+//! sled is a synchronous engine: the async methods of `SledStore` do their work, including the
+//! `fsync` of a durable write (about a millisecond or more, depending on the disk), on the
+//! calling task's thread. On a multi-thread tokio runtime that is usually fine; a service that
+//! cannot afford it may call the guard from `spawn_blocking`.
+//!
+//! # One process at a time
+//! sled takes an exclusive lock on its directory: a second process (or a second `SledStore`
+//! in the same process) opening it gets [`StoreError::Locked`], naming the path and, on Linux,
+//! the process holding it ("already open by process N"). Stop that process, or share one
+//! `SledStore` (it is `Sync`; wrap it in an `Arc`) between the tasks of one process. For
+//! several processes or machines, use the PostgreSQL store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{IVec, Transactional};
+use waguard::{
+    Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, Records, ScanStream,
+    SenderUpdate, Store, StoreError, UpdateAction,
+};
+
+/// When a write survives a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The default. Every call that writes ([`update`](Store::update),
+    /// [`update_sender`](Store::update_sender), [`remove`](Store::remove),
+    /// [`apply_batch`](Store::apply_batch), and so every `Guard` method that records
+    /// something) flushes (`fsync`) before it returns `Ok`: what returned is on disk. A batch
+    /// is one flush whatever its size; concurrent callers share flushes (group commit by
+    /// sled's log). Calls that changed nothing do not flush.
+    #[default]
+    EachWrite,
+    /// Group commit for throughput. Batches ([`apply_batch`](Store::apply_batch), so
+    /// `Guard::ingest`) and [`flush`](Store::flush) are still durable on return; single-key
+    /// writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) return before their
+    /// flush and are made durable together by sled's background flush every `every`, or by the
+    /// next batch or `flush`. A crash loses at most the single-key writes of the last `every`.
+    GroupCommit {
+        /// How often the background flush runs.
+        every: Duration,
+    },
+}
+
+/// How to open a [`SledStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SledOptions {
+    /// When writes survive a crash (default [`Durability::EachWrite`]).
+    pub durability: Durability,
+    /// sled's page cache, in bytes (default 256 MiB).
+    pub cache_capacity: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            durability: Durability::default(),
+            cache_capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl SledOptions {
+    /// The default options with another durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The default options with another page cache size.
+    pub fn with_cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+}
+
+/// Bound of the sender cache: past this many business numbers it starts over.
+const SENDER_CACHE_LIMIT: usize = 65_536;
+
+/// The embedded, persistent [`Store`] on sled 0.34. See the [crate] documentation.
+pub struct SledStore {
+    db: sled::Db,
+    contacts: sled::Tree,
+    senders: sled::Tree,
+    path: Option<PathBuf>,
+    durability: Durability,
+    /// Write-through cache of the `senders` tree (`None`: known absent).
+    sender_cache: RwLock<HashMap<BusinessId, Option<IVec>, foldhash::fast::RandomState>>,
+    /// Held by every sender write and cache fill, so the cache never goes stale.
+    sender_write: Mutex<()>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(operation: &'static str, record: Option<RecordKey>, source: sled::Error) -> StoreError {
+    StoreError::backend(operation, record, source)
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path` with the default options.
+    ///
+    /// Errors: [`StoreError::Locked`] when another process (or another `SledStore` of this
+    /// process) has the directory open; [`StoreError::Open`] when it cannot be created or read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SledOptions::default())
+    }
+
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let mut pause = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        let db = loop {
+            match Self::config(&options).path(path).open() {
+                Ok(db) => break db,
+                Err(e) => match open_error(path, e) {
+                    // A store of this very process that was just dropped releases its lock
+                    // when sled's background threads let go of the files, a moment later:
+                    // wait for that (up to 2 s), never for another process.
+                    StoreError::Locked { pid, .. }
+                        if pid.map_or(true, |p| p == std::process::id())
+                            && waited < Duration::from_secs(2) =>
+                    {
+                        std::thread::sleep(pause);
+                        waited += pause;
+                        pause = (pause * 2).min(Duration::from_millis(100));
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
+        Self::from_db(db, Some(path.to_path_buf()), options.durability)
+            .map_err(|e| open_error(path, e))
+    }
+
+    /// A store in a temporary directory that sled deletes when the store is dropped (tests,
+    /// benches).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::temporary_with(SledOptions::default())
+    }
+
+    /// A temporary store with the given options.
+    pub fn temporary_with(options: SledOptions) -> Result<Self, StoreError> {
+        let db = Self::config(&options)
+            .temporary(true)
+            .open()
+            .map_err(|e| open_error(Path::new("<temporary>"), e))?;
+        Self::from_db(db, None, options.durability)
+            .map_err(|e| open_error(Path::new("<temporary>"), e))
+    }
+
+    fn config(options: &SledOptions) -> sled::Config {
+        let every = match options.durability {
+            Durability::EachWrite => Some(500),
+            Durability::GroupCommit { every } => {
+                Some(u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1))
+            }
+        };
+        sled::Config::new()
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(every)
+            .mode(sled::Mode::HighThroughput)
+    }
+
+    fn from_db(
+        db: sled::Db,
+        path: Option<PathBuf>,
+        durability: Durability,
+    ) -> Result<Self, sled::Error> {
+        Ok(SledStore {
+            contacts: db.open_tree("contacts")?,
+            senders: db.open_tree("senders")?,
+            db,
+            path,
+            durability,
+            sender_cache: RwLock::new(HashMap::default()),
+            sender_write: Mutex::new(()),
+        })
+    }
+
+    /// The directory, unless the store is temporary.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Bytes the database occupies on disk (sled's own count).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db
+            .size_on_disk()
+            .map_err(|e| backend("size_on_disk", None, e))
+    }
+
+    /// How many contact records the store holds (walks the tree).
+    pub fn contact_count(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// The sender record of `business`, from the cache or the tree.
+    fn sender_bytes(&self, business: &BusinessId) -> Result<Option<IVec>, StoreError> {
+        if let Some(hit) = self.sender_cache.read().get(business) {
+            return Ok(hit.clone());
+        }
+        // A miss fills the cache under the write lock, so that no sender write can slip in
+        // between the tree read and the cache fill.
+        let _writing = self.sender_write.lock();
+        if let Some(hit) = self.sender_cache.read().get(business) {
+            return Ok(hit.clone());
+        }
+        let value = self
+            .senders
+            .get(business.as_str())
+            .map_err(|e| backend("load", Some(RecordKey::Sender(business.clone())), e))?;
+        self.cache_sender(business, value.clone());
+        Ok(value)
+    }
+
+    /// Sets a cache entry; call with `sender_write` held.
+    fn cache_sender(&self, business: &BusinessId, value: Option<IVec>) {
+        let mut cache = self.sender_cache.write();
+        if cache.len() >= SENDER_CACHE_LIMIT && !cache.contains_key(business) {
+            cache.clear();
+        }
+        cache.insert(business.clone(), value);
+    }
+
+    /// Flushes when single-key writes must be durable on return.
+    async fn after_single_write(&self, operation: &'static str) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::EachWrite => self.flush_now(operation).await,
+            Durability::GroupCommit { .. } => Ok(()),
+        }
+    }
+
+    /// A synchronous flush. Not sled's `flush_async`: that runs on sled's own small thread
+    /// pool, which also writes the log buffers, so enough concurrent `flush_async` calls
+    /// occupy every pool thread waiting for a write no thread is left to do (a deadlock seen
+    /// with 8 tasks).
+    async fn flush_now(&self, operation: &'static str) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(drop)
+            .map_err(|e| backend(operation, None, e))
+    }
+
+    fn update_sync(
+        &self,
+        key: &ContactKey,
+        update: &mut ContactUpdate<'_>,
+    ) -> Result<bool, StoreError> {
+        let k = key.storage_key();
+        let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
+        loop {
+            let current = self.contacts.get(&k).map_err(err)?;
+            let sender = self.sender_bytes(&key.business)?;
+            let new = match update(current.as_deref(), sender.as_deref())? {
+                UpdateAction::Keep => return Ok(false),
+                UpdateAction::Delete if current.is_none() => return Ok(false),
+                UpdateAction::Write(bytes) => Some(bytes),
+                UpdateAction::Delete => None,
+            };
+            if self
+                .contacts
+                .compare_and_swap(&k, current, new)
+                .map_err(err)?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            // Another writer got there first: run the closure again on what it wrote.
+        }
+    }
+
+    fn update_sender_sync(
+        &self,
+        business: &BusinessId,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.sender_write.lock();
+        let err = |e| {
+            backend(
+                "update_sender",
+                Some(RecordKey::Sender(business.clone())),
+                e,
+            )
+        };
+        loop {
+            let current = self.senders.get(business.as_str()).map_err(err)?;
+            let new = match update(current.as_deref())? {
+                UpdateAction::Keep => return Ok(false),
+                UpdateAction::Delete if current.is_none() => return Ok(false),
+                UpdateAction::Write(bytes) => Some(IVec::from(bytes)),
+                UpdateAction::Delete => None,
+            };
+            if self
+                .senders
+                .compare_and_swap(business.as_str(), current, new.clone())
+                .map_err(err)?
+                .is_ok()
+            {
+                self.cache_sender(business, new);
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Runs a batch in one transaction; returns whether anything was written.
+    fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
+        let has_sender_ops = batch
+            .ops_mut()
+            .iter()
+            .any(|op| matches!(op, BatchOp::Sender { .. }));
+        let _writing = has_sender_ops.then(|| self.sender_write.lock());
+        let ops = std::cell::RefCell::new(batch.ops_mut());
+        type Abort = ConflictableTransactionError<StoreError>;
+        let result = (&self.contacts, &self.senders).transaction(|(tc, ts)| {
+            let mut ops = ops.borrow_mut();
+            let mut wrote = false;
+            let mut senders_written: Vec<(BusinessId, Option<IVec>)> = Vec::new();
+            for op in ops.iter_mut() {
+                match op {
+                    BatchOp::Contact { key, update } => {
+                        let k = key.storage_key();
+                        let current = tc.get(&k)?;
+                        let sender = ts.get(key.business.as_str())?;
+                        match update(current.as_deref(), sender.as_deref()).map_err(Abort::Abort)? {
+                            UpdateAction::Keep => {}
+                            UpdateAction::Write(bytes) => {
+                                tc.insert(k, bytes)?;
+                                wrote = true;
+                            }
+                            UpdateAction::Delete => {
+                                wrote |= tc.remove(k)?.is_some();
+                            }
+                        }
+                    }
+                    BatchOp::Sender { business, update } => {
+                        let current = ts.get(business.as_str())?;
+                        match update(current.as_deref()).map_err(Abort::Abort)? {
+                            UpdateAction::Keep => {}
+                            UpdateAction::Write(bytes) => {
+                                let value = IVec::from(bytes);
+                                ts.insert(business.as_str(), value.clone())?;
+                                senders_written.push((business.clone(), Some(value)));
+                                wrote = true;
+                            }
+                            UpdateAction::Delete => {
+                                wrote |= ts.remove(business.as_str())?.is_some();
+                                senders_written.push((business.clone(), None));
+                            }
+                        }
+                    }
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+            Ok((wrote, senders_written))
+        });
+        match result {
+            Ok((wrote, senders_written)) => {
+                // Later entries win, as later operations did in the batch.
+                for (business, value) in senders_written {
+                    self.cache_sender(&business, value);
+                }
+                Ok(wrote)
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(backend("apply_batch", None, e)),
+        }
+    }
+}
+
+/// Maps an open failure to [`StoreError::Locked`] or [`StoreError::Open`].
+fn open_error(path: &Path, error: sled::Error) -> StoreError {
+    let locked =
+        matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
+    if locked {
+        StoreError::Locked {
+            path: path.to_path_buf(),
+            pid: lock_holder(&path.join("db")),
+            source: Box::new(error),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(error),
+        }
+    }
+}
+
+/// The process holding the `flock` on `file`, from `/proc/locks` (Linux); `None` elsewhere or
+/// when unknown.
+fn lock_holder(file: &Path) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(file).ok()?;
+        let inode = meta.ino();
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        // `1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF`
+        locks.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let pid = fields.get(4)?.parse::<u32>().ok()?;
+            let ino = fields.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+            (fields.get(1) == Some(&"FLOCK") && ino == inode).then_some(pid)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn update(
+        &self,
+        key: &ContactKey,
+        update: &mut ContactUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        if self.update_sync(key, update)? {
+            self.after_single_write("update").await?;
+        }
+        Ok(())
+    }
+
+    async fn update_sender(
+        &self,
+        business: &BusinessId,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        if self.update_sender_sync(business, update)? {
+            self.after_single_write("update_sender").await?;
+        }
+        Ok(())
+    }
+
+    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
+        let mut records = Records::default();
+        self.load_with(key, &mut |c, s| {
+            records.contact = c.map(<[u8]>::to_vec);
+            records.sender = s.map(<[u8]>::to_vec);
+        })
+        .await?;
+        Ok(records)
+    }
+
+    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let contact = self
+            .contacts
+            .get(key.storage_key())
+            .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
+        let sender = self.sender_bytes(&key.business)?;
+        read(contact.as_deref(), sender.as_deref());
+        Ok(())
+    }
+
+    async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.sender_bytes(business)?.map(|v| v.to_vec()))
+    }
+
+    async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+        let removed = self
+            .contacts
+            .remove(key.storage_key())
+            .map_err(|e| backend("remove", Some(RecordKey::Contact(key.clone())), e))?
+            .is_some();
+        if removed {
+            self.after_single_write("remove").await?;
+        }
+        Ok(removed)
+    }
+
+    fn scan(&self) -> ScanStream<'_> {
+        let items = self.contacts.iter().map(|item| {
+            let (k, v) = item.map_err(|e| backend("scan", None, e))?;
+            let key =
+                ContactKey::from_storage_key(&k).map_err(|source| StoreError::BadStoredKey {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })?;
+            Ok((key, v.to_vec()))
+        });
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.batch_sync(batch)? {
+            self.flush_now("apply_batch").await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_now("flush").await
+    }
+}
+
+/// The raw-bytes hook of the conformance suite (`waguard::testing`), with feature `testing`.
+#[cfg(feature = "testing")]
+#[async_trait]
+impl waguard::testing::RawAccess for SledStore {
+    async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
+        self.contacts
+            .insert(key.storage_key(), bytes)
+            .map(drop)
+            .map_err(|e| backend("put_raw_contact", Some(RecordKey::Contact(key.clone())), e))
+    }
+
+    async fn put_raw_sender(&self, business: &BusinessId, bytes: &[u8]) -> Result<(), StoreError> {
+        let _writing = self.sender_write.lock();
+        self.senders.insert(business.as_str(), bytes).map_err(|e| {
+            backend(
+                "put_raw_sender",
+                Some(RecordKey::Sender(business.clone())),
+                e,
+            )
+        })?;
+        self.cache_sender(business, Some(IVec::from(bytes)));
+        Ok(())
+    }
+}
+
+#[cfg(feature = "testing")]
+impl SledStore {
+    /// Stores raw bytes under a raw key of the contacts tree, bypassing every check (feature
+    /// `testing`; for tests of damaged stores).
+    pub fn put_raw_contact_key(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.contacts
+            .insert(key, bytes)
+            .map(drop)
+            .map_err(|e| backend("put_raw_contact_key", None, e))
+    }
+}

@@ -1,0 +1,281 @@
+//! SledStore specifics: persistence across reopening, the directory lock, unreadable paths,
+//! corrupt records, and records of the previous encoding version (golden fixtures).
+
+use std::time::Duration;
+
+use waguard::{
+    ContactKey, DecodeError, Event, Guard, GuardError, KeyedEvent, Outgoing, Policy, RecordKey,
+    Store, StoreError, Timestamp, UpdateAction, WamidHash,
+};
+use waguard_sled::{Durability, SledOptions, SledStore};
+
+fn t(seconds: i64) -> Timestamp {
+    // 2026-03-01T00:00:00Z plus `seconds`.
+    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
+}
+
+fn key(n: u32) -> ContactKey {
+    format!("100000001/p:3361{n:07}").parse().unwrap()
+}
+
+fn inbound(k: &ContactKey, at: Timestamp) -> KeyedEvent {
+    KeyedEvent::Contact {
+        key: k.clone(),
+        event: Event::Inbound {
+            at,
+            text: None,
+            referral: false,
+        },
+    }
+}
+
+async fn plant(store: &SledStore, k: &ContactKey, bytes: &[u8]) {
+    // Stores never decode: an update can plant any bytes.
+    store
+        .update(k, &mut |_, _| Ok(UpdateAction::Write(bytes.to_vec())))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn state_survives_closing_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    for durability in [
+        Durability::EachWrite,
+        Durability::GroupCommit {
+            every: Duration::from_millis(10),
+        },
+    ] {
+        let _ = std::fs::remove_dir_all(&path);
+        {
+            let store =
+                SledStore::open_with(&path, SledOptions::default().with_durability(durability))
+                    .unwrap();
+            assert_eq!(store.durability(), durability);
+            assert_eq!(store.path(), Some(path.as_path()));
+            let guard = Guard::new(store, Policy::default()).unwrap();
+            guard.ingest([inbound(&key(1), t(10))]).await.unwrap();
+            guard
+                .record_send_error(&key(2), 368, None, t(20))
+                .await
+                .unwrap();
+            guard.store().flush().await.unwrap();
+        }
+        let guard = Guard::new(SledStore::open(&path).unwrap(), Policy::default()).unwrap();
+        let (state, sender) = guard.state(&key(1)).await.unwrap();
+        assert_eq!(state.last_inbound, Some(t(10)), "{durability:?}");
+        assert!(sender.is_restricted(), "{durability:?}");
+        assert_eq!(guard.store().contact_count(), 2);
+        assert!(guard.store().size_on_disk().unwrap() > 0);
+    }
+}
+
+#[tokio::test]
+async fn a_second_open_of_a_locked_directory_names_the_path_and_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let _first = SledStore::open(&path).unwrap();
+    let err = SledStore::open(&path).unwrap_err();
+    let StoreError::Locked { path: p, pid, .. } = &err else {
+        panic!("expected Locked, got {err:?}");
+    };
+    assert_eq!(p, &path);
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    if cfg!(target_os = "linux") {
+        assert_eq!(
+            *pid,
+            Some(std::process::id()),
+            "/proc/locks names this process"
+        );
+        assert!(
+            message.contains(&format!("already open by process {}", std::process::id())),
+            "{message}"
+        );
+    }
+    assert!(
+        message.contains("stop that process"),
+        "the message says what to do: {message}"
+    );
+}
+
+#[test]
+fn a_path_that_is_not_a_directory_is_an_open_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"hello").unwrap();
+    let err = SledStore::open(&file).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("check that the path"), "{message}");
+    let err = SledStore::open(file.join("below")).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_a_typed_error_naming_its_key_and_other_keys_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = SledStore::open(&path).unwrap();
+        let guard = Guard::new(store, Policy::default()).unwrap();
+        guard
+            .ingest([inbound(&key(1), t(10)), inbound(&key(2), t(10))])
+            .await
+            .unwrap();
+        plant(guard.store(), &key(1), &[1, 0xff, 0xff, 0xff]).await;
+        plant(guard.store(), &key(3), &[2, 0, 0]).await;
+    }
+    // After reopening, too.
+    let guard = Guard::new(SledStore::open(&path).unwrap(), Policy::default()).unwrap();
+    for (k, what) in [(key(1), "corrupt"), (key(3), "newer")] {
+        let err = guard
+            .check(&k, Outgoing::FreeForm, t(20))
+            .await
+            .unwrap_err();
+        let GuardError::Store(StoreError::Decode { record, source }) = &err else {
+            panic!("expected a decode error, got {err:?}");
+        };
+        assert_eq!(record, &RecordKey::Contact(k.clone()));
+        assert!(err.to_string().contains(&k.to_string()), "{err}");
+        match (what, source) {
+            ("corrupt", DecodeError::Corrupt { .. } | DecodeError::TrailingBytes { .. }) => {
+                assert!(err.to_string().contains("forget"), "says what to do: {err}")
+            }
+            (
+                "newer",
+                DecodeError::NewerVersion {
+                    found: 2,
+                    supported: 1,
+                },
+            ) => {
+                assert!(
+                    err.to_string().contains("upgrade waguard"),
+                    "says what to do: {err}"
+                )
+            }
+            _ => panic!("unexpected {what}: {source:?}"),
+        }
+    }
+    let d = guard
+        .check(&key(2), Outgoing::FreeForm, t(20))
+        .await
+        .unwrap();
+    assert!(d.permits(Outgoing::FreeForm), "other keys stay readable");
+}
+
+/// A contact record written by format version 1 (version byte, then postcard), byte for byte.
+/// Kept as it is when the format changes: every later waguard must read it.
+const CONTACT_V1: [u8; 93] = [
+    0x01, // format version 1
+    0x01, 0x80, 0x80, 0x82, 0xca, 0xf9, 0xc6, 0xca, 0x98, 0x31, // latest_event: Some(02:00)
+    0x00, // erased_at: None
+    0x01, 0x80, 0x80, 0xbd, 0xbe, 0xb3, 0xf5, 0xc8, 0x98, 0x31, // last_inbound: Some(01:00)
+    0x00, // referral_at: None
+    0x01, 0x80, 0xe0, 0xb2, 0xb7, 0xac, 0xa7, 0xc7, 0x98,
+    0x31, // first_template_at: Some(00:01)
+    0x01, 0x80, 0xe0, 0xb2, 0xb7, 0xac, 0xa7, 0xc7, 0x98,
+    0x31, // last_template_at: Some(00:01)
+    0x00, // last_delivered_at: None
+    0x00, // closed_mark: None
+    0x00, 0x00, // opt_all: out None, in None
+    0x00, 0x01, 0x80, 0x80, 0x82, 0xca, 0xf9, 0xc6, 0xca, 0x98,
+    0x31, // opt_marketing: in Some(02:00)
+    0x01, // feedback.failures: 1 entry
+    0x01, 0xef, 0x9b, 0xaf, 0xcd, 0xf8, 0xac, 0xd1, 0x91,
+    0x01, // wamid: Some(0x0123456789abcdef)
+    0x80, 0xc0, 0xda, 0xb8, 0xd0, 0x8c, 0xc8, 0x98, 0x31, // at: 00:30
+    0xd2, 0xff, 0x07, // code: 131026
+    0x00, // feedback.deliveries: none
+    0x01, 0x80, 0xe0, 0xb2, 0xb7, 0xac, 0xa7, 0xc7, 0x98,
+    0x31, // pair_budget_tat: Some(00:01)
+    0x00, // attempts: none
+];
+
+/// A sender record of format version 1: restricted at 00:10.
+const SENDER_V1: [u8; 16] = [
+    0x01, 0x01, 0x80, 0xc0, 0xc3, 0xdf, 0xe3, 0xc6, 0xc7, 0x98, 0x31, 0x00, 0x00, 0x00, 0x00, 0x00,
+];
+
+#[tokio::test]
+async fn records_of_format_version_1_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let k = key(1);
+    {
+        let store = SledStore::open(&path).unwrap();
+        plant(&store, &k, &CONTACT_V1).await;
+        store
+            .update_sender(&k.business, &mut |_| {
+                Ok(UpdateAction::Write(SENDER_V1.to_vec()))
+            })
+            .await
+            .unwrap();
+    }
+    let guard = Guard::new(SledStore::open(&path).unwrap(), Policy::default()).unwrap();
+    let (state, sender) = guard.state(&k).await.unwrap();
+    assert_eq!(state.latest_event, Some(t(7200)));
+    assert_eq!(state.erased_at, None);
+    assert_eq!(state.last_inbound, Some(t(3600)));
+    assert_eq!(state.first_template_at, Some(t(60)));
+    assert_eq!(state.last_template_at, Some(t(60)));
+    assert_eq!(state.opt_marketing.in_at, Some(t(7200)));
+    assert_eq!(state.feedback.failures.len(), 1);
+    let failure = state.feedback.failures[0];
+    assert_eq!(
+        failure.wamid,
+        Some(WamidHash::from_raw(0x0123_4567_89ab_cdef))
+    );
+    assert_eq!((failure.at, failure.code), (t(1800), 131026));
+    assert_eq!(state.pair_budget_tat, Some(t(60)));
+    assert_eq!(sender.restricted_at, Some(t(600)));
+    assert!(sender.is_restricted());
+    if waguard::FORMAT_VERSION == 1 {
+        assert_eq!(
+            state.encode(),
+            CONTACT_V1.to_vec(),
+            "version 1 writes these very bytes"
+        );
+        assert_eq!(sender.encode(), SENDER_V1.to_vec());
+    }
+    // And decisions read them: the sender restriction of the fixture blocks.
+    let d = guard.check(&k, Outgoing::FreeForm, t(7300)).await.unwrap();
+    assert_eq!(d.reason().unwrap().as_str(), "sender_restricted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sender_cache_stays_coherent_under_concurrent_sender_writes() {
+    // Readers fill the cache while writers change the sender record; at the end every
+    // reader path agrees with the tree.
+    let store = std::sync::Arc::new(SledStore::temporary().unwrap());
+    let guard = Guard::new(std::sync::Arc::clone(&store), Policy::default()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..4u32 {
+        let guard = guard.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..50i64 {
+                let at = t(i64::from(i) * 1000 + j);
+                if i % 2 == 0 {
+                    guard
+                        .record_send_error(&key(i), 130429, None, at)
+                        .await
+                        .unwrap();
+                } else {
+                    guard.check(&key(i), Outgoing::FreeForm, at).await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let business = key(0).business;
+    let (_, via_cache) = guard.state(&key(7)).await.unwrap();
+    drop(guard);
+    let store = std::sync::Arc::try_unwrap(store).unwrap();
+    let path_less = store.load_sender(&business).await.unwrap();
+    assert_eq!(via_cache.throughput_at, Some(t(2049)));
+    assert_eq!(path_less, Some(via_cache.encode()));
+}
