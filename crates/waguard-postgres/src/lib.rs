@@ -96,10 +96,20 @@
 //!   reservation.
 //!
 //! # Durability
-//! Every write is a committed PostgreSQL transaction when its call returns `Ok` (with the
-//! server's default `synchronous_commit = on`, that is on the server's disk, and on its
-//! synchronous standbys if any). [`flush`](Store::flush) therefore has nothing left to do and
-//! returns at once. `apply_batch` is one commit: all of the batch or none of it.
+//! With the default, [`Durability::EachWrite`], every write is a committed PostgreSQL
+//! transaction when its call returns `Ok` (with the server's default `synchronous_commit =
+//! on`: on the server's disk, and on its synchronous standbys if any), and
+//! [`flush`](Store::flush) has nothing left to do. `apply_batch` is one commit: all of the
+//! batch or none of it. The price is one WAL flush (`fsync`) of the server per single-key
+//! write: on a slow disk that, not the two round trips, is most of a `reserve`'s latency
+//! (docs/performance.md has figures).
+//!
+//! [`Durability::Deferred`] commits single-key writes (`reserve`, `forget`, ...) with
+//! `synchronous_commit = off`: still atomic, at once visible to every instance, and kept
+//! across a clean server restart, but a server crash may lose the last few hundred
+//! milliseconds of them. Batches stay durable on return, and `flush` makes every write that
+//! returned before it durable (one synchronous commit, which flushes the server's WAL up to
+//! it).
 //!
 //! # When an outcome is unknown
 //! If the connection breaks **after** a write was sent (server restart, network cut), the
@@ -137,6 +147,26 @@ use waguard::{
 pub use error::{redact_url, ErrorKind, PostgresError};
 pub use schema::SCHEMA_VERSION;
 
+/// When a write is durable (see the crate documentation, "Durability").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The default. Every write is committed with the server's `synchronous_commit` setting
+    /// (`on` unless the server says otherwise): when a call returns `Ok`, its write is on the
+    /// server's disk. Each single-key write (`reserve`, `forget`, `update`, ...) waits for one
+    /// WAL flush of the server; concurrent writers share flushes.
+    #[default]
+    EachWrite,
+    /// Single-key writes ([`update`](Store::update), [`update_sender`](Store::update_sender),
+    /// [`remove`](Store::remove), so `reserve`, `forget`, `opt_out` with one key...) commit
+    /// with `synchronous_commit = off`: they are visible to every instance at once, atomic and
+    /// never lost by a server *restart*, but a server *crash* (or power loss) may lose the last
+    /// few hundred milliseconds of them (PostgreSQL's `wal_writer_delay` times three at most).
+    /// Batches ([`apply_batch`](Store::apply_batch), so `Guard::ingest`) stay durable on return,
+    /// and [`flush`](Store::flush) makes every write that returned before it durable.
+    Deferred,
+}
+
 /// How to connect a [`PostgresStore`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -154,6 +184,8 @@ pub struct PostgresOptions {
     /// with [`ErrorKind::Contention`] (default 10 000; each try backs off a little more, up to
     /// 5 ms).
     pub max_conflicts: u32,
+    /// When writes are durable (default [`Durability::EachWrite`]).
+    pub durability: Durability,
 }
 
 impl Default for PostgresOptions {
@@ -163,6 +195,7 @@ impl Default for PostgresOptions {
             schema: "waguard".to_owned(),
             connect_timeout: Duration::from_secs(5),
             max_conflicts: 10_000,
+            durability: Durability::EachWrite,
         }
     }
 }
@@ -183,6 +216,12 @@ impl PostgresOptions {
     /// These options with another connect time-out.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// These options with another durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -216,7 +255,9 @@ struct Sql {
     batch_delete_senders: String,
     scan_first: String,
     scan_next: String,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     put_contact: String,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     put_sender: String,
 }
 
@@ -341,6 +382,7 @@ pub struct PostgresStore {
     schema: String,
     sql: Sql,
     max_conflicts: u32,
+    durability: Durability,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -349,6 +391,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("url", &self.url)
             .field("schema", &self.schema)
+            .field("durability", &self.durability)
             .field("pool_size", &status.max_size)
             .field("connections", &status.size)
             .finish_non_exhaustive()
@@ -406,6 +449,15 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("waguard");
         }
+        if options.durability == Durability::Deferred {
+            // Session default of the pool's connections; batches and flush turn it back on.
+            let mut server_options = config.get_options().unwrap_or_default().to_owned();
+            if !server_options.is_empty() {
+                server_options.push(' ');
+            }
+            server_options.push_str("-c synchronous_commit=off");
+            config.options(&server_options);
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -429,6 +481,7 @@ impl PostgresStore {
             schema: options.schema,
             url: redacted,
             max_conflicts: options.max_conflicts,
+            durability: options.durability,
         };
         let mut client = store.client("connect", None).await?;
         schema::migrate(&mut client, &store.url, &store.schema)
@@ -445,6 +498,11 @@ impl PostgresStore {
     /// The PostgreSQL schema holding this store's tables.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// When this store's writes are durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The connection pool, for statements of your own on the same server (e.g. monitoring or
@@ -702,31 +760,42 @@ impl PostgresStore {
         );
         // Pipelined, in this order: contact rows locked in key order, then sender rows.
         let no_rows = Ok(Vec::new());
-        let (contact_rows, locked_sender_rows, read_sender_rows) = futures_util::future::join3(
-            async {
-                if keys.contact_business.is_empty() {
-                    return Ok(Vec::new());
-                }
-                tx.query(
-                    &lock_contacts,
-                    &[&keys.contact_business, &keys.contact_contact],
-                )
-                .await
-            },
-            async {
-                if keys.sender_targets.is_empty() {
-                    return Ok(Vec::new());
-                }
-                tx.query(&lock_senders, &[&keys.sender_targets]).await
-            },
-            async {
-                if keys.sender_reads.is_empty() {
-                    return no_rows;
-                }
-                tx.query(&read_senders, &[&keys.sender_reads]).await
-            },
-        )
-        .await;
+        let deferred = self.durability == Durability::Deferred;
+        let (synchronous, contact_rows, locked_sender_rows, read_sender_rows) =
+            futures_util::future::join4(
+                async {
+                    if deferred {
+                        // Batches stay durable on return in the deferred mode too.
+                        tx.batch_execute("SET LOCAL synchronous_commit = on").await
+                    } else {
+                        Ok(())
+                    }
+                },
+                async {
+                    if keys.contact_business.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    tx.query(
+                        &lock_contacts,
+                        &[&keys.contact_business, &keys.contact_contact],
+                    )
+                    .await
+                },
+                async {
+                    if keys.sender_targets.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    tx.query(&lock_senders, &[&keys.sender_targets]).await
+                },
+                async {
+                    if keys.sender_reads.is_empty() {
+                        return no_rows;
+                    }
+                    tx.query(&read_senders, &[&keys.sender_reads]).await
+                },
+            )
+            .await;
+        synchronous.map_err(before_commit)?;
         let contact_rows = contact_rows.map_err(before_commit)?;
         let locked_sender_rows = locked_sender_rows.map_err(before_commit)?;
         let read_sender_rows = read_sender_rows.map_err(before_commit)?;
@@ -1191,8 +1260,20 @@ impl Store for PostgresStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        // Every write is committed before its call returns.
-        Ok(())
+        if self.durability == Durability::EachWrite {
+            // Every write was durably committed before its call returned.
+            return Ok(());
+        }
+        // A transaction with an id, committed synchronously: its commit flushes the server's
+        // WAL up to its own record, so every earlier (asynchronous) commit with it. One round
+        // trip.
+        let client = self.client("flush", None).await?;
+        client
+            .batch_execute(
+                "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT",
+            )
+            .await
+            .map_err(|e| self.query_error("flush", None, e, true))
     }
 }
 
