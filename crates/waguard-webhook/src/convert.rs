@@ -47,8 +47,8 @@ const TEMPLATE_CATEGORIES: [&str; 5] = [
 /// The limits are checked first, then UTF-8, then the JSON is read in one pass, borrowing its
 /// strings. The body as a whole is refused ([`ParseError`]) only when it is too large or deep,
 /// has too many items, is not UTF-8, not JSON, or not a `whatsapp_business_account`
-/// notification; otherwise every
-/// item that can be applied is, and each one that cannot is reported in [`Parsed::errors`].
+/// notification; otherwise every item that can be applied is, and each one that cannot is
+/// reported in [`Parsed::errors`].
 ///
 /// `received_at` is the time the request arrived: value-level `errors[]` carry no timestamp
 /// of their own and are dated with it. Every other event uses its item's timestamp.
@@ -572,6 +572,7 @@ impl<'p, 'a> Cx<'p, 'a> {
 
     /// K3: the contact an item is about. The phone wins when known, from the item itself or
     /// from the `contacts[]` entry with the same user id; else the BSUID; else the parent BSUID.
+    /// A BSUID found in the phone field (and no user id field) is taken as the user id.
     fn who(
         &self,
         p: &ItemPath,
@@ -579,12 +580,18 @@ impl<'p, 'a> Cx<'p, 'a> {
         user: (Option<&Value<'a>>, &'static str),
         parent: (Option<&Value<'a>>, &'static str),
     ) -> Result<ContactId, ItemProblem> {
+        let mut user_id = opt_str(user.0, p, user.1)?;
         if let Some(number) = opt_str(phone.0, p, phone.1)? {
-            return PhoneNumber::parse(number)
-                .map(ContactId::Phone)
-                .map_err(|e| e.with_field(p.field(phone.1)).into());
+            match PhoneNumber::parse(number) {
+                Ok(number) => return Ok(ContactId::Phone(number)),
+                // A message sent to a BSUID may name it where a phone is expected: a BSUID is
+                // never a valid phone (it has letters and a dot), so read it as what it is.
+                Err(_) if user_id.is_none() && Bsuid::parse(number).is_ok() => {
+                    user_id = Some(number);
+                }
+                Err(e) => return Err(e.with_field(p.field(phone.1)).into()),
+            }
         }
-        let user_id = opt_str(user.0, p, user.1)?;
         let parent_id = opt_str(parent.0, p, parent.1)?;
         if let Some((k, wa_id)) = self.phone_in_contacts(user_id, parent_id) {
             return PhoneNumber::parse(wa_id)

@@ -645,3 +645,23 @@ fn h1_integer_and_string_timestamps_are_accepted_everywhere_and_bad_ones_reporte
     ));
     assert!(std::error::Error::source(&parsed.errors[2].problem).is_some());
 }
+
+#[test]
+fn k3_a_bsuid_in_the_phone_field_is_read_as_a_bsuid() {
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"changes":[
+      {"field":"messages","value":{"metadata":{"phone_number_id":"1"},
+        "statuses":[
+          {"id":"w1","status":"sent","timestamp":"10","recipient_id":"US.13491208655302741918"},
+          {"id":"w2","status":"sent","timestamp":"11","recipient_id":"US.bad-id"}]}}]}]}"#;
+    let parsed = parse(body.as_bytes(), received_at(), &Limits::default()).unwrap();
+    match &parsed.events[..] {
+        [KeyedEvent::Contact { key, .. }] => {
+            assert_eq!(key.to_string(), "1/u:US.13491208655302741918")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parsed.errors.len(), 1);
+    assert!(
+        matches!(&parsed.errors[0].problem, ItemProblem::Id(e) if e.field.ends_with("statuses[1].recipient_id"))
+    );
+}
