@@ -72,10 +72,11 @@
 //!
 //! # Concurrency and locking
 //! - A read ([`load`](Store::load), and so `Guard::check`) is one prepared `SELECT` that
-//!   returns the contact record **and** its business's sender record (two `LEFT JOIN`s), in one
-//!   round trip.
+//!   returns the contact record **and** its business's sender record (two scalar subselects,
+//!   each a primary-key lookup), in one round trip.
 //! - [`update`](Store::update) (so `Guard::reserve`, `forget`, ...) is an optimistic
-//!   **compare-and-swap** on the row's `version`: read (the same one `SELECT`), run the
+//!   **compare-and-swap** on the row's `version`: read (one `SELECT` of both records and the
+//!   contact row's version, through `LEFT JOIN`s), run the
 //!   closure, then `UPDATE ... WHERE version = $seen` (or `INSERT ... ON CONFLICT DO NOTHING`
 //!   when there was no row, or `DELETE ... WHERE version = $seen`). If another writer got there
 //!   first, no row is affected and the closure runs again on the new record. Two round trips,
@@ -235,6 +236,7 @@ impl PostgresOptions {
 /// The SQL of every statement, with the schema name filled in (the keys of the statement
 /// cache).
 struct Sql {
+    read: String,
     load: String,
     load_sender: String,
     insert_contact: String,
@@ -266,6 +268,10 @@ impl Sql {
         let s = format!("\"{schema}\"");
         let next = format!("nextval('{s}.record_version')");
         Sql {
+            read: format!(
+                "SELECT (SELECT state FROM {s}.contacts WHERE business = $1 AND contact = $2),
+                        (SELECT state FROM {s}.senders WHERE business = $1)"
+            ),
             load: format!(
                 "SELECT c.state, c.version, s.state FROM (SELECT 1) AS one
                  LEFT JOIN {s}.contacts c ON c.business = $1 AND c.contact = $2
@@ -1138,10 +1144,10 @@ impl Store for PostgresStore {
         self.read_one(
             "load",
             || Some(RecordKey::Contact(key.clone())),
-            &self.sql.load,
+            &self.sql.read,
             &[&key.business.as_str(), &contact],
             |row| match row {
-                Some(row) => read(row.get(0), row.get(2)),
+                Some(row) => read(row.get(0), row.get(1)),
                 None => read(None, None),
             },
         )
