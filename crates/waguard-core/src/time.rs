@@ -52,7 +52,7 @@ impl Timestamp {
         seconds
             .checked_mul(NANOS_PER_SECOND)
             .map(Timestamp)
-            .ok_or(TimeError::OutOfRange {
+            .ok_or_else(|| TimeError::OutOfRange {
                 value: seconds.to_string(),
             })
     }

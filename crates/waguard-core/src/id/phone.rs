@@ -56,18 +56,27 @@ impl PhoneNumber {
         let err = |problem| IdError::new("phone", value, problem);
         let body = value.trim_matches(|c: char| c.is_ascii_whitespace());
         let body = body.strip_prefix('+').unwrap_or(body);
-        let mut digits = String::with_capacity(16);
+        // Collect into a stack buffer: one allocation per number, for the final boxed string.
+        let mut buf = [0u8; 15];
+        let mut len = 0usize;
         for c in body.chars() {
             match c {
-                '0'..='9' => digits.push(c),
+                '0'..='9' => {
+                    if len == buf.len() {
+                        return Err(err(IdProblem::PhoneLength));
+                    }
+                    buf[len] = c as u8;
+                    len += 1;
+                }
                 ' ' | '\t' | '\n' | '\r' | '\x0c' | '-' | '.' | '(' | ')' => {}
                 _ => return Err(err(IdProblem::NotDigits)),
             }
         }
+        let digits = std::str::from_utf8(&buf[..len]).unwrap_or_default();
         if digits.is_empty() {
             return Err(err(IdProblem::Empty));
         }
-        if !(7..=15).contains(&digits.len()) {
+        if digits.len() < 7 {
             return Err(err(IdProblem::PhoneLength));
         }
         if digits.starts_with('0') {
@@ -79,10 +88,7 @@ impl PhoneNumber {
         }
         let digits = fold_alias(digits);
         let region = classify(&digits);
-        Ok(PhoneNumber {
-            digits: digits.into_boxed_str(),
-            region,
-        })
+        Ok(PhoneNumber { digits, region })
     }
 
     /// The canonical digits, country code first.
@@ -98,10 +104,10 @@ impl PhoneNumber {
 
 /// K2: Mexico `52 1 XXXXXXXXXX` -> `52 XXXXXXXXXX`; Brazil `55 AA [6-9]XXXXXXX` ->
 /// `55 AA 9[6-9]XXXXXXX`.
-fn fold_alias(digits: String) -> String {
+fn fold_alias(digits: &str) -> Box<str> {
     let b = digits.as_bytes();
     if b.len() == 13 && digits.starts_with("521") {
-        return format!("52{}", &digits[3..]);
+        return format!("52{}", &digits[3..]).into_boxed_str();
     }
     let area_ok = |d: u8| (b'1'..=b'9').contains(&d);
     if b.len() == 12
@@ -110,9 +116,9 @@ fn fold_alias(digits: String) -> String {
         && area_ok(b[3])
         && (b'6'..=b'9').contains(&b[4])
     {
-        return format!("{}9{}", &digits[..4], &digits[4..]);
+        return format!("{}9{}", &digits[..4], &digits[4..]).into_boxed_str();
     }
-    digits
+    digits.into()
 }
 
 /// Region of a canonical number. Only `+1` numbers need a lookup: their region follows the
