@@ -100,6 +100,12 @@ impl PostgresError {
                 ErrorKind::ConnectionLost,
                 "the server is starting up or shutting down: retry in a moment".to_owned(),
             ),
+            _ if error.as_db_error().is_none() && url.contains("sslmode=require") => (
+                ErrorKind::Config,
+                "this version of waguard-postgres connects without TLS: use sslmode=prefer or \
+                 sslmode=disable"
+                    .to_owned(),
+            ),
             _ if error.as_db_error().is_none() => (
                 ErrorKind::Unreachable,
                 format!(

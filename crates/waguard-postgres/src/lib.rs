@@ -42,6 +42,10 @@
 //! offline cache to maintain) and a heavier per-query path, and this crate has a dozen fixed
 //! statements that its tests run against a real server anyway.
 //!
+//! Connections are plain TCP (or Unix sockets): this version has no TLS, so a URL with
+//! `sslmode=require` cannot connect; keep the default `sslmode=prefer` (or `disable`) and run the
+//! database on a trusted network, or put a TLS tunnel in front.
+//!
 //! # Schema
 //! Everything lives in one PostgreSQL schema (default `waguard`; see
 //! [`PostgresOptions::with_schema`]), created and upgraded on connect by embedded migrations:
@@ -76,8 +80,8 @@
 //!   each a primary-key lookup), in one round trip.
 //! - [`update`](Store::update) (so `Guard::reserve`, `forget`, ...) is an optimistic
 //!   **compare-and-swap** on the row's `version`: read (one `SELECT` of both records and the
-//!   contact row's version, through `LEFT JOIN`s), run the
-//!   closure, then `UPDATE ... WHERE version = $seen` (or `INSERT ... ON CONFLICT DO NOTHING`
+//!   contact row's version, through `LEFT JOIN`s), run the closure, then
+//!   `UPDATE ... WHERE version = $seen` (or `INSERT ... ON CONFLICT DO NOTHING`
 //!   when there was no row, or `DELETE ... WHERE version = $seen`). If another writer got there
 //!   first, no row is affected and the closure runs again on the new record. Two round trips,
 //!   no transaction held open while the closure runs, nothing lost. Versions come from a
@@ -128,6 +132,25 @@
 //! Failures before anything was written (getting a connection, the read of an update, any
 //! statement of a batch before its commit) are retried a few times, with a short back-off,
 //! then returned with kind [`ErrorKind::ConnectionLost`] or [`ErrorKind::Unreachable`].
+//!
+//! # Errors
+//! Every failure of the server or the connection is a [`StoreError::Backend`] naming the
+//! operation (`connect`, `load`, `update`, `apply_batch`, ...) and, where there is one, the
+//! record (contact key or business number); its source is a [`PostgresError`] whose message
+//! names the server (URL, password replaced by `***`), quotes the server's own message and says
+//! what to do ("is PostgreSQL running at URL?" for a refused connection, the user and
+//! `pg_hba.conf` for a refused password, `createdb` for a missing database, "upgrade" for a
+//! schema of a newer version). Downcast the source to branch on [`PostgresError::kind`].
+//! Records that cannot be decoded are the guard's [`StoreError::Decode`], naming the key, as
+//! with every store.
+//!
+//! # Tests
+//! The crate's tests need a real server: they read its URL from `WAGUARD_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and fail, saying how to start one, when
+//! nothing answers; `scripts/ensure-postgres` starts the local cluster (installing PostgreSQL
+//! first if needed). Each conformance case (`waguard::testing`, with this crate's feature
+//! `testing`, which implements its `RawAccess` hook) runs in a schema of its own, dropped
+//! afterwards: `cargo test -p waguard-postgres --all-features`.
 
 mod error;
 mod schema;
