@@ -168,8 +168,12 @@ use waguard::{
     SenderUpdate, Store, StoreError, UpdateAction,
 };
 
+/// The pool crate, re-exported: [`PostgresStore::pool`] returns its `Pool`.
+pub use deadpool_postgres;
 pub use error::{redact_url, ErrorKind, PostgresError};
 pub use schema::SCHEMA_VERSION;
+/// The client crate, re-exported: [`PostgresError::driver_error`] returns its `Error`.
+pub use tokio_postgres;
 
 /// When a write is durable (see the crate documentation, "Durability").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
