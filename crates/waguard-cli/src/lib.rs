@@ -132,6 +132,13 @@ enum Command {
     ///   waguard import --db ./other.db backup.ndjson
     #[command(verbatim_doc_comment)]
     Import(commands::export::ImportArgs),
+    /// Measure every figure beside its floor, on generated data: pure decide, MemoryStore,
+    /// sled and PostgreSQL check and ingest, webhook parsing, and the message-log baselines.
+    ///
+    /// Example:
+    ///   waguard bench --quick --json
+    #[command(verbatim_doc_comment)]
+    Bench(commands::bench::BenchArgs),
     /// Print the default policy, to start a policy file.
     ///
     /// Example:
@@ -164,6 +171,7 @@ pub fn main() -> ExitCode {
             Command::Export(args) => commands::export::export(args).await,
             Command::Import(args) => commands::export::import(args).await,
             Command::Policy(args) => commands::policy::run(args),
+            Command::Bench(args) => commands::bench::run(args).await,
         }
     });
     match result {

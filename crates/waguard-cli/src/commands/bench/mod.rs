@@ -1,0 +1,492 @@
+//! `waguard bench`: every figure beside its floor, measured in one run on the same data.
+//!
+//! Keys are drawn uniformly at random over the generated contacts. Each store figure is
+//! measured next to the floor of its backend (a bare map lookup, a bare sled get, a bare
+//! prepared primary-key SELECT), and the message-log baselines answer from the same history
+//! waguard was fed; their answers are compared with waguard's and the run fails if they differ.
+
+mod msglog;
+mod workload;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use waguard::{
+    decide, ContactKey, ConversationState, Guard, KeyedEvent, MemoryStore, Outgoing, Policy,
+    SenderState, Store, Subject,
+};
+
+use workload::{Contact, Rng};
+
+/// Flags of `waguard bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A short run (under a minute on 2 cores): 10 000 contacts, fewer samples.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object per figure instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Contact counts to measure (repeatable); default 10 000 with --quick, else 10 000,
+    /// 100 000 and 1 000 000.
+    #[arg(long = "contacts", value_name = "N")]
+    contacts: Vec<usize>,
+    /// The PostgreSQL server for the PostgreSQL figures and the message-log baselines.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WAGUARD_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Skip the PostgreSQL figures and baselines.
+    #[arg(long)]
+    no_postgres: bool,
+}
+
+/// One measured figure.
+#[derive(Serialize, Debug, Clone)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Contacts in the data set.
+    pub contacts: usize,
+    /// How it was measured.
+    pub note: String,
+}
+
+/// Samples per figure.
+#[derive(Clone, Copy)]
+struct Samples {
+    /// Lookups for per-operation figures of in-process stores.
+    lookups: usize,
+    /// Round trips for PostgreSQL percentiles.
+    round_trips: usize,
+    /// Events ingested one by one, durably.
+    durable_events: usize,
+}
+
+/// Runs the benchmark and prints the figures.
+pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let sizes = if !args.contacts.is_empty() {
+        args.contacts.clone()
+    } else if args.quick {
+        vec![10_000]
+    } else {
+        vec![10_000, 100_000, 1_000_000]
+    };
+    let samples = if args.quick {
+        Samples {
+            lookups: 200_000,
+            round_trips: 3_000,
+            durable_events: 300,
+        }
+    } else {
+        Samples {
+            lookups: 1_000_000,
+            round_trips: 20_000,
+            durable_events: 2_000,
+        }
+    };
+    let mut figures = Vec::new();
+    let stdout = std::io::stdout();
+    for &n in &sizes {
+        let before = figures.len();
+        measure_size(n, samples, &args, &mut figures).await?;
+        let mut out = stdout.lock();
+        for f in &figures[before..] {
+            if args.json {
+                serde_json::to_writer(&mut out, f)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<40} {:>14.3} {:<8} n={:<8} {}",
+                    f.name, f.value, f.unit, f.contacts, f.note
+                )?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn figure(
+    figures: &mut Vec<Figure>,
+    name: &str,
+    value: f64,
+    unit: &'static str,
+    contacts: usize,
+    note: impl Into<String>,
+) -> f64 {
+    figures.push(Figure {
+        name: name.to_owned(),
+        value,
+        unit,
+        contacts,
+        note: note.into(),
+    });
+    value
+}
+
+/// Uniform random key indices.
+fn sample_indices(n: usize, count: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Rng::new(seed);
+    (0..count).map(|_| rng.below(n as u64) as usize).collect()
+}
+
+/// Nanoseconds per call of `f` over `indices`.
+fn ns_per_op(indices: &[usize], mut f: impl FnMut(usize)) -> f64 {
+    let started = Instant::now();
+    for &i in indices {
+        f(i);
+    }
+    started.elapsed().as_nanos() as f64 / indices.len() as f64
+}
+
+/// Nanoseconds per awaited call of `f` over `indices`.
+async fn ns_per_op_async<F, Fut>(indices: &[usize], mut f: F) -> Result<f64>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let started = Instant::now();
+    for &i in indices {
+        f(i).await?;
+    }
+    Ok(started.elapsed().as_nanos() as f64 / indices.len() as f64)
+}
+
+/// The p-th percentile (0..=100) of durations, in microseconds.
+pub(crate) fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx].as_nanos() as f64 / 1000.0
+}
+
+async fn ingest_all<S: Store>(
+    guard: &Guard<S>,
+    contacts: &[Contact],
+    batch: usize,
+) -> Result<(usize, Duration)> {
+    let started = Instant::now();
+    let mut total = 0;
+    let mut pending: Vec<KeyedEvent> = Vec::with_capacity(batch + 64);
+    for c in contacts {
+        pending.extend(workload::events(c));
+        if pending.len() >= batch {
+            total += pending.len();
+            guard.ingest(std::mem::take(&mut pending)).await?;
+        }
+    }
+    total += pending.len();
+    if !pending.is_empty() {
+        guard.ingest(pending).await?;
+    }
+    guard.store().flush().await?;
+    Ok((total, started.elapsed()))
+}
+
+async fn measure_size(
+    n: usize,
+    samples: Samples,
+    args: &BenchArgs,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    let policy = Policy::default();
+    let now = workload::now();
+    eprintln!("waguard bench: generating {n} contacts");
+    let contacts = workload::contacts(n, 42 + n as u64);
+    let keys: Vec<ContactKey> = contacts.iter().map(|c| c.key.clone()).collect();
+    let indices = sample_indices(n, samples.lookups, 7);
+
+    // ---- pure decide ----
+    let mut states: Vec<ConversationState> = Vec::with_capacity(n);
+    for c in &contacts {
+        let mut s = ConversationState::default();
+        for e in workload::events(c) {
+            if let KeyedEvent::Contact { event, .. } = e {
+                s.apply(&event, &policy);
+            }
+        }
+        states.push(s);
+    }
+    let sender = SenderState::default();
+    let decide_ns = ns_per_op(&indices, |i| {
+        black_box(decide(
+            Subject {
+                key: &keys[i],
+                state: &states[i],
+                sender: &sender,
+            },
+            black_box(Outgoing::FreeForm),
+            now,
+            &policy,
+        ));
+    });
+    figure(
+        figures,
+        "decide_ns",
+        decide_ns,
+        "ns",
+        n,
+        "pure decide on a decoded state, random keys",
+    );
+    let mut sizes: Vec<usize> = states.iter().map(|s| s.encode().len()).collect();
+    sizes.sort_unstable();
+    figure(
+        figures,
+        "record_bytes_typical",
+        sizes[sizes.len() / 2] as f64,
+        "bytes",
+        n,
+        format!(
+            "median encoded contact record (max {})",
+            sizes[sizes.len() - 1]
+        ),
+    );
+
+    // ---- memory ----
+    eprintln!("waguard bench: MemoryStore");
+    let memory = Guard::new(MemoryStore::new(), policy.clone())?;
+    ingest_all(&memory, &contacts, 1000).await?;
+    let memory_check = ns_per_op_async(&indices, |i| {
+        let memory = &memory;
+        let key = &keys[i];
+        async move {
+            black_box(memory.check(key, Outgoing::FreeForm, now).await?);
+            Ok(())
+        }
+    })
+    .await?;
+    let map: HashMap<ContactKey, Vec<u8>> = keys
+        .iter()
+        .cloned()
+        .zip(states.iter().map(|s| s.encode()))
+        .collect();
+    let memory_floor = ns_per_op(&indices, |i| {
+        black_box(map.get(black_box(&keys[i])));
+    });
+    figure(
+        figures,
+        "memory_check_ns",
+        memory_check,
+        "ns",
+        n,
+        "Guard::check on MemoryStore",
+    );
+    figure(
+        figures,
+        "memory_floor_ns",
+        memory_floor,
+        "ns",
+        n,
+        "bare HashMap<ContactKey, bytes> lookup, same keys",
+    );
+    figure(
+        figures,
+        "ratio_memory_check_over_floor",
+        memory_check / memory_floor,
+        "x",
+        n,
+        "same run",
+    );
+    drop(map);
+    drop(memory);
+
+    // ---- sled ----
+    eprintln!("waguard bench: sled");
+    let dir = tempfile::tempdir().context("temporary directory for sled")?;
+    let group = waguard_sled::SledOptions::default().with_durability(
+        waguard_sled::Durability::GroupCommit {
+            every: Duration::from_millis(500),
+        },
+    );
+    let sled_store = Arc::new(waguard_sled::SledStore::open_with(
+        dir.path().join("store"),
+        group,
+    )?);
+    let sled = Guard::new(sled_store.clone(), policy.clone())?;
+    let (events, took) = ingest_all(&sled, &contacts, 1000).await?;
+    figure(
+        figures,
+        "sled_ingest_group_commit_eps",
+        events as f64 / took.as_secs_f64(),
+        "events/s",
+        n,
+        "Guard::ingest in batches of 1000, one flush per batch",
+    );
+    let sled_check = ns_per_op_async(&indices, |i| {
+        let sled = &sled;
+        let key = &keys[i];
+        async move {
+            black_box(sled.check(key, Outgoing::FreeForm, now).await?);
+            Ok(())
+        }
+    })
+    .await?;
+    let raw = sled::open(dir.path().join("floor")).context("sled floor database")?;
+    let storage_keys: Vec<Vec<u8>> = keys.iter().map(|k| k.storage_key()).collect();
+    for (k, s) in storage_keys.iter().zip(&states) {
+        raw.insert(k, s.encode())?;
+    }
+    raw.flush()?;
+    let sled_floor = ns_per_op(&indices, |i| {
+        black_box(raw.get(keys[i].storage_key()).ok());
+    });
+    figure(
+        figures,
+        "sled_check_ns",
+        sled_check,
+        "ns",
+        n,
+        "Guard::check on SledStore",
+    );
+    figure(
+        figures,
+        "sled_floor_ns",
+        sled_floor,
+        "ns",
+        n,
+        "bare sled get of the same keys (key built per lookup)",
+    );
+    figure(
+        figures,
+        "ratio_sled_check_over_floor",
+        sled_check / sled_floor,
+        "x",
+        n,
+        "same run",
+    );
+    let on_disk = sled_store.size_on_disk()?;
+    figure(
+        figures,
+        "sled_bytes_per_contact",
+        on_disk as f64 / n as f64,
+        "bytes",
+        n,
+        "SledStore size on disk after flush / contacts",
+    );
+    drop(raw);
+
+    // durable, one event per call
+    let each = Arc::new(waguard_sled::SledStore::open(dir.path().join("durable"))?);
+    let durable = Guard::new(each, policy.clone())?;
+    let mut durable_events = Vec::with_capacity(samples.durable_events);
+    'outer: for c in &contacts {
+        for e in workload::events(c) {
+            durable_events.push(e);
+            if durable_events.len() == samples.durable_events {
+                break 'outer;
+            }
+        }
+    }
+    let started = Instant::now();
+    for e in &durable_events {
+        durable.ingest([e.clone()]).await?;
+    }
+    let durable_eps = durable_events.len() as f64 / started.elapsed().as_secs_f64();
+    let fsync_rate = fdatasync_rate(dir.path(), samples.durable_events)?;
+    figure(
+        figures,
+        "sled_ingest_durable_each_eps",
+        durable_eps,
+        "events/s",
+        n,
+        "Guard::ingest of one event per call, flushed before return",
+    );
+    figure(
+        figures,
+        "disk_fdatasync_per_s",
+        fsync_rate,
+        "syncs/s",
+        n,
+        "4 KiB write + fdatasync in the same directory",
+    );
+    figure(
+        figures,
+        "ratio_sled_durable_over_fdatasync",
+        durable_eps / fsync_rate,
+        "x",
+        n,
+        "same run",
+    );
+
+    // ---- webhook parse ----
+    let body = workload::typical_webhook();
+    let limits = waguard_webhook::Limits::default();
+    let parses = samples.lookups / 4;
+    let started = Instant::now();
+    for _ in 0..parses {
+        black_box(waguard_webhook::parse(
+            black_box(body.as_bytes()),
+            now,
+            &limits,
+        )?);
+    }
+    let mb_s = (body.len() * parses) as f64 / started.elapsed().as_secs_f64() / 1e6;
+    figure(
+        figures,
+        "webhook_parse_mb_s",
+        mb_s,
+        "MB/s",
+        n,
+        format!(
+            "parse + conversion of a {}-byte inbound text payload",
+            body.len()
+        ),
+    );
+
+    // ---- PostgreSQL and the message-log baselines ----
+    if !args.no_postgres {
+        let window_over_sled = msglog::measure(
+            &args.postgres,
+            &contacts,
+            &indices,
+            samples.round_trips,
+            &policy,
+            figures,
+        )
+        .await?;
+        figure(
+            figures,
+            "ratio_msglog_window_over_waguard_sled",
+            window_over_sled / (sled_check / 1000.0),
+            "x",
+            n,
+            "Chatwoot-style last-inbound query p50 over SledStore check mean",
+        );
+    }
+    Ok(())
+}
+
+/// fdatasync calls per second in `dir`: the ceiling for durable one-by-one writes.
+fn fdatasync_rate(dir: &std::path::Path, count: usize) -> Result<f64> {
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![7u8; 4096];
+    let started = Instant::now();
+    for _ in 0..count {
+        file.write_all(&block)?;
+        file.sync_data()?;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    if !rate.is_finite() {
+        bail!("could not time fdatasync");
+    }
+    Ok(rate)
+}
