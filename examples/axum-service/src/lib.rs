@@ -1,0 +1,1 @@
+//! An example axum service embedding waguard (work in progress).

@@ -1,0 +1,3 @@
+//! The example service binary (work in progress).
+
+fn main() {}
