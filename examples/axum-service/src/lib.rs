@@ -13,6 +13,7 @@
 //! | `POST /webhook` | Checks `X-Hub-Signature-256` on the raw body (H2, `401` and nothing applied when missing or wrong), parses, ingests the events durably, then answers `200` (H4). Skipped items are logged and still acknowledged (a retry cannot fix them); a store failure answers `500` so Meta retries. |
 //! | `POST /send` | Reserves (rule D3 budget, G1 resend cap), sends free-form when the decision permits it, falls back to the given template when only a template may go, else answers `409` with the decision. Calls the Cloud API and feeds a failure's code back with `record_send_error`. |
 //! | `GET /contacts/{business}/{contact}` | The key's stored state and the decision for each kind of message now. |
+//! | `DELETE /contacts/{business}/{contact}` | Erasure on request (E4): `forget` at now, leaving a tombstone so Meta's late retries cannot bring the state back. |
 //!
 //! `POST /send` takes JSON:
 //! ```json
@@ -187,7 +188,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/webhook", get(webhook_verify).post(webhook_receive))
         .route("/send", axum::routing::post(send))
-        .route("/contacts/{business}/{contact}", get(contact))
+        .route(
+            "/contacts/{business}/{contact}",
+            get(contact).delete(forget_contact),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -627,6 +631,34 @@ async fn contact(
             },
         };
         (StatusCode::OK, Json(view)).into_response()
+    }
+    .instrument(span)
+    .await
+}
+
+/// `DELETE /contacts/{business}/{contact}`: erasure (E4).
+async fn forget_contact(
+    State(state): State<AppState>,
+    Path((business, contact)): Path<(String, String)>,
+) -> Response {
+    let key = match contact_key_from_path(&business, &contact) {
+        Ok(key) => key,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let span = tracing::info_span!("forget", key = %key);
+    async move {
+        let now = state.now();
+        match state.inner.guard.forget(&key, now).await {
+            Ok(()) => {
+                tracing::info!("contact erased");
+                (
+                    StatusCode::OK,
+                    Json(json!({ "key": key.to_string(), "forgotten_at": now })),
+                )
+                    .into_response()
+            }
+            Err(e) => store_failed(&e),
+        }
     }
     .instrument(span)
     .await

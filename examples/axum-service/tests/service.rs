@@ -699,3 +699,30 @@ async fn the_policy_is_the_one_given() {
     assert_eq!(body["sent"], "template");
     assert_eq!(body["decision"]["reason"], "window_expired");
 }
+
+#[tokio::test]
+async fn delete_erases_the_contact_and_late_retries_stay_out() {
+    let h = Harness::start().await;
+    let at = h.now().saturating_sub(Duration::from_secs(60));
+    let stop = inbound("STOP", at);
+    assert_eq!(h.signed_webhook(&stop).await.0, StatusCode::OK);
+
+    let response = h
+        .http
+        .delete(format!("{}/contacts/{BUSINESS}/{PHONE}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, view) = h.contact(PHONE).await;
+    assert_eq!(view["state"]["last_inbound"], Value::Null);
+    assert_eq!(view["state"]["erased_at"], h.now().to_string());
+    assert_eq!(view["decisions"]["utility"]["allowed"], true);
+
+    // Meta retries the old webhook: ignored (E4).
+    h.clock.advance(Duration::from_secs(5));
+    assert_eq!(h.signed_webhook(&stop).await.0, StatusCode::OK);
+    let (_, view) = h.contact(PHONE).await;
+    assert_eq!(view["state"]["last_inbound"], Value::Null);
+    assert_eq!(view["decisions"]["utility"]["allowed"], true);
+}
