@@ -1,2 +1,282 @@
-//! SledStore benches.
-fn main() {}
+//! SledStore benches, each beside its floor in the same run (uniform random keys over N
+//! contacts):
+//! - `check` vs a bare sled `get` of the same keys in the same database;
+//! - batched ingest (1000 events per `ingest`, one commit each) in events per second;
+//! - per-event durable ingest (one event per `ingest`, one fsync each) vs the disk's
+//!   `fdatasync` rate (append 100 bytes + `fdatasync`, in the same directory);
+//! - the encoded size of a typical contact record and sled's bytes on disk per contact
+//!   (printed).
+//!
+//! `cargo bench -p waguard-sled --bench sled` (`WAGUARD_BENCH_SIZES=10000,100000,1000000`
+//! to pick the sizes; `WAGUARD_BENCH_DIR` for the directory, default the system temp dir).
+
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
+use std::fs::OpenOptions;
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use waguard::*;
+use waguard_sled::SledStore;
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
+}
+
+/// A typical contact: wrote two hours ago, got a template earlier, one delivered message, one
+/// reservation.
+fn typical_state(key: &ContactKey, policy: &Policy) -> ConversationState {
+    let mut state = ConversationState::default();
+    state.apply(&Event::TemplateSent { at: t(-3 * 3600) }, policy);
+    state.apply(
+        &Event::Status {
+            at: t(-3 * 3600 + 30),
+            status: DeliveryStatus::Delivered,
+            wamid: Some(WamidHash::of(
+                "wamid.HBgLMzM2MTIzNDU2NzgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
+            )),
+        },
+        policy,
+    );
+    state.apply(
+        &Event::Inbound {
+            at: t(-2 * 3600),
+            text: Some("hello".into()),
+            referral: false,
+        },
+        policy,
+    );
+    let sender = SenderState::default();
+    reserve(
+        key,
+        &mut state,
+        &sender,
+        Outgoing::FreeForm,
+        None,
+        t(-3600),
+        policy,
+    );
+    state
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("WAGUARD_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
+}
+
+fn keys(n: usize) -> Vec<ContactKey> {
+    (0..n)
+        .map(|i| {
+            format!("100000001/p:336{:08}", 10_000_000 + i)
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var("WAGUARD_BENCH_DIR") {
+        Ok(dir) => tempfile::tempdir_in(dir).unwrap(),
+        Err(_) => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                dir_size(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+fn bench_check(c: &mut Criterion) {
+    let policy = Policy::default();
+    let rt = runtime();
+    let mut group = c.benchmark_group("sled");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for n in sizes() {
+        let dir = bench_dir();
+        let keys = keys(n);
+        let record = typical_state(&keys[0], &policy).encode();
+        let store = SledStore::open(dir.path().join("db")).unwrap();
+        let db = store.sled_db().clone();
+        let started = Instant::now();
+        for chunk in keys.chunks(10_000) {
+            let mut batch = Batch::new();
+            for key in chunk {
+                let record = record.clone();
+                batch.contact(key.clone(), move |_, _| {
+                    Ok(UpdateAction::Write(record.clone()))
+                });
+            }
+            rt.block_on(store.apply_batch(&mut batch)).unwrap();
+        }
+        let populate = started.elapsed();
+        rt.block_on(store.flush()).unwrap();
+        let on_disk = store.size_on_disk().unwrap();
+        eprintln!(
+            "sled n={n}: typical contact record {} bytes; populated in {:.1}s; size_on_disk {} bytes = {:.0} bytes/contact; directory {} bytes = {:.0} bytes/contact",
+            record.len(),
+            populate.as_secs_f64(),
+            on_disk,
+            on_disk as f64 / n as f64,
+            dir_size(dir.path()),
+            dir_size(dir.path()) as f64 / n as f64,
+        );
+        let tree = db.open_tree("contacts").unwrap();
+        let raw_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();
+        let guard = Guard::new(store, policy.clone()).unwrap();
+        let mut rng = fastrand::Rng::with_seed(42);
+        let order: Vec<usize> = (0..1 << 16).map(|_| rng.usize(..n)).collect();
+        let now = t(0);
+
+        group.bench_function(BenchmarkId::new("get_floor", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                black_box(
+                    tree.get(black_box(&raw_keys[order[i]]))
+                        .unwrap()
+                        .map(|v| v.len()),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("check", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                rt.block_on(guard.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("block_on_overhead", n), |b| {
+            b.iter(|| rt.block_on(async { black_box(1) }))
+        });
+
+        // Batched ingest: 1000 events on random keys per `ingest`, one commit (fsync) each.
+        group.throughput(Throughput::Elements(1000));
+        group.sample_size(10);
+        let mut at = 0i64;
+        group.bench_function(BenchmarkId::new("ingest_batch_1000", n), |b| {
+            b.iter(|| {
+                let events: Vec<KeyedEvent> = (0..1000)
+                    .map(|_| {
+                        at += 1;
+                        KeyedEvent::Contact {
+                            key: keys[rng.usize(..n)].clone(),
+                            event: Event::Inbound {
+                                at: t(at),
+                                text: None,
+                                referral: false,
+                            },
+                        }
+                    })
+                    .collect();
+                rt.block_on(guard.ingest(events)).unwrap()
+            })
+        });
+        group.throughput(Throughput::Elements(10_000));
+        group.bench_function(BenchmarkId::new("ingest_batch_10000", n), |b| {
+            b.iter(|| {
+                let events: Vec<KeyedEvent> = (0..10_000)
+                    .map(|_| {
+                        at += 1;
+                        KeyedEvent::Contact {
+                            key: keys[rng.usize(..n)].clone(),
+                            event: Event::Inbound {
+                                at: t(at),
+                                text: None,
+                                referral: false,
+                            },
+                        }
+                    })
+                    .collect();
+                rt.block_on(guard.ingest(events)).unwrap()
+            })
+        });
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(20);
+        group.bench_function(BenchmarkId::new("ingest_one_durable", n), |b| {
+            b.iter(|| {
+                at += 1;
+                let event = KeyedEvent::Contact {
+                    key: keys[rng.usize(..n)].clone(),
+                    event: Event::Inbound {
+                        at: t(at),
+                        text: None,
+                        referral: false,
+                    },
+                };
+                rt.block_on(guard.ingest([event])).unwrap()
+            })
+        });
+        // A single-key durable write through the compare-and-swap path (one fsync each).
+        let tpl = Outgoing::Template(TemplateCategory::Utility);
+        group.bench_function(BenchmarkId::new("reserve_durable", n), |b| {
+            b.iter(|| {
+                at += 1;
+                rt.block_on(guard.reserve(&keys[rng.usize(..n)], tpl, None, t(at)))
+                    .unwrap()
+            })
+        });
+        // The floors of a durable write, in the same directory: append 100 bytes and
+        // fdatasync (the file grows, so its size is journaled too), and overwrite 100 bytes in
+        // place and fdatasync (as sled mostly does, in preallocated log segments).
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("fdatasync-append"))
+            .unwrap();
+        group.bench_function(BenchmarkId::new("fdatasync_append_floor", n), |b| {
+            b.iter(|| {
+                file.write_all(&[7u8; 100]).unwrap();
+                file.sync_data().unwrap();
+            })
+        });
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("fdatasync-overwrite"))
+            .unwrap();
+        file.set_len(1 << 20).unwrap();
+        file.sync_all().unwrap();
+        let mut offset = 0u64;
+        group.bench_function(BenchmarkId::new("fdatasync_overwrite_floor", n), |b| {
+            b.iter(|| {
+                use std::os::unix::fs::FileExt;
+                offset = (offset + 4096) % (1 << 20);
+                file.write_all_at(&[7u8; 100], offset).unwrap();
+                file.sync_data().unwrap();
+            })
+        });
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(100);
+        drop(guard);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_check);
+criterion_main!(benches);

@@ -40,9 +40,11 @@
 //! # Durability
 //! See [`Durability`]. The default, [`Durability::EachWrite`], makes every write durable
 //! before its call returns: once `ingest`, `reserve`, `opt_out`, ... return `Ok`, a crash (even
-//! `SIGKILL` or power loss, given a disk that honours `fsync`) cannot lose it. Concurrent
-//! callers share fsyncs. [`Durability::GroupCommit`] defers single-key writes to a periodic
-//! flush for throughput; batches stay durable on return.
+//! `SIGKILL` or power loss, given a disk that honours `fdatasync`) cannot lose it. Concurrent
+//! callers share one `fdatasync`. [`Durability::GroupCommit`] defers single-key writes to a
+//! periodic flush for throughput; batches stay durable on return. A temporary store
+//! ([`SledStore::temporary`]) is never synced. The crash test of this crate (`tests/crash.rs`)
+//! kills a writer with `SIGKILL` at random moments and finds every acknowledged write.
 //!
 //! # Blocking
 //! sled is a synchronous engine: the async methods of `SledStore` do their work, including the
@@ -71,24 +73,33 @@ use waguard::{
 };
 
 /// When a write survives a crash.
+///
+/// "Durable" here means: sled's log is written and flushed, then the data file is
+/// `fdatasync`ed. The second step is the store's own: sled 0.34 ends its flush with
+/// `sync_file_range` on Linux, which survives a process crash (`SIGKILL`, panic, OOM kill) but
+/// does not flush the drive's write cache or the file's metadata, so alone it does not promise
+/// survival of a power loss or kernel crash. Concurrent callers share one `fdatasync`
+/// (group commit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
     /// The default. Every call that writes ([`update`](Store::update),
     /// [`update_sender`](Store::update_sender), [`remove`](Store::remove),
     /// [`apply_batch`](Store::apply_batch), and so every `Guard` method that records
-    /// something) flushes (`fsync`) before it returns `Ok`: what returned is on disk. A batch
-    /// is one flush whatever its size; concurrent callers share flushes (group commit by
-    /// sled's log). Calls that changed nothing do not flush.
+    /// something) is durable when it returns `Ok`, against process crashes and power loss
+    /// alike. A batch is one flush whatever its size; concurrent callers share flushes. Calls
+    /// that changed nothing do not flush. Cost: about one `fdatasync` per call (see
+    /// `docs/performance.md`).
     #[default]
     EachWrite,
     /// Group commit for throughput. Batches ([`apply_batch`](Store::apply_batch), so
-    /// `Guard::ingest`) and [`flush`](Store::flush) are still durable on return; single-key
-    /// writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) return before their
-    /// flush and are made durable together by sled's background flush every `every`, or by the
-    /// next batch or `flush`. A crash loses at most the single-key writes of the last `every`.
+    /// `Guard::ingest`) and [`flush`](Store::flush) are still durable on return, as above.
+    /// Single-key writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) return
+    /// before their flush: sled's background flush writes them every `every` (then they
+    /// survive a process crash), and the next batch or `flush` makes them durable against
+    /// power loss too. A crash loses at most the single-key writes of the last `every`.
     GroupCommit {
-        /// How often the background flush runs.
+        /// How often sled's background flush runs.
         every: Duration,
     },
 }
@@ -126,6 +137,50 @@ impl SledOptions {
     }
 }
 
+/// `fdatasync` of sled's data file, shared by concurrent callers (group commit).
+///
+/// sled 0.34's own flush ends its log writes with `sync_file_range` on Linux, which neither
+/// flushes the drive's write cache nor the file's metadata: it survives a process crash, not
+/// necessarily a power loss. After sled's flush, the store calls `fdatasync` on the data file;
+/// a caller whose flush finished before a sync started is covered by it, so concurrent callers
+/// share one `fdatasync`.
+struct Syncer {
+    file: Option<std::fs::File>,
+    tickets: std::sync::atomic::AtomicU64,
+    synced: Mutex<u64>,
+}
+
+impl Syncer {
+    fn new(dir: Option<&Path>) -> std::io::Result<Self> {
+        let file = match dir {
+            Some(dir) => Some(std::fs::File::open(dir.join("db"))?),
+            None => None,
+        };
+        Ok(Syncer {
+            file,
+            tickets: std::sync::atomic::AtomicU64::new(0),
+            synced: Mutex::new(0),
+        })
+    }
+
+    /// Makes every sled flush that completed before this call durable.
+    fn sync(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let Some(file) = &self.file else {
+            return Ok(()); // temporary store: nothing to keep
+        };
+        let mine = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock();
+        if *synced >= mine {
+            return Ok(()); // a sync that started after our flush covered us
+        }
+        let covered = self.tickets.load(Ordering::SeqCst);
+        file.sync_data()?;
+        *synced = covered;
+        Ok(())
+    }
+}
+
 /// Bound of the sender cache: past this many business numbers it starts over.
 const SENDER_CACHE_LIMIT: usize = 65_536;
 
@@ -140,6 +195,7 @@ pub struct SledStore {
     sender_cache: RwLock<HashMap<BusinessId, Option<IVec>, foldhash::fast::RandomState>>,
     /// Held by every sender write and cache fill, so the cache never goes stale.
     sender_write: Mutex<()>,
+    syncer: Syncer,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -208,6 +264,16 @@ impl SledStore {
             .map_err(|e| open_error(Path::new("<temporary>"), e))
     }
 
+    /// A store on an already open sled database (trees `contacts` and `senders`), e.g. one
+    /// configured by hand. Nothing else may write those trees while the store lives: the
+    /// store caches sender records. `durability` decides when single-key writes flush; the
+    /// database's own `flush_every_ms` is left as configured. The directory is not known, so
+    /// flushes are sled's own (no extra `fdatasync`, see [`Durability`]); prefer
+    /// [`open_with`](SledStore::open_with).
+    pub fn from_sled(db: sled::Db, durability: Durability) -> Result<Self, StoreError> {
+        Self::from_db(db, None, durability).map_err(|e| backend("open", None, e))
+    }
+
     fn config(options: &SledOptions) -> sled::Config {
         let every = match options.durability {
             Durability::EachWrite => Some(500),
@@ -226,7 +292,9 @@ impl SledStore {
         path: Option<PathBuf>,
         durability: Durability,
     ) -> Result<Self, sled::Error> {
+        let syncer = Syncer::new(path.as_deref())?;
         Ok(SledStore {
+            syncer,
             contacts: db.open_tree("contacts")?,
             senders: db.open_tree("senders")?,
             db,
@@ -240,6 +308,12 @@ impl SledStore {
     /// The directory, unless the store is temporary.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The underlying sled database, for inspection (statistics, a bare read). Writing to the
+    /// store's trees behind its back would leave its sender cache stale.
+    pub fn sled_db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// The durability mode.
@@ -300,10 +374,10 @@ impl SledStore {
     /// occupy every pool thread waiting for a write no thread is left to do (a deadlock seen
     /// with 8 tasks).
     async fn flush_now(&self, operation: &'static str) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(drop)
-            .map_err(|e| backend(operation, None, e))
+        self.db.flush().map_err(|e| backend(operation, None, e))?;
+        self.syncer
+            .sync()
+            .map_err(|e| StoreError::backend(operation, None, e))
     }
 
     fn update_sync(
@@ -380,12 +454,21 @@ impl SledStore {
             let mut ops = ops.borrow_mut();
             let mut wrote = false;
             let mut senders_written: Vec<(BusinessId, Option<IVec>)> = Vec::new();
+            // Sender records read by contact operations, read once per batch run.
+            let mut sender_reads: HashMap<BusinessId, Option<IVec>> = HashMap::new();
             for op in ops.iter_mut() {
                 match op {
                     BatchOp::Contact { key, update } => {
                         let k = key.storage_key();
                         let current = tc.get(&k)?;
-                        let sender = ts.get(key.business.as_str())?;
+                        let sender = match sender_reads.get(&key.business) {
+                            Some(v) => v.clone(),
+                            None => {
+                                let v = ts.get(key.business.as_str())?;
+                                sender_reads.insert(key.business.clone(), v.clone());
+                                v
+                            }
+                        };
                         match update(current.as_deref(), sender.as_deref()).map_err(Abort::Abort)? {
                             UpdateAction::Keep => {}
                             UpdateAction::Write(bytes) => {
@@ -398,6 +481,7 @@ impl SledStore {
                         }
                     }
                     BatchOp::Sender { business, update } => {
+                        sender_reads.remove(business);
                         let current = ts.get(business.as_str())?;
                         match update(current.as_deref()).map_err(Abort::Abort)? {
                             UpdateAction::Keep => {}

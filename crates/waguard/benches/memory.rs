@@ -1,2 +1,154 @@
-//! MemoryStore benches (filled in below).
-fn main() {}
+//! MemoryStore benches: `Guard::check` on uniform random keys over N contacts, beside its
+//! floor, a bare `std::collections::HashMap` lookup of the same keys, in the same run.
+//!
+//! `cargo bench -p waguard --bench memory` (`WAGUARD_BENCH_SIZES=10000,100000,1000000` to pick
+//! the sizes).
+
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use waguard::*;
+
+/// Polls a future that never waits (MemoryStore's do not) to completion, without a runtime.
+fn now_or_never<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a MemoryStore future waited"),
+    }
+}
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
+}
+
+/// A typical contact: wrote two hours ago, got a template earlier, one delivered message, one
+/// reservation.
+pub fn typical_state(key: &ContactKey, policy: &Policy) -> ConversationState {
+    let mut state = ConversationState::default();
+    state.apply(&Event::TemplateSent { at: t(-3 * 3600) }, policy);
+    state.apply(
+        &Event::Status {
+            at: t(-3 * 3600 + 30),
+            status: DeliveryStatus::Delivered,
+            wamid: Some(WamidHash::of(
+                "wamid.HBgLMzM2MTIzNDU2NzgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
+            )),
+        },
+        policy,
+    );
+    state.apply(
+        &Event::Inbound {
+            at: t(-2 * 3600),
+            text: Some("hello".into()),
+            referral: false,
+        },
+        policy,
+    );
+    let sender = SenderState::default();
+    reserve(
+        key,
+        &mut state,
+        &sender,
+        Outgoing::FreeForm,
+        None,
+        t(-3600),
+        policy,
+    );
+    state
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("WAGUARD_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
+}
+
+fn keys(n: usize) -> Vec<ContactKey> {
+    (0..n)
+        .map(|i| {
+            format!("100000001/p:336{:08}", 10_000_000 + i)
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn bench_check(c: &mut Criterion) {
+    let policy = Policy::default();
+    let mut group = c.benchmark_group("memory");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for n in sizes() {
+        let keys = keys(n);
+        let record = typical_state(&keys[0], &policy).encode();
+        eprintln!("typical contact record: {} bytes", record.len());
+        let store = MemoryStore::new();
+        let mut map: HashMap<ContactKey, Vec<u8>> = HashMap::with_capacity(n);
+        for key in &keys {
+            now_or_never(store.update(key, &mut |_, _| Ok(UpdateAction::Write(record.clone()))))
+                .unwrap();
+            map.insert(key.clone(), record.clone());
+        }
+        let guard = Guard::new(store, policy.clone()).unwrap();
+        let mut rng = fastrand::Rng::with_seed(42);
+        let order: Vec<usize> = (0..1 << 16).map(|_| rng.usize(..n)).collect();
+        let now = t(0);
+
+        group.bench_function(BenchmarkId::new("hashmap_get_floor", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                black_box(map.get(black_box(&keys[order[i]])).map(Vec::len))
+            })
+        });
+        group.bench_function(BenchmarkId::new("decode_decide_only", n), |b| {
+            let mut i = 0;
+            let sender = SenderState::default();
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                let key = &keys[order[i]];
+                let state = ConversationState::decode(black_box(&record)).unwrap();
+                let subject = Subject {
+                    key,
+                    state: &state,
+                    sender: &sender,
+                };
+                decide(subject, Outgoing::FreeForm, now, &policy)
+            })
+        });
+        group.bench_function(BenchmarkId::new("check", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                now_or_never(guard.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("reserve", n), |b| {
+            let mut i = 0;
+            let mut now = now;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                // Time moves on so that the pair budget refills.
+                now = now.saturating_add(Duration::from_millis(1));
+                now_or_never(guard.reserve(&keys[order[i]], Outgoing::FreeForm, None, now)).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_check);
+criterion_main!(benches);
