@@ -57,7 +57,7 @@ fn replay(input: &Path, store: &[&str]) -> Vec<String> {
         };
         let first = &answers[0];
         if exp.get("error").is_some() {
-            if !first["error"].as_str().is_some_and(|e| !e.is_empty()) {
+            if first["error"].as_str().is_none_or(|e| e.is_empty()) {
                 problems.push(format!("line {line}: want an error, got {first}"));
             }
             continue;
