@@ -517,6 +517,26 @@ impl SledStore {
     }
 }
 
+/// Runs `f` on the storage key of `key` (its `Display` form, as
+/// [`ContactKey::storage_key`] returns it), written into a reused per-thread buffer instead of a
+/// new allocation: the read path's only allocation otherwise.
+fn with_storage_key<R>(key: &ContactKey, f: impl FnOnce(&[u8]) -> R) -> R {
+    use std::cell::RefCell;
+    use std::io::Write;
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            write!(buffer, "{key}").expect("writing into a Vec cannot fail");
+            f(&buffer)
+        }
+        // Re-entered from `f` (it never is today): fall back to an allocation.
+        Err(_) => f(&key.storage_key()),
+    })
+}
+
 /// Maps an open failure to [`StoreError::Locked`] or [`StoreError::Open`].
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
     let locked =
@@ -594,9 +614,7 @@ impl Store for SledStore {
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        let contact = self
-            .contacts
-            .get(key.storage_key())
+        let contact = with_storage_key(key, |k| self.contacts.get(k))
             .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
         let sender = self.sender_bytes(&key.business)?;
         read(contact.as_deref(), sender.as_deref());
