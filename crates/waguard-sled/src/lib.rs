@@ -380,6 +380,14 @@ impl SledStore {
             .map_err(|e| StoreError::backend(operation, None, e))
     }
 
+    fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let contact = with_storage_key(key, |k| self.contacts.get(k))
+            .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
+        let sender = self.sender_bytes(&key.business)?;
+        read(contact.as_deref(), sender.as_deref());
+        Ok(())
+    }
+
     fn update_sync(
         &self,
         key: &ContactKey,
@@ -614,11 +622,11 @@ impl Store for SledStore {
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        let contact = with_storage_key(key, |k| self.contacts.get(k))
-            .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
-        let sender = self.sender_bytes(&key.business)?;
-        read(contact.as_deref(), sender.as_deref());
-        Ok(())
+        self.read_sync(key, read)
+    }
+
+    fn load_now(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Option<Result<(), StoreError>> {
+        Some(self.read_sync(key, read))
     }
 
     async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -204,20 +204,21 @@ impl<S: Store> Guard<S> {
     ) -> Result<Decision, GuardError> {
         let policy = &self.inner.policy;
         let mut out: Option<Result<Decision, StoreError>> = None;
-        self.inner
-            .store
-            .load_with(key, &mut |contact, sender| {
-                out = Some(decode_contact(key, contact).and_then(|state| {
-                    let sender = decode_sender(&key.business, sender)?;
-                    let subject = Subject {
-                        key,
-                        state: &state,
-                        sender: &sender,
-                    };
-                    Ok(decide(subject, outgoing, now, policy))
-                }));
-            })
-            .await?;
+        let mut read = |contact: Option<&[u8]>, sender: Option<&[u8]>| {
+            out = Some(decode_contact(key, contact).and_then(|state| {
+                let sender = decode_sender(&key.business, sender)?;
+                let subject = Subject {
+                    key,
+                    state: &state,
+                    sender: &sender,
+                };
+                Ok(decide(subject, outgoing, now, policy))
+            }));
+        };
+        match self.inner.store.load_now(key, &mut read) {
+            Some(result) => result?,
+            None => self.inner.store.load_with(key, &mut read).await?,
+        }
         Ok(out.expect("the store ran the read closure")?)
     }
 

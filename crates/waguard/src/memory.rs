@@ -149,6 +149,18 @@ impl MemoryStore {
         }
     }
 
+    /// Shows the contact record and its sender record to `read`, under both shards' read locks.
+    fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) {
+        let ch = self.hash(key);
+        let bh = self.hash(&key.business);
+        let contacts = self.contacts[self.shard(ch)].read();
+        let senders = self.senders[self.shard(bh)].read();
+        read(
+            Self::contact_slot(&contacts, ch, key),
+            Self::sender_slot(&senders, bh, &key.business),
+        );
+    }
+
     fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         // Which shards the batch touches, locked in ascending order: contacts, then senders
         // (the order every operation of this store takes locks in).
@@ -307,15 +319,13 @@ impl Store for MemoryStore {
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        let ch = self.hash(key);
-        let bh = self.hash(&key.business);
-        let contacts = self.contacts[self.shard(ch)].read();
-        let senders = self.senders[self.shard(bh)].read();
-        read(
-            Self::contact_slot(&contacts, ch, key),
-            Self::sender_slot(&senders, bh, &key.business),
-        );
+        self.read_sync(key, read);
         Ok(())
+    }
+
+    fn load_now(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Option<Result<(), StoreError>> {
+        self.read_sync(key, read);
+        Some(Ok(()))
     }
 
     async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -329,6 +329,15 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// Reads without waiting, for stores that never wait (in-process ones): like
+    /// [`load_with`](Store::load_with), synchronously. `None`, the default, means the store
+    /// must be read through `load_with`; [`Guard::check`](crate::Guard::check) tries this first
+    /// and saves the boxed future of an async call.
+    fn load_now(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Option<Result<(), StoreError>> {
+        let _ = (key, read);
+        None
+    }
+
     /// Loads the sender record of `business`.
     async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -381,6 +390,13 @@ macro_rules! forward_store {
                 read: &mut ReadFn<'_>,
             ) -> Result<(), StoreError> {
                 (**self).load_with(key, read).await
+            }
+            fn load_now(
+                &self,
+                key: &ContactKey,
+                read: &mut ReadFn<'_>,
+            ) -> Option<Result<(), StoreError>> {
+                (**self).load_now(key, read)
             }
             async fn load_sender(
                 &self,

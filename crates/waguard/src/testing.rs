@@ -202,6 +202,13 @@ pub async fn round_trips<S: Store + 'static>(store: Arc<S>) {
         seen,
         Some((Some(b"contact-1".to_vec()), Some(b"sender-1".to_vec())))
     );
+    let mut seen_now = None;
+    if let Some(result) = store.load_now(&k, &mut |c, s| {
+        seen_now = Some((c.map(<[u8]>::to_vec), s.map(<[u8]>::to_vec)))
+    }) {
+        result.unwrap();
+        assert_eq!(seen_now, seen, "load_now agrees with load_with");
+    }
     store
         .update(&k, &mut |c, s| {
             assert_eq!(c, Some(&b"contact-1"[..]));
