@@ -83,7 +83,15 @@ fn main() {
     let sender = SenderState::default();
     let tpl = Outgoing::Template(TemplateCategory::Utility);
     for i in 0..3 {
-        waguard::reserve(&key, &mut state, &sender, tpl, Some("order-1"), t(80 + i), &policy);
+        waguard::reserve(
+            &key,
+            &mut state,
+            &sender,
+            tpl,
+            Some("order-1"),
+            t(80 + i),
+            &policy,
+        );
     }
     write("record_decode", "contact-full", &state.encode());
     let mut erased = state.clone();
@@ -95,10 +103,19 @@ fn main() {
     let mut sender = SenderState::default();
     write("record_decode", "sender-empty", &sender.encode());
     for e in [
-        SenderEvent::Failure { at: t(5), code: 368 },
-        SenderEvent::Failure { at: t(6), code: 130429 },
+        SenderEvent::Failure {
+            at: t(5),
+            code: 368,
+        },
+        SenderEvent::Failure {
+            at: t(6),
+            code: 130429,
+        },
         SenderEvent::Failure { at: t(7), code: 2 },
-        SenderEvent::Failure { at: t(8), code: 131048 },
+        SenderEvent::Failure {
+            at: t(8),
+            code: 131048,
+        },
         SenderEvent::Clear { at: t(9) },
     ] {
         sender.apply(&e);
@@ -126,7 +143,7 @@ fn main() {
     write(
         "signature_verify",
         "no-prefix",
-        &fuzz::join_signature_input(b"k", good[7..].as_bytes(), b""),
+        &fuzz::join_signature_input(b"k", &good.as_bytes()[7..], b""),
     );
     write(
         "signature_verify",
@@ -191,7 +208,11 @@ fn main() {
     // core_sequence: pseudo-random structured seeds of several lengths.
     for seed in 0..32u64 {
         let len = 32 + (seed as usize * 53) % 600;
-        write("core_sequence", &format!("{seed:02}"), &fuzz::seed_bytes(seed, len));
+        write(
+            "core_sequence",
+            &format!("{seed:02}"),
+            &fuzz::seed_bytes(seed, len),
+        );
     }
     println!("seeds written under fuzz/corpus/");
 }

@@ -12,6 +12,7 @@
 //! | `contact_parse` | [`contact_parse`] | phone, BSUID, group, business ids and contact keys (K1-K4) |
 //! | `record_decode` | [`record_decode`] | stored contact and sender records (the sled and PostgreSQL bytes) |
 //! | `signature_verify` | [`signature_verify`] | secret, header and body of an `X-Hub-Signature-256` check (H2) |
+//! | `webhook_limits` | [`webhook_limits`] | webhook bodies under tight size, depth and item limits |
 //! | `core_sequence` | [`core_sequence`] | a structured run: policy, key, events, instants (E1, section 7, D3) |
 //!
 //! The webhook parser has its own target, `webhook_parse`, whose body is
@@ -23,9 +24,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use futures::executor::block_on;
 use waguard::{
     decide, reserve, BlockReason, Bsuid, BusinessId, ContactId, ContactKey, ConversationState,
-    Decision, DeliveryStatus, Event, Guard, GroupId, MemoryStore, Outgoing, PairRate,
-    PhoneNumber, Policy, Preference, Scope, SenderState, Subject, TemplateCategory,
-    Timestamp, WamidHash,
+    Decision, DeliveryStatus, Event, GroupId, Guard, MemoryStore, Outgoing, PairRate, PhoneNumber,
+    Policy, Preference, Scope, SenderState, Subject, TemplateCategory, Timestamp, WamidHash,
 };
 use waguard_cli::replay::{self, Line, Timed};
 use waguard_webhook::Limits;
@@ -64,7 +64,11 @@ pub fn check_permits(decision: &Decision, outgoing: Outgoing) {
         Decision::TemplateRequired { .. } => {
             assert_eq!(decision.kind(), "template_required");
             assert!(decision.reason().is_some());
-            assert_eq!(decision.until(), None, "template_required has no until (W3)");
+            assert_eq!(
+                decision.until(),
+                None,
+                "template_required has no until (W3)"
+            );
         }
         Decision::Blocked { until, .. } => {
             assert_eq!(decision.kind(), "blocked");
@@ -126,7 +130,11 @@ async fn apply_line(guard: &Guard<MemoryStore>, Timed { at, line }: Timed<'_>) {
             };
             check_permits(&d, outgoing);
             if idempotency_key.is_none() {
-                assert_eq!(before.ok(), Some(d), "reserve without a key answers as check");
+                assert_eq!(
+                    before.ok(),
+                    Some(d),
+                    "reserve without a key answers as check"
+                );
             }
         }
         Line::SendError { key, code, wamid } => {
@@ -148,8 +156,11 @@ async fn apply_line(guard: &Guard<MemoryStore>, Timed { at, line }: Timed<'_>) {
         }
         Line::Webhook { body } => ingest_body(guard, body.as_bytes(), at).await,
         Line::WebhookRaw { body, signature } => {
-            let verified =
-                waguard_webhook::verify_signature(body.as_bytes(), signature.as_deref(), REPLAY_SECRET);
+            let verified = waguard_webhook::verify_signature(
+                body.as_bytes(),
+                signature.as_deref(),
+                REPLAY_SECRET,
+            );
             if verified.is_ok() {
                 ingest_body(guard, body.as_bytes(), at).await;
             }
@@ -323,7 +334,11 @@ pub fn record_decode(data: &[u8]) {
                 sender.api_update_at,
                 sender.spam_at,
             ];
-            let mut nows = vec![Timestamp::MIN, Timestamp::MAX, Timestamp::from_unix_nanos(0)];
+            let mut nows = vec![
+                Timestamp::MIN,
+                Timestamp::MAX,
+                Timestamp::from_unix_nanos(0),
+            ];
             nows.extend(times.iter().flatten().copied());
             for now in nows {
                 let d = decide(
@@ -358,7 +373,11 @@ pub fn record_decode(data: &[u8]) {
 
 /// The extremes, the epoch and every instant a state holds, give or take a second.
 fn instants_around(state: &ConversationState) -> Vec<Timestamp> {
-    let mut out = vec![Timestamp::MIN, Timestamp::MAX, Timestamp::from_unix_nanos(0)];
+    let mut out = vec![
+        Timestamp::MIN,
+        Timestamp::MAX,
+        Timestamp::from_unix_nanos(0),
+    ];
     let held = [
         state.latest_event,
         state.erased_at,
@@ -399,13 +418,14 @@ pub fn signature_verify(data: &[u8]) {
     }
     let good = waguard_webhook::sign(body, secret);
     assert_eq!(good.len(), "sha256=".len() + 64);
-    if given.is_ok() {
-        let normalised = header
-            .trim_matches(|c: char| c.is_ascii_whitespace())
-            .to_ascii_lowercase();
-        assert_eq!(normalised, good, "only the body's signature verifies");
-    } else {
-        assert!(!given.unwrap_err().to_string().is_empty());
+    match given {
+        Ok(()) => {
+            let normalised = header
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .to_ascii_lowercase();
+            assert_eq!(normalised, good, "only the body's signature verifies");
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
     }
     let verify = |b: &[u8], h: Option<&str>, s: &[u8]| waguard_webhook::verify_signature(b, h, s);
     assert_eq!(verify(body, Some(&good), secret), Ok(()));
@@ -421,13 +441,19 @@ pub fn signature_verify(data: &[u8]) {
         let mut flipped = body.to_vec();
         let i = usize::from(data[0]) % flipped.len();
         flipped[i] ^= 0x01;
-        assert!(verify(&flipped, Some(&good), secret).is_err(), "flipped byte {i}");
+        assert!(
+            verify(&flipped, Some(&good), secret).is_err(),
+            "flipped byte {i}"
+        );
     }
     let mut digits = good.clone().into_bytes();
     let i = "sha256=".len() + usize::from(data.get(1).copied().unwrap_or(0)) % 64;
     digits[i] = if digits[i] == b'0' { b'1' } else { b'0' };
     let changed = String::from_utf8(digits).expect("ASCII");
-    assert!(verify(body, Some(&changed), secret).is_err(), "changed digit {i}");
+    assert!(
+        verify(body, Some(&changed), secret).is_err(),
+        "changed digit {i}"
+    );
 }
 
 /// Splits a `signature_verify` input into (secret, header, body).
@@ -455,6 +481,140 @@ pub fn join_signature_input(secret: &[u8], header: &[u8], body: &[u8]) -> Vec<u8
 }
 
 // ---------------------------------------------------------------------------------------------
+// webhook_limits
+
+/// Target `webhook_limits`: the input limits of the webhook crate ([`Limits`]), checked
+/// against an independent reference.
+///
+/// The input is a body. A reference scan computes its nesting depth (brackets outside JSON
+/// strings, escapes honoured, the top level counting as 1) and the offset of the first bracket
+/// beyond each depth. Checks:
+///
+/// - size: with `max_body_bytes` one below the body's length, [`waguard_webhook::parse`] fails
+///   with `TooLarge` (whatever the bytes: invalid UTF-8 or JSON included, so the limit is
+///   enforced before parsing); at the body's length it never fails with `TooLarge`;
+/// - depth: with `max_depth` at the reference depth, `Limits::check` passes and `parse` never
+///   fails with `TooDeep`; one below, both fail with `TooDeep` at exactly the reference offset,
+///   again whatever the bytes (before parsing);
+/// - items: with a `max_items` budget of 0 to 3, `parse` never panics, and a body it accepts
+///   holds no more items than the budget allows;
+/// - `parse` with the default limits never panics.
+pub fn webhook_limits(data: &[u8]) {
+    use waguard_webhook::ParseError;
+    let at = Timestamp::from_unix_seconds(1_750_000_000).expect("in range");
+    let n = data.len();
+    let default = Limits::default();
+    let _ = waguard_webhook::parse(data, at, &default);
+
+    if n > 0 {
+        let small = default.with_max_body_bytes(n - 1);
+        match waguard_webhook::parse(data, at, &small) {
+            Err(ParseError::TooLarge { size, limit }) => assert_eq!((size, limit), (n, n - 1)),
+            other => panic!(
+                "a body of {n} bytes under a limit of {} gave {other:?}",
+                n - 1
+            ),
+        }
+    }
+    let exact = default.with_max_body_bytes(n);
+    assert!(!matches!(
+        waguard_webhook::parse(data, at, &exact),
+        Err(ParseError::TooLarge { .. })
+    ));
+
+    let (depth, offsets, terminated) = reference_depth(data);
+    let at_depth = Limits::default().with_max_depth(depth);
+    let checked = at_depth.check(data);
+    if terminated {
+        assert!(
+            checked.is_ok(),
+            "depth {depth} within its own limit: {checked:?}"
+        );
+        assert!(!matches!(
+            waguard_webhook::parse(data, at, &at_depth),
+            Err(ParseError::TooDeep { .. })
+        ));
+    }
+    // With an unterminated string (invalid JSON), `Limits::check` also counts the brackets
+    // after the opening quote (see `docs/reliability.md`): it may find the body deeper than
+    // the reference, never shallower, so the limit is never weaker.
+    if depth > 0 {
+        let below = Limits::default().with_max_depth(depth - 1);
+        let want = offsets[depth - 1];
+        for (what, result) in [
+            ("check", below.check(data)),
+            (
+                "parse",
+                waguard_webhook::parse(data, at, &below).map(|_| ()),
+            ),
+        ] {
+            match result {
+                Err(ParseError::TooDeep { limit, offset }) => {
+                    assert_eq!(limit, depth - 1);
+                    if terminated {
+                        assert_eq!(offset, want, "{what}: TooDeep offset");
+                    } else {
+                        assert!(offset <= want, "{what}: TooDeep offset {offset} > {want}");
+                    }
+                }
+                other => panic!(
+                    "{what}: depth {depth} under a limit of {} gave {other:?}",
+                    depth - 1
+                ),
+            }
+        }
+    }
+
+    for items in 0..=3usize {
+        let limits = Limits::default().with_max_items(items);
+        if let Ok(parsed) = waguard_webhook::parse(data, at, &limits) {
+            // Every event and item error comes from an item read (an entry, a change, a
+            // message, a status, ...): none without a budget, a few per item at most.
+            let produced = parsed.events.len() + parsed.errors.len();
+            assert!(
+                produced <= 4 * items,
+                "{produced} events and errors from a budget of {items} items"
+            );
+        }
+    }
+}
+
+/// The nesting depth of `body` as `Limits::check` documents it (brackets outside strings, the
+/// top level being depth 1), for each depth `d` the offset of the first bracket that reaches
+/// depth `d + 1`, and whether every string is terminated. A reference implementation: one byte
+/// at a time, no shortcuts.
+pub fn reference_depth(body: &[u8]) -> (usize, Vec<usize>, bool) {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut first_at = Vec::new();
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    first_at.push(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max, first_at, !in_string)
+}
+
+// ---------------------------------------------------------------------------------------------
 // core_sequence
 
 /// The keys `core_sequence` picks from: an ordinary phone, a US phone (R3), a restricted phone
@@ -478,7 +638,16 @@ const CODES: [u32; 22] = [
     130429, 131057, 131000, 1, 2, 131048, 100, 131008, 4, 999_999,
 ];
 
-const TEXTS: [&str; 8] = ["hi", "STOP", " stop!! ", "Unsubscribe.", "START", "start", "stop please", ""];
+const TEXTS: [&str; 8] = [
+    "hi",
+    "STOP",
+    " stop!! ",
+    "Unsubscribe.",
+    "START",
+    "start",
+    "stop please",
+    "",
+];
 
 const SECOND: i64 = 1_000_000_000;
 const SPAN_SECONDS: i64 = 7 * 24 * 3600;
@@ -583,8 +752,14 @@ fn arbitrary_event(u: &mut Unstructured<'_>, base: i64) -> arbitrary::Result<Eve
                 Preference::Resume
             },
         },
-        5 => Event::OptOut { at, scope: scope(u)? },
-        _ => Event::OptIn { at, scope: scope(u)? },
+        5 => Event::OptOut {
+            at,
+            scope: scope(u)?,
+        },
+        _ => Event::OptIn {
+            at,
+            scope: scope(u)?,
+        },
     })
 }
 
@@ -697,13 +872,22 @@ pub fn check_run(run: &Run) {
             .map(|&i| &run.events[i])
             .chain(run.events.iter().rev()),
     );
-    assert_eq!(shuffled.0, state, "E1: shuffled with duplicates, {:?}", run.events);
+    assert_eq!(
+        shuffled.0, state,
+        "E1: shuffled with duplicates, {:?}",
+        run.events
+    );
     assert_eq!(shuffled.1, sender, "E1: shuffled with duplicates (sender)");
     let twice = apply_all(&mut run.events.iter().chain(run.events.iter()));
     assert_eq!(twice.0, state, "E1: duplicated");
 
     // Two halves, merged either way.
-    let mid = run.shuffled.first().copied().unwrap_or(0).min(run.events.len());
+    let mid = run
+        .shuffled
+        .first()
+        .copied()
+        .unwrap_or(0)
+        .min(run.events.len());
     let (a, b) = run.events.split_at(mid);
     let (sa, xa) = apply_all(&mut a.iter());
     let (sb, xb) = apply_all(&mut b.iter());
@@ -721,8 +905,14 @@ pub fn check_run(run: &Run) {
     assert_eq!(xab, sender, "E1: merge of sender halves");
 
     // The stored form.
-    assert_eq!(ConversationState::decode(&state.encode()).ok().as_ref(), Some(&state));
-    assert_eq!(SenderState::decode(&sender.encode()).ok().as_ref(), Some(&sender));
+    assert_eq!(
+        ConversationState::decode(&state.encode()).ok().as_ref(),
+        Some(&state)
+    );
+    assert_eq!(
+        SenderState::decode(&sender.encode()).ok().as_ref(),
+        Some(&sender)
+    );
 
     for &now in &run.instants {
         check_decisions(&run.key, &state, &sender, now, policy);
@@ -820,7 +1010,10 @@ fn check_decisions(
         check_permits(&d, outgoing);
         match d {
             Decision::FreeForm { closes_at } => {
-                assert!(closes_at > now, "free_form closes after now: {d:?} at {now}")
+                assert!(
+                    closes_at > now,
+                    "free_form closes after now: {d:?} at {now}"
+                )
             }
             Decision::Blocked {
                 until: Some(until), ..
@@ -865,7 +1058,11 @@ fn check_decisions(
         if reason == BlockReason::NoOptIn {
             assert!(outgoing.is_template(), "no_opt_in for {outgoing:?}");
         }
-        assert_ne!(reason, BlockReason::ResendLimit, "decide has no idempotency key");
+        assert_ne!(
+            reason,
+            BlockReason::ResendLimit,
+            "decide has no idempotency key"
+        );
     }
     // Steps 1-5 do not look at the message kind: the same refusal for every kind.
     let (_, first) = decisions[0];
@@ -878,8 +1075,10 @@ fn check_decisions(
     }
     // A template is never refused by the window (W6): if free-form is only refused by the
     // window, every non-marketing template without O4 goes.
-    if matches!(first, Decision::TemplateRequired { .. } | Decision::FreeForm { .. })
-        && !policy.require_opt_in
+    if matches!(
+        first,
+        Decision::TemplateRequired { .. } | Decision::FreeForm { .. }
+    ) && !policy.require_opt_in
     {
         for &(outgoing, d) in &decisions[2..] {
             assert!(d.permits(outgoing), "W6: {d:?} for {outgoing:?}");
