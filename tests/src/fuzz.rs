@@ -779,6 +779,8 @@ pub struct Run {
     pub instants: Vec<Timestamp>,
     /// Outgoing messages with an optional idempotency key, reserved in turn at the last instant.
     pub reservations: Vec<(Outgoing, Option<&'static str>)>,
+    /// An erasure (`forget`, E4) within the span, if any.
+    pub erase: Option<Timestamp>,
 }
 
 impl Run {
@@ -812,6 +814,12 @@ impl Run {
             let idem = *u.choose(&[None, Some("order-1"), Some("order-2")])?;
             reservations.push((*u.choose(&OUTGOING)?, idem));
         }
+        let erase = if u.ratio(1, 3)? {
+            let offset = u.int_in_range(0..=SPAN_SECONDS)? * SECOND;
+            Some(Timestamp::from_unix_nanos(base + offset))
+        } else {
+            None
+        };
         Ok(Run {
             policy,
             key,
@@ -819,6 +827,7 @@ impl Run {
             shuffled,
             instants,
             reservations,
+            erase,
         })
     }
 }
@@ -838,6 +847,8 @@ impl Run {
 ///   `template_required`) with a reason of an earlier or the same step; refusals of steps 1-5
 ///   do not depend on the message kind; marketing-only reasons (O2, R3, D4) only for marketing
 ///   templates, `no_opt_in` only for templates;
+/// - E4: with an erasure, erasing before, after or amid the events (in several orders) gives
+///   the same decisions and the same state but for `first_template_at`;
 /// - `reserve` without an idempotency key answers what `decide` answers, a refused reservation
 ///   changes nothing, and at one instant no more than `pair_rate.burst` reservations are granted.
 pub fn core_sequence(data: &[u8]) {
@@ -904,6 +915,67 @@ pub fn check_run(run: &Run) {
     let mut xab = xa.clone();
     xab.merge(&xb);
     assert_eq!(xab, sender, "E1: merge of sender halves");
+
+    // E4: an erasure before, after or amid the events gives the same decisions, and the same
+    // state but for `first_template_at` (after an erasure the core keeps the latest template as
+    // a stand-in for the earliest surviving one, a documented approximation).
+    if let Some(e) = run.erase {
+        let forget = |events: &mut dyn Iterator<Item = &Event>, erase_at: usize| {
+            let mut state = ConversationState::default();
+            for (i, event) in events.enumerate() {
+                if i == erase_at {
+                    state.erase(e, policy);
+                }
+                state.apply(event, policy);
+            }
+            state.erase(e, policy); // idempotent when it already happened
+            state
+        };
+        let n = run.events.len();
+        let variants = [
+            forget(&mut run.events.iter(), 0),
+            forget(&mut run.events.iter(), n),
+            forget(&mut run.events.iter().rev(), n / 2),
+            forget(
+                &mut run
+                    .shuffled
+                    .iter()
+                    .map(|&i| &run.events[i])
+                    .chain(run.events.iter()),
+                mid,
+            ),
+        ];
+        let strip = |s: &ConversationState| {
+            let mut s = s.clone();
+            s.first_template_at = None;
+            s
+        };
+        for v in &variants[1..] {
+            assert_eq!(
+                strip(v),
+                strip(&variants[0]),
+                "E4: erasure order, {:?}, erase {e}",
+                run.events
+            );
+            for &now in &run.instants {
+                for o in OUTGOING {
+                    let d = |s: &ConversationState| {
+                        decide(
+                            Subject {
+                                key: &run.key,
+                                state: s,
+                                sender: &SenderState::default(),
+                            },
+                            o,
+                            now,
+                            policy,
+                        )
+                    };
+                    assert_eq!(d(v), d(&variants[0]), "E4: decisions after an erasure");
+                }
+            }
+        }
+    }
 
     // The stored form.
     assert_eq!(
