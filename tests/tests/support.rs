@@ -54,6 +54,7 @@ pub fn answers(output: &Output) -> Vec<serde_json::Value> {
 }
 
 /// The scenarios directory.
+#[allow(dead_code)] // used by the scenario tests, not by every test that shares this module
 pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }

@@ -93,15 +93,17 @@ impl Limits {
                 b'"' => {
                     // Skip the string: find the closing quote, jumping over escapes.
                     i += 1;
-                    while let Some(k) = memchr::memchr2(b'"', b'\\', &body[i.min(n)..]) {
-                        i += k;
-                        if body[i] == b'"' {
-                            break;
+                    loop {
+                        match memchr::memchr2(b'"', b'\\', &body[i.min(n)..]) {
+                            Some(k) if body[i + k] == b'"' => {
+                                i += k;
+                                break;
+                            }
+                            Some(k) => i += k + 2,
+                            // An unterminated string: nothing after it is structure, and the
+                            // parser will report the broken JSON.
+                            None => return Ok(()),
                         }
-                        i += 2;
-                    }
-                    if i >= n {
-                        break;
                     }
                 }
                 b'[' | b'{' => {
