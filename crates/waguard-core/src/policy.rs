@@ -277,13 +277,20 @@ impl Policy {
             || self
                 .restricted_prefixes
                 .iter()
-                .any(|p| digits.get(..p.len()) == Some(p.as_bytes()))
+                .any(|p| starts_with(digits, p.as_bytes()))
     }
 
     /// Whether a BSUID country falls under R1.
     pub fn is_restricted_country(&self, country: &str) -> bool {
         self.restricted_countries.iter().any(|c| c == country)
     }
+}
+
+/// `digits.starts_with(prefix)` as an inline byte loop: prefixes are a few bytes and most
+/// differ at the first one, where a `memcmp` call would cost more than the comparison.
+#[inline]
+fn starts_with(digits: &[u8], prefix: &[u8]) -> bool {
+    prefix.len() <= digits.len() && prefix.iter().zip(digits).all(|(a, b)| a == b)
 }
 
 /// Case-insensitive equality; allocation-free for ASCII, Unicode lowercase otherwise.
