@@ -50,7 +50,7 @@ pub async fn measure(
     let result = async {
         let guard = Guard::new(store.clone(), policy.clone())?;
         let (events, took) = super::ingest_all(&guard, contacts, 1000).await?;
-        figure(figures, "postgres_ingest_eps", events as f64 / took.as_secs_f64(), "events/s", n, "Guard::ingest in batches of 1000, one transaction each");
+        figure(figures, "postgres_ingest_eps", events as f64 / took.as_secs_f64(), "events/s", n, "Guard::ingest in batches of ~1000 events (about 45 contacts each), one transaction each");
         let sample = &indices[..round_trips.min(indices.len())];
         let mut checks = Vec::with_capacity(sample.len());
         for &i in sample {
@@ -75,7 +75,7 @@ pub async fn measure(
         let floor = sorted(floor);
         let check_p50 = figure(figures, "postgres_check_p50_us", percentile_us(&checks, 50.0), "us", n, "Guard::check on PostgresStore (one round trip: contact and sender in one SELECT)");
         figure(figures, "postgres_check_p99_us", percentile_us(&checks, 99.0), "us", n, "same samples");
-        let floor_p50 = figure(figures, "postgres_pk_floor_p50_us", percentile_us(&floor, 50.0), "us", n, "bare prepared primary-key SELECT of the same rows, one connection");
+        let floor_p50 = figure(figures, "postgres_pk_floor_p50_us", percentile_us(&floor, 50.0), "us", n, "bare prepared primary-key SELECT of the same rows, one connection, measured after the checks (not interleaved)");
         figure(figures, "ratio_pg_check_over_floor", check_p50 / floor_p50, "x", n, "p50 over p50, same run");
 
         // ---- the message-log baselines ----
