@@ -173,6 +173,26 @@ fn webhook_raw_is_applied_only_with_a_valid_signature() {
     assert_eq!(answers(&out)[0]["decision"], "free_form");
 }
 
+/// `waguard check --db DB --from 100000001 --to TO --message free_form --at AT`.
+fn check_free_form(db: &str, to: &str, at: &str) -> std::process::Output {
+    run(
+        &[
+            "check",
+            "--db",
+            db,
+            "--from",
+            "100000001",
+            "--to",
+            to,
+            "--message",
+            "free_form",
+            "--at",
+            at,
+        ],
+        None,
+    )
+}
+
 #[test]
 fn check_show_forget_export_import_and_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,22 +231,7 @@ fn check_show_forget_export_import_and_policy() {
     );
     assert_eq!(bad_sig.status.code(), Some(2));
 
-    let check = run(
-        &[
-            "check",
-            "--db",
-            db,
-            "--from",
-            "100000001",
-            "--to",
-            "+33 6 12 34 56 78",
-            "--message",
-            "free_form",
-            "--at",
-            "2026-03-01T01:00:00Z",
-        ],
-        None,
-    );
+    let check = check_free_form(db, "+33 6 12 34 56 78", "2026-03-01T01:00:00Z");
     let a = &answers(&check)[0];
     assert_eq!(a["decision"], "free_form");
     assert_eq!(a["until"], "2026-03-02T00:00:00Z");
@@ -267,21 +272,10 @@ fn check_show_forget_export_import_and_policy() {
         None,
     );
     assert_eq!(import.status.code(), Some(0), "{}", stderr(&import));
-    let check_other = run(
-        &[
-            "check",
-            "--db",
-            other.to_str().unwrap(),
-            "--from",
-            "100000001",
-            "--to",
-            "33612345678",
-            "--message",
-            "free_form",
-            "--at",
-            "2026-03-01T01:00:00Z",
-        ],
-        None,
+    let check_other = check_free_form(
+        other.to_str().unwrap(),
+        "33612345678",
+        "2026-03-01T01:00:00Z",
     );
     assert_eq!(answers(&check_other)[0]["decision"], "free_form");
 
@@ -300,22 +294,7 @@ fn check_show_forget_export_import_and_policy() {
         None,
     );
     assert_eq!(forget.status.code(), Some(0), "{}", stderr(&forget));
-    let after = run(
-        &[
-            "check",
-            "--db",
-            db,
-            "--from",
-            "100000001",
-            "--to",
-            "33612345678",
-            "--message",
-            "free_form",
-            "--at",
-            "2026-03-01T03:00:00Z",
-        ],
-        None,
-    );
+    let after = check_free_form(db, "33612345678", "2026-03-01T03:00:00Z");
     assert_eq!(answers(&after)[0]["reason"], "first_contact");
 
     let bad_phone = run(

@@ -376,13 +376,19 @@ impl<S: Store> Guard<S> {
                 code,
                 wamid: wamid.map(WamidHash::of),
             };
-            self.ingest([KeyedEvent::Contact {
-                key: key.clone(),
-                event,
-            }])
-            .await?;
+            self.record(key, event).await?;
         }
         Ok(effect)
+    }
+
+    /// Applies one event of one key (the explicit calls below share this).
+    async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
+        self.ingest([KeyedEvent::Contact {
+            key: key.clone(),
+            event,
+        }])
+        .await
+        .map(drop)
     }
 
     /// Records an explicit opt-out at `at` (O1 for [`Scope::All`], O2 for
@@ -393,12 +399,7 @@ impl<S: Store> Guard<S> {
         scope: Scope,
         at: Timestamp,
     ) -> Result<(), GuardError> {
-        self.ingest([KeyedEvent::Contact {
-            key: key.clone(),
-            event: Event::OptOut { at, scope },
-        }])
-        .await
-        .map(drop)
+        self.record(key, Event::OptOut { at, scope }).await
     }
 
     /// Records an explicit opt-in at `at` (lifts an older opt-out of the same scope, O3; is
@@ -409,12 +410,7 @@ impl<S: Store> Guard<S> {
         scope: Scope,
         at: Timestamp,
     ) -> Result<(), GuardError> {
-        self.ingest([KeyedEvent::Contact {
-            key: key.clone(),
-            event: Event::OptIn { at, scope },
-        }])
-        .await
-        .map(drop)
+        self.record(key, Event::OptIn { at, scope }).await
     }
 
     /// Lifts a sender restriction (S1) older than `at`, after the operator fixed its cause.
