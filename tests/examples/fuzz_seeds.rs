@@ -37,7 +37,15 @@ fn main() {
 
     // record_decode: real records.
     let mut state = ConversationState::default();
-    write("record_decode", "contact-empty", &state.encode());
+    // Named by format version, so a new format adds seeds and keeps the old ones.
+    let record = |name: &str, bytes: &[u8]| {
+        write(
+            "record_decode",
+            &format!("v{}-{name}", waguard::FORMAT_VERSION),
+            bytes,
+        )
+    };
+    record("contact-empty", &state.encode());
     state.apply(
         &Event::Inbound {
             at: t(0),
@@ -46,7 +54,7 @@ fn main() {
         },
         &policy,
     );
-    write("record_decode", "contact-inbound", &state.encode());
+    record("contact-inbound", &state.encode());
     for event in [
         Event::TemplateSent { at: t(10) },
         Event::Failure {
@@ -93,15 +101,15 @@ fn main() {
             &policy,
         );
     }
-    write("record_decode", "contact-full", &state.encode());
+    record("contact-full", &state.encode());
     let mut erased = state.clone();
     erased.erase(t(100), &policy);
-    write("record_decode", "contact-tombstone", &erased.encode());
+    record("contact-tombstone", &erased.encode());
     let mut newer = state.encode();
-    newer[0] = 2;
-    write("record_decode", "contact-newer-version", &newer);
+    newer[0] = waguard::FORMAT_VERSION + 1;
+    record("contact-newer-version", &newer);
     let mut sender = SenderState::default();
-    write("record_decode", "sender-empty", &sender.encode());
+    record("sender-empty", &sender.encode());
     for e in [
         SenderEvent::Failure {
             at: t(5),
@@ -120,7 +128,7 @@ fn main() {
     ] {
         sender.apply(&e);
     }
-    write("record_decode", "sender-full", &sender.encode());
+    record("sender-full", &sender.encode());
 
     // signature_verify: (secret, header, body) triples.
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;

@@ -105,6 +105,11 @@ fn benches(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    c.bench_function("encode_typical", |b| b.iter(|| black_box(&state).encode()));
+    let bytes = state.encode();
+    c.bench_function("decode_typical", |b| {
+        b.iter(|| ConversationState::decode(black_box(&bytes)).unwrap())
+    });
     c.bench_function("encode_decode_typical", |b| {
         b.iter(|| ConversationState::decode(&black_box(&state).encode()).unwrap())
     });

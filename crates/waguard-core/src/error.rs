@@ -143,9 +143,10 @@ pub enum DecodeError {
     Corrupt {
         /// The version byte found.
         version: u8,
-        /// What the decoder found wrong.
+        /// What the decoder found wrong: a [`MalformedRecord`] for the current format, the
+        /// `postcard` error for format 1.
         #[source]
-        source: postcard::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// Bytes were left over after the record.
     #[error("stored record (format version {version}) has {extra} trailing bytes; restore it from an export or `forget` the key")]
@@ -155,4 +156,43 @@ pub enum DecodeError {
         /// How many bytes were left.
         extra: usize,
     },
+}
+
+/// Where and why the bytes of a stored record do not form a record (the source of
+/// [`DecodeError::Corrupt`] for the current format).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at byte {offset} ({field}): {problem}")]
+#[non_exhaustive]
+pub struct MalformedRecord {
+    /// The offset in the record, counting the version byte.
+    pub offset: usize,
+    /// The field being read.
+    pub field: &'static str,
+    /// What is wrong there.
+    pub problem: RecordProblem,
+}
+
+/// What is wrong in a [`MalformedRecord`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordProblem {
+    /// The record ends in the middle of a field.
+    #[error("the record ends early")]
+    Truncated,
+    /// A variable-length integer is longer than 64 bits allow.
+    #[error("an integer is longer than 64 bits")]
+    VarintOverflow,
+    /// A number is outside the range of its field (an instant beyond the years 1677-2262, a code
+    /// beyond 32 bits).
+    #[error("a value is out of range")]
+    OutOfRange,
+    /// The record says fields are present that this format does not have.
+    #[error("unknown fields are marked present (bits {0:#x})")]
+    UnknownFields(u64),
+    /// A list count is zero or larger than the bytes that follow could hold.
+    #[error("a list count does not fit the record")]
+    BadCount,
+    /// A list's entries are not in strictly ascending order.
+    #[error("list entries are out of order or repeated")]
+    NotSorted,
 }

@@ -46,7 +46,9 @@ mod time;
 pub use code::{CodeEffect, CodeScope};
 pub use decision::{BlockReason, Decision, Reason, TemplateReason};
 pub use encode::FORMAT_VERSION;
-pub use error::{DecodeError, IdError, IdProblem, PolicyError, TimeError};
+pub use error::{
+    DecodeError, IdError, IdProblem, MalformedRecord, PolicyError, RecordProblem, TimeError,
+};
 pub use event::{
     DeliveryStatus, Event, KeyedEvent, Outgoing, Preference, Scope, SenderEvent, TemplateCategory,
     WamidHash,

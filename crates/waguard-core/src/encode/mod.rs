@@ -1,0 +1,226 @@
+//! The stored form of state records, owned by the core: stores persist these bytes and never
+//! look inside.
+//!
+//! A record is one version byte followed by the state. This build writes version 2, a compact
+//! hand-written layout ([`v2`]); it still reads version 1 (postcard's varint encoding of the
+//! serde form), so stores written by earlier builds open unchanged and are rewritten as version 2
+//! on their next update. A newer version byte is a typed error (upgrade waguard), never a
+//! silently reset state.
+
+mod v2;
+mod wire;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{DecodeError, MalformedRecord};
+use crate::state::{ConversationState, SenderState};
+
+/// The format version this build writes.
+pub const FORMAT_VERSION: u8 = v2::VERSION;
+
+/// Version 1: postcard's encoding of the serde form. Read only.
+fn decode_v1<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|source| DecodeError::Corrupt {
+            version: 1,
+            source: Box::new(source),
+        })?;
+    finish(1, value, rest.len())
+}
+
+#[inline]
+fn finish<T>(version: u8, value: T, extra: usize) -> Result<T, DecodeError> {
+    if extra == 0 {
+        Ok(value)
+    } else {
+        Err(DecodeError::TrailingBytes { version, extra })
+    }
+}
+
+/// Splits off the version byte; versions this build does not know are errors.
+#[inline]
+fn split_version(bytes: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(DecodeError::NewerVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok((version, body))
+}
+
+fn corrupt(version: u8, source: MalformedRecord) -> DecodeError {
+    DecodeError::Corrupt {
+        version,
+        source: Box::new(source),
+    }
+}
+
+impl ConversationState {
+    /// The stored form of this state (format [`FORMAT_VERSION`]). Equal states give equal bytes.
+    ///
+    /// ```
+    /// use waguard_core::{ConversationState, Event, Policy, Timestamp};
+    /// let mut s = ConversationState::default();
+    /// s.apply(&Event::Inbound { at: Timestamp::from_unix_seconds(1).unwrap(), text: None, referral: false }, &Policy::default());
+    /// let bytes = s.encode();
+    /// assert_eq!(ConversationState::decode(&bytes).unwrap(), s);
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        v2::encode_contact(self)
+    }
+
+    /// Reads a stored contact record of any format version up to [`FORMAT_VERSION`].
+    ///
+    /// ```
+    /// use waguard_core::{ConversationState, DecodeError};
+    /// assert!(matches!(ConversationState::decode(&[]), Err(DecodeError::Empty)));
+    /// assert!(matches!(ConversationState::decode(&[2, 0xff]), Err(DecodeError::Corrupt { .. })));
+    /// assert!(matches!(ConversationState::decode(&[200]), Err(DecodeError::NewerVersion { found: 200, .. })));
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match split_version(bytes)? {
+            (v2::VERSION, body) => {
+                let mut state = ConversationState::default();
+                let extra =
+                    v2::decode_contact(body, &mut state).map_err(|e| corrupt(v2::VERSION, e))?;
+                finish(v2::VERSION, state, extra)
+            }
+            (_, body) => decode_v1(body),
+        }
+    }
+}
+
+impl SenderState {
+    /// The stored form of this sender state (format [`FORMAT_VERSION`]).
+    pub fn encode(&self) -> Vec<u8> {
+        v2::encode_sender(self)
+    }
+
+    /// Reads a stored sender record of any format version up to [`FORMAT_VERSION`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match split_version(bytes)? {
+            (v2::VERSION, body) => {
+                let (state, extra) =
+                    v2::decode_sender(body).map_err(|e| corrupt(v2::VERSION, e))?;
+                finish(v2::VERSION, state, extra)
+            }
+            (_, body) => decode_v1(body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Attempts, DeliveryEntry, FailureEntry};
+    use crate::{Timestamp, WamidHash};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_772_323_200 + s).unwrap()
+    }
+
+    fn busy() -> ConversationState {
+        let mut s = ConversationState {
+            latest_event: Some(t(0)),
+            last_inbound: Some(t(-60)),
+            first_template_at: Some(t(-86_400)),
+            last_template_at: Some(Timestamp::from_unix_nanos(t(-3600).unix_nanos() + 17)),
+            erased_at: Some(t(-90_000)),
+            pair_budget_tat: Some(t(30)),
+            attempts: vec![Attempts {
+                key_hash: 3,
+                first_at: t(-2),
+                count: u32::MAX,
+            }],
+            ..ConversationState::default()
+        };
+        s.opt_marketing.in_at = Some(t(-5));
+        s.feedback.failures = vec![
+            FailureEntry {
+                wamid: None,
+                at: t(-10),
+                code: 131026,
+            },
+            FailureEntry {
+                wamid: Some(WamidHash::from_raw(7)),
+                at: t(-9),
+                code: 131050,
+            },
+        ];
+        s.feedback.deliveries = vec![DeliveryEntry {
+            wamid: WamidHash::from_raw(u64::MAX),
+            at: t(-1),
+        }];
+        s
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let s = busy();
+        let bytes = s.encode();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(ConversationState::decode(&bytes).unwrap(), s);
+        assert_eq!(
+            ConversationState::decode(&ConversationState::default().encode()).unwrap(),
+            ConversationState::default()
+        );
+        let sender = SenderState {
+            restricted_at: Some(t(1)),
+            spam_at: Some(Timestamp::MIN),
+            ..SenderState::default()
+        };
+        assert_eq!(SenderState::decode(&sender.encode()).unwrap(), sender);
+    }
+
+    #[test]
+    fn version_1_still_reads() {
+        let s = busy();
+        let mut v1 = vec![1];
+        v1.extend(postcard::to_allocvec(&s).unwrap());
+        assert_eq!(ConversationState::decode(&v1).unwrap(), s);
+        let sender = SenderState {
+            cleared_at: Some(t(5)),
+            ..SenderState::default()
+        };
+        let mut v1 = vec![1];
+        v1.extend(postcard::to_allocvec(&sender).unwrap());
+        assert_eq!(SenderState::decode(&v1).unwrap(), sender);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_a_typed_error() {
+        let bytes = busy().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                ConversationState::decode(&bytes[..len]).is_err(),
+                "a record cut at {len} bytes must not decode"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            ConversationState::decode(&longer),
+            Err(DecodeError::TrailingBytes {
+                version: 2,
+                extra: 1
+            })
+        ));
+    }
+
+    #[test]
+    fn unsorted_lists_and_unknown_fields_are_refused() {
+        let mut s = busy();
+        s.feedback.deliveries.push(DeliveryEntry {
+            wamid: WamidHash::from_raw(1),
+            at: t(-1),
+        });
+        let e = ConversationState::decode(&s.encode()).unwrap_err();
+        assert!(e.to_string().contains("deliveries"), "{e}");
+        let e = ConversationState::decode(&[2, 0x80, 0x80, 0x04]).unwrap_err();
+        assert!(e.to_string().contains("unknown"), "{e}");
+        let e = SenderState::decode(&[2, 0x40]).unwrap_err();
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+}
