@@ -13,6 +13,11 @@
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
 
+// The allocator a service embedding waguard should pick (sled allocates on every write); the
+// floors run in the same binary, with the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::io::Write;

@@ -68,8 +68,8 @@ use parking_lot::{Mutex, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional};
 use waguard::{
-    Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, Records, ScanStream,
-    SenderUpdate, Store, StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey,
+    Records, ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
 };
 
 /// When a write survives a crash.
@@ -523,26 +523,6 @@ impl SledStore {
             Err(TransactionError::Storage(e)) => Err(backend("apply_batch", None, e)),
         }
     }
-}
-
-/// Runs `f` on the storage key of `key` (its `Display` form, as
-/// [`ContactKey::storage_key`] returns it), written into a reused per-thread buffer instead of a
-/// new allocation: the read path's only allocation otherwise.
-fn with_storage_key<R>(key: &ContactKey, f: impl FnOnce(&[u8]) -> R) -> R {
-    use std::cell::RefCell;
-    use std::io::Write;
-    thread_local! {
-        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
-    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            write!(buffer, "{key}").expect("writing into a Vec cannot fail");
-            f(&buffer)
-        }
-        // Re-entered from `f` (it never is today): fall back to an allocation.
-        Err(_) => f(&key.storage_key()),
-    })
 }
 
 /// Maps an open failure to [`StoreError::Locked`] or [`StoreError::Open`].

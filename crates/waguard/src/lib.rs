@@ -57,6 +57,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use guard::{Guard, GuardError, IngestReport};
 pub use memory::MemoryStore;
 pub use store::{
-    Batch, BatchOp, BoxError, ContactUpdate, ReadFn, RecordKey, Records, ScanStream, SenderUpdate,
-    Store, StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, ReadFn, RecordKey, Records,
+    ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
 };

@@ -8,18 +8,50 @@ use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::store::{
-    Batch, BatchOp, ContactUpdate, ReadFn, Records, ScanStream, SenderUpdate, Store, StoreError,
-    UpdateAction,
+    with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, Records, ScanStream, SenderUpdate,
+    Store, StoreError, UpdateAction,
 };
 use crate::{BusinessId, ContactKey};
 
-type Contacts = HashTable<(ContactKey, Vec<u8>)>;
+type Contacts = HashTable<Entry>;
 type Senders = HashTable<(BusinessId, Vec<u8>)>;
+
+/// A contact record and its storage key in one allocation: `[key length: u32 LE][storage
+/// key][record]`. A lookup compares the key and reads the record in one heap block, where a
+/// `(ContactKey, Vec<u8>)` pair would touch three (business id, contact id, record): with
+/// millions of contacts each is a cache miss.
+struct Entry(Box<[u8]>);
+
+impl Entry {
+    fn new(key: &[u8], record: &[u8]) -> Entry {
+        let mut bytes = Vec::with_capacity(4 + key.len() + record.len());
+        // Storage keys are a few hundred bytes at most (ids are validated), far below 4 GiB.
+        bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(record);
+        Entry(bytes.into_boxed_slice())
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        let (len, rest) = self.0.split_at(4);
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        rest.split_at(len)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.split().0
+    }
+
+    fn record(&self) -> &[u8] {
+        self.split().1
+    }
+}
 
 /// A store in process memory: nothing survives a restart.
 ///
 /// Records live in `N` shards (64 by default), each a hash table behind a reader-writer lock,
-/// chosen by a hash of the key; sender records live in their own shards. An update holds the
+/// chosen by a hash of the key; sender records live in their own shards. A contact entry holds
+/// its storage key and record in one allocation, so a lookup touches one heap block. An update holds the
 /// key's shard for the time of its closure, so concurrent updates of one key are serialised
 /// and none is lost, while keys of other shards proceed in parallel. Reads of one shard
 /// proceed in parallel. A batch locks every shard it touches (in a fixed order, so batches
@@ -97,10 +129,8 @@ impl MemoryStore {
         (hash >> 40) as usize & self.mask
     }
 
-    fn contact_slot<'t>(table: &'t Contacts, hash: u64, key: &ContactKey) -> Option<&'t [u8]> {
-        table
-            .find(hash, |(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
+    fn contact_slot<'t>(table: &'t Contacts, hash: u64, key: &[u8]) -> Option<&'t [u8]> {
+        table.find(hash, |e| e.key() == key).map(Entry::record)
     }
 
     fn sender_slot<'t>(table: &'t Senders, hash: u64, business: &BusinessId) -> Option<&'t [u8]> {
@@ -109,21 +139,15 @@ impl MemoryStore {
             .map(|(_, v)| v.as_slice())
     }
 
-    fn write_contact(
-        &self,
-        table: &mut Contacts,
-        hash: u64,
-        key: &ContactKey,
-        value: Option<Vec<u8>>,
-    ) {
-        let hasher = |(k, _): &(ContactKey, Vec<u8>)| self.hash(k);
-        match (table.find_entry(hash, |(k, _)| k == key), value) {
-            (Ok(mut entry), Some(bytes)) => entry.get_mut().1 = bytes,
+    fn write_contact(&self, table: &mut Contacts, hash: u64, key: &[u8], value: Option<&[u8]>) {
+        let hasher = |e: &Entry| self.hash(e.key());
+        match (table.find_entry(hash, |e| e.key() == key), value) {
+            (Ok(mut entry), Some(bytes)) => *entry.get_mut() = Entry::new(key, bytes),
             (Ok(entry), None) => {
                 entry.remove();
             }
             (Err(_), Some(bytes)) => {
-                table.insert_unique(hash, (key.clone(), bytes), hasher);
+                table.insert_unique(hash, Entry::new(key, bytes), hasher);
             }
             (Err(_), None) => {}
         }
@@ -151,14 +175,16 @@ impl MemoryStore {
 
     /// Shows the contact record and its sender record to `read`, under both shards' read locks.
     fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) {
-        let ch = self.hash(key);
         let bh = self.hash(&key.business);
-        let contacts = self.contacts[self.shard(ch)].read();
-        let senders = self.senders[self.shard(bh)].read();
-        read(
-            Self::contact_slot(&contacts, ch, key),
-            Self::sender_slot(&senders, bh, &key.business),
-        );
+        with_storage_key(key, |k| {
+            let ch = self.hash(k);
+            let contacts = self.contacts[self.shard(ch)].read();
+            let senders = self.senders[self.shard(bh)].read();
+            read(
+                Self::contact_slot(&contacts, ch, k),
+                Self::sender_slot(&senders, bh, &key.business),
+            );
+        })
     }
 
     fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
@@ -166,14 +192,19 @@ impl MemoryStore {
         // (the order every operation of this store takes locks in).
         let mut contact_shards: Vec<usize> = Vec::new();
         let mut sender_shards: Vec<usize> = Vec::new();
+        // The storage key of each operation (empty for sender operations), built once.
+        let mut storage_keys: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
         for op in batch.ops_mut().iter() {
             match op {
                 BatchOp::Contact { key, .. } => {
-                    contact_shards.push(self.shard(self.hash(key)));
+                    let k = key.storage_key();
+                    contact_shards.push(self.shard(self.hash(&k[..])));
+                    storage_keys.push(k);
                     sender_shards.push(self.shard(self.hash(&key.business)));
                 }
                 BatchOp::Sender { business, .. } => {
                     sender_shards.push(self.shard(self.hash(business)));
+                    storage_keys.push(Vec::new());
                 }
             }
         }
@@ -191,17 +222,18 @@ impl MemoryStore {
             .collect();
 
         // Run every closure against the committed state plus what earlier operations staged.
-        let mut staged_contacts: HashMap<ContactKey, Option<Vec<u8>>> = HashMap::new();
+        let mut staged_contacts: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
         let mut staged_senders: HashMap<BusinessId, Option<Vec<u8>>> = HashMap::new();
-        for op in batch.ops_mut() {
+        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
             match op {
                 BatchOp::Contact { key, update } => {
+                    let k = &k[..];
                     let action = {
-                        let ch = self.hash(key);
+                        let ch = self.hash(k);
                         let bh = self.hash(&key.business);
-                        let contact = match staged_contacts.get(key) {
+                        let contact = match staged_contacts.get(k) {
                             Some(v) => v.as_deref(),
-                            None => Self::contact_slot(&contact_guards[&self.shard(ch)], ch, key),
+                            None => Self::contact_slot(&contact_guards[&self.shard(ch)], ch, k),
                         };
                         let sender = match staged_senders.get(&key.business) {
                             Some(v) => v.as_deref(),
@@ -216,10 +248,10 @@ impl MemoryStore {
                     match action {
                         UpdateAction::Keep => {}
                         UpdateAction::Write(bytes) => {
-                            staged_contacts.insert(key.clone(), Some(bytes));
+                            staged_contacts.insert(k, Some(bytes));
                         }
                         UpdateAction::Delete => {
-                            staged_contacts.insert(key.clone(), None);
+                            staged_contacts.insert(k, None);
                         }
                     }
                 }
@@ -249,11 +281,11 @@ impl MemoryStore {
 
         // Every closure succeeded: apply.
         for (key, value) in staged_contacts {
-            let h = self.hash(&key);
+            let h = self.hash(key);
             let table = contact_guards
                 .get_mut(&self.shard(h))
                 .expect("every touched shard is locked");
-            self.write_contact(table, h, &key, value);
+            self.write_contact(table, h, key, value.as_deref());
         }
         for (business, value) in staged_senders {
             let h = self.hash(&business);
@@ -273,22 +305,26 @@ impl Store for MemoryStore {
         key: &ContactKey,
         update: &mut ContactUpdate<'_>,
     ) -> Result<(), StoreError> {
-        let ch = self.hash(key);
         let bh = self.hash(&key.business);
-        let mut contacts = self.contacts[self.shard(ch)].write();
-        let action = {
-            let senders = self.senders[self.shard(bh)].read();
-            update(
-                Self::contact_slot(&contacts, ch, key),
-                Self::sender_slot(&senders, bh, &key.business),
-            )?
-        };
-        match action {
-            UpdateAction::Keep => {}
-            UpdateAction::Write(bytes) => self.write_contact(&mut contacts, ch, key, Some(bytes)),
-            UpdateAction::Delete => self.write_contact(&mut contacts, ch, key, None),
-        }
-        Ok(())
+        with_storage_key(key, |k| {
+            let ch = self.hash(k);
+            let mut contacts = self.contacts[self.shard(ch)].write();
+            let action = {
+                let senders = self.senders[self.shard(bh)].read();
+                update(
+                    Self::contact_slot(&contacts, ch, k),
+                    Self::sender_slot(&senders, bh, &key.business),
+                )?
+            };
+            match action {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => {
+                    self.write_contact(&mut contacts, ch, k, Some(&bytes))
+                }
+                UpdateAction::Delete => self.write_contact(&mut contacts, ch, k, None),
+            }
+            Ok(())
+        })
     }
 
     async fn update_sender(
@@ -335,21 +371,35 @@ impl Store for MemoryStore {
     }
 
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
-        let ch = self.hash(key);
-        let mut contacts = self.contacts[self.shard(ch)].write();
-        match contacts.find_entry(ch, |(k, _)| k == key) {
-            Ok(entry) => {
-                entry.remove();
-                Ok(true)
+        Ok(with_storage_key(key, |k| {
+            let ch = self.hash(k);
+            let mut contacts = self.contacts[self.shard(ch)].write();
+            match contacts.find_entry(ch, |e| e.key() == k) {
+                Ok(entry) => {
+                    entry.remove();
+                    true
+                }
+                Err(_) => false,
             }
-            Err(_) => Ok(false),
-        }
+        }))
     }
 
     fn scan(&self) -> ScanStream<'_> {
         // One shard at a time: each shard is copied under its read lock, then yielded.
         let shards = self.contacts.iter().map(|shard| {
-            let copy: Vec<_> = shard.read().iter().cloned().map(Ok).collect();
+            let copy: Vec<_> = shard
+                .read()
+                .iter()
+                .map(|e| {
+                    let (key, record) = e.split();
+                    ContactKey::from_storage_key(key)
+                        .map(|key| (key, record.to_vec()))
+                        .map_err(|source| StoreError::BadStoredKey {
+                            key: String::from_utf8_lossy(key).into_owned(),
+                            source,
+                        })
+                })
+                .collect();
             futures_util::stream::iter(copy)
         });
         Box::pin(futures_util::stream::StreamExt::flatten(

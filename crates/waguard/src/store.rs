@@ -274,6 +274,30 @@ impl StoreError {
     }
 }
 
+/// Runs `f` on the [storage key](ContactKey::storage_key) of `key`, written into a reused
+/// per-thread buffer instead of a new allocation. For adapters that index by the storage key
+/// and build it on every read.
+///
+/// ```
+/// let key: waguard::ContactKey = "100000001/p:33612345678".parse().unwrap();
+/// waguard::with_storage_key(&key, |bytes| assert_eq!(bytes, b"100000001/p:33612345678"));
+/// ```
+pub fn with_storage_key<R>(key: &ContactKey, f: impl FnOnce(&[u8]) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            key.write_storage_key(&mut buffer);
+            f(&buffer)
+        }
+        // Re-entered from `f` (a closure that calls the store again): allocate instead.
+        Err(_) => f(&key.storage_key()),
+    })
+}
+
 /// Persistent (or not) storage of contact and sender records.
 ///
 /// Object safe: services hold an `Arc<dyn Store>` as readily as a concrete store.
