@@ -155,17 +155,33 @@ fn ns_per_op(indices: &[usize], mut f: impl FnMut(usize)) -> f64 {
     started.elapsed().as_nanos() as f64 / indices.len() as f64
 }
 
-/// Nanoseconds per awaited call of `f` over `indices`.
-async fn ns_per_op_async<F, Fut>(indices: &[usize], mut f: F) -> Result<f64>
+/// Nanoseconds per call of `check` and of `floor` over the same `indices`, measured in
+/// alternating chunks so that both see the same machine load (a busy neighbour or a cache
+/// state slows both alike instead of whichever ran second).
+async fn interleaved_ns<F, Fut>(
+    indices: &[usize],
+    mut check: F,
+    mut floor: impl FnMut(usize),
+) -> Result<(f64, f64)>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    let started = Instant::now();
-    for &i in indices {
-        f(i).await?;
+    let (mut checks, mut floors) = (Duration::ZERO, Duration::ZERO);
+    for chunk in indices.chunks(10_000) {
+        let started = Instant::now();
+        for &i in chunk {
+            floor(i);
+        }
+        floors += started.elapsed();
+        let started = Instant::now();
+        for &i in chunk {
+            check(i).await?;
+        }
+        checks += started.elapsed();
     }
-    Ok(started.elapsed().as_nanos() as f64 / indices.len() as f64)
+    let n = indices.len() as f64;
+    Ok((checks.as_nanos() as f64 / n, floors.as_nanos() as f64 / n))
 }
 
 /// The p-th percentile (0..=100) of durations, in microseconds.
@@ -263,23 +279,26 @@ async fn measure_size(
     eprintln!("waguard bench: MemoryStore");
     let memory = Guard::new(MemoryStore::new(), policy.clone())?;
     ingest_all(&memory, &contacts, 1000).await?;
-    let memory_check = ns_per_op_async(&indices, |i| {
-        let memory = &memory;
-        let key = &keys[i];
-        async move {
-            black_box(memory.check(key, Outgoing::FreeForm, now).await?);
-            Ok(())
-        }
-    })
-    .await?;
     let map: HashMap<ContactKey, Vec<u8>> = keys
         .iter()
         .cloned()
         .zip(states.iter().map(|s| s.encode()))
         .collect();
-    let memory_floor = ns_per_op(&indices, |i| {
-        black_box(map.get(black_box(&keys[i])));
-    });
+    let (memory_check, memory_floor) = interleaved_ns(
+        &indices,
+        |i| {
+            let memory = &memory;
+            let key = &keys[i];
+            async move {
+                black_box(memory.check(key, Outgoing::FreeForm, now).await?);
+                Ok(())
+            }
+        },
+        |i| {
+            black_box(map.get(black_box(&keys[i])));
+        },
+    )
+    .await?;
     figure(
         figures,
         "memory_check_ns",
@@ -302,7 +321,7 @@ async fn measure_size(
         memory_check / memory_floor,
         "x",
         n,
-        "same run",
+        "same run, interleaved in chunks of 10 000",
     );
     drop(map);
     drop(memory);
@@ -329,24 +348,28 @@ async fn measure_size(
         n,
         "Guard::ingest in batches of ~1000 events (about 45 contacts each), one flush per batch",
     );
-    let sled_check = ns_per_op_async(&indices, |i| {
-        let sled = &sled;
-        let key = &keys[i];
-        async move {
-            black_box(sled.check(key, Outgoing::FreeForm, now).await?);
-            Ok(())
-        }
-    })
-    .await?;
     let raw = sled::open(dir.path().join("floor")).context("sled floor database")?;
     let storage_keys: Vec<Vec<u8>> = keys.iter().map(|k| k.storage_key()).collect();
     for (k, s) in storage_keys.iter().zip(&states) {
         raw.insert(k, s.encode())?;
     }
     raw.flush()?;
-    let sled_floor = ns_per_op(&indices, |i| {
-        black_box(raw.get(keys[i].storage_key()).ok());
-    });
+    drop(storage_keys);
+    let (sled_check, sled_floor) = interleaved_ns(
+        &indices,
+        |i| {
+            let sled = &sled;
+            let key = &keys[i];
+            async move {
+                black_box(sled.check(key, Outgoing::FreeForm, now).await?);
+                Ok(())
+            }
+        },
+        |i| {
+            black_box(waguard::with_storage_key(&keys[i], |k| raw.get(k).ok()));
+        },
+    )
+    .await?;
     figure(
         figures,
         "sled_check_ns",
@@ -361,7 +384,7 @@ async fn measure_size(
         sled_floor,
         "ns",
         n,
-        "bare sled get of the same keys (key built per lookup)",
+        "bare sled get of the same keys (storage key built per lookup, as check does)",
     );
     figure(
         figures,
@@ -369,7 +392,7 @@ async fn measure_size(
         sled_check / sled_floor,
         "x",
         n,
-        "same run",
+        "same run, interleaved in chunks of 10 000",
     );
     let on_disk = sled_store.size_on_disk()?;
     figure(
