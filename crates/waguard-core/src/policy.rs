@@ -295,11 +295,15 @@ fn starts_with(digits: &[u8], prefix: &[u8]) -> bool {
 
 /// Case-insensitive equality; allocation-free for ASCII, Unicode lowercase otherwise.
 fn same_word(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
+    // Most inbound texts are not keywords and differ in length: `eq_ignore_ascii_case` rejects
+    // those at once, before any scan of the text.
+    if a.eq_ignore_ascii_case(b) {
+        return true;
     }
+    if a.is_ascii() && b.is_ascii() {
+        return false;
+    }
+    a.to_lowercase() == b.to_lowercase()
 }
 
 fn normalise_keyword(text: &str) -> &str {

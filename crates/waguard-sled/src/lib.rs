@@ -183,6 +183,9 @@ impl Syncer {
     }
 }
 
+/// How many contact-key stripes a store has (see `SledStore::stripes`).
+const STRIPES: usize = 256;
+
 /// Bound of the sender cache: past this many business numbers it starts over.
 const SENDER_CACHE_LIMIT: usize = 65_536;
 
@@ -197,6 +200,11 @@ pub struct SledStore {
     sender_cache: RwLock<HashMap<BusinessId, Option<IVec>, foldhash::fast::RandomState>>,
     /// Held by every sender write and cache fill, so the cache never goes stale.
     sender_write: Mutex<()>,
+    /// Contact-key stripes: a single-key update holds its key's stripe, a batch every stripe
+    /// of its keys (ascending), so a batch can read, decide and write without a sled
+    /// transaction and no update slips in between. Always taken before `sender_write`.
+    stripes: Box<[Mutex<()>]>,
+    stripe_hasher: foldhash::fast::RandomState,
     syncer: Syncer,
 }
 
@@ -304,6 +312,8 @@ impl SledStore {
             durability,
             sender_cache: RwLock::new(HashMap::default()),
             sender_write: Mutex::new(()),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -390,6 +400,11 @@ impl SledStore {
         Ok(())
     }
 
+    fn stripe_of(&self, storage_key: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        self.stripe_hasher.hash_one(storage_key) as usize % STRIPES
+    }
+
     fn update_sync(
         &self,
         key: &ContactKey,
@@ -397,6 +412,9 @@ impl SledStore {
     ) -> Result<bool, StoreError> {
         let k = key.storage_key();
         let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
+        let _stripe = self.stripes[self.stripe_of(&k)].lock();
+        // Under the stripe no store write races this one; the compare-and-swap still guards
+        // against writes from outside the store (`sled_db()`).
         loop {
             let current = self.contacts.get(&k).map_err(err)?;
             let sender = self.sender_bytes(&key.business)?;
@@ -451,19 +469,40 @@ impl SledStore {
         }
     }
 
-    /// Runs a batch in one transaction; returns whether anything was written.
+    /// Runs a batch all or nothing; returns whether anything was written.
+    ///
+    /// A batch of contact operations only (every webhook batch without a sender event) holds
+    /// the stripes of its keys, runs its closures and writes the result as one `sled::Batch`,
+    /// which sled recovers all or nothing after a crash. A batch with sender operations runs
+    /// as one sled transaction over both trees. A sled transaction costs more than the writes
+    /// it guards, and the stripes already keep every other store write away from these keys.
     fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
         // One contact operation alone (a webhook with one event, the common case) is atomic by
-        // itself: the compare-and-swap path does it without a transaction, which in sled 0.34
-        // costs more than the write.
+        // itself: the compare-and-swap path.
         if let [BatchOp::Contact { key, update }] = batch.ops_mut() {
             return self.update_sync(key, update.as_mut());
         }
-        let has_sender_ops = batch
+        let storage_keys: Vec<Option<Vec<u8>>> = batch
             .ops_mut()
             .iter()
-            .any(|op| matches!(op, BatchOp::Sender { .. }));
-        let _writing = has_sender_ops.then(|| self.sender_write.lock());
+            .map(|op| match op {
+                BatchOp::Contact { key, .. } => Some(key.storage_key()),
+                _ => None,
+            })
+            .collect();
+        let mut stripes: Vec<usize> = storage_keys
+            .iter()
+            .flatten()
+            .map(|k| self.stripe_of(k))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
+        let has_sender_ops = storage_keys.iter().any(Option::is_none);
+        if !has_sender_ops {
+            return self.contact_batch_sync(batch, &storage_keys);
+        }
+        let _writing = self.sender_write.lock();
         let ops = std::cell::RefCell::new(batch.ops_mut());
         type Abort = ConflictableTransactionError<StoreError>;
         let result = (&self.contacts, &self.senders).transaction(|(tc, ts)| {
@@ -530,6 +569,58 @@ impl SledStore {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(backend("apply_batch", None, e)),
         }
+    }
+}
+
+impl SledStore {
+    /// The contact-only batch of [`batch_sync`](SledStore::batch_sync), with the stripes of its
+    /// keys held: read, run the closures, write one `sled::Batch`.
+    fn contact_batch_sync(
+        &self,
+        batch: &mut Batch<'_>,
+        storage_keys: &[Option<Vec<u8>>],
+    ) -> Result<bool, StoreError> {
+        // What earlier operations of this batch wrote, by storage key (`None`: deleted).
+        let mut staged: HashMap<&[u8], Option<IVec>> = HashMap::new();
+        for (op, k) in batch.ops_mut().iter_mut().zip(storage_keys) {
+            let (BatchOp::Contact { key, update }, Some(k)) = (op, k) else {
+                continue; // not reached: the caller sends contact-only batches
+            };
+            let record = || Some(RecordKey::Contact(key.clone()));
+            let current = match staged.get(&k[..]) {
+                Some(v) => v.clone(),
+                None => self
+                    .contacts
+                    .get(k)
+                    .map_err(|e| backend("apply_batch", record(), e))?,
+            };
+            let sender = self.sender_bytes(&key.business)?;
+            match update(current.as_deref(), sender.as_deref())? {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => {
+                    staged.insert(k, Some(IVec::from(bytes)));
+                }
+                UpdateAction::Delete => {
+                    if current.is_some() {
+                        staged.insert(k, None);
+                    }
+                }
+            }
+        }
+        if staged.is_empty() {
+            return Ok(false);
+        }
+        let mut writes = sled::Batch::default();
+        for (k, v) in staged {
+            match v {
+                Some(v) => writes.insert(k, v),
+                None => writes.remove(k),
+            }
+        }
+        self.contacts
+            .apply_batch(writes)
+            .map_err(|e| backend("apply_batch", None, e))?;
+        Ok(true)
     }
 }
 
@@ -622,11 +713,14 @@ impl Store for SledStore {
     }
 
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+        let k = key.storage_key();
+        let stripe = self.stripes[self.stripe_of(&k)].lock();
         let removed = self
             .contacts
-            .remove(key.storage_key())
+            .remove(k)
             .map_err(|e| backend("remove", Some(RecordKey::Contact(key.clone())), e))?
             .is_some();
+        drop(stripe);
         if removed {
             self.after_single_write("remove").await?;
         }
