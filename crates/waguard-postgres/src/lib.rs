@@ -797,12 +797,19 @@ impl PostgresStore {
         let (synchronous, contact_rows, locked_sender_rows, read_sender_rows) =
             futures_util::future::join4(
                 async {
-                    if deferred {
-                        // Batches stay durable on return in the deferred mode too.
-                        tx.batch_execute("SET LOCAL synchronous_commit = on").await
+                    // Plan this transaction's statements for their actual arrays and the table
+                    // as it is now. A generic plan cached while the table was small (and never
+                    // re-planned where autovacuum is off, as nothing analyses the table) joins
+                    // the arrays by scanning the whole table: every batch grew with the table
+                    // (17 700 events/s at 1e6 contacts, one sequential scan per batch).
+                    // Batches stay durable on return in the deferred mode too.
+                    tx.batch_execute(if deferred {
+                        "SET LOCAL plan_cache_mode = force_custom_plan; \
+                         SET LOCAL synchronous_commit = on"
                     } else {
-                        Ok(())
-                    }
+                        "SET LOCAL plan_cache_mode = force_custom_plan"
+                    })
+                    .await
                 },
                 async {
                     if keys.contact_business.is_empty() {
