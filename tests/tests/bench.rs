@@ -3,6 +3,8 @@
 //! waguard (the command fails when they do not). Needs the PostgreSQL server `scripts/test`
 //! starts (`WAGUARD_PG_URL`); fails loudly without it.
 
+// Shared by several test files; this one uses only `run`.
+#[allow(dead_code)]
 mod support;
 
 use support::run;

@@ -92,7 +92,10 @@
 //!   stable key order, contacts before senders, so that concurrent batches cannot deadlock),
 //!   reads the sender records its contact closures need (without locking those: a busy business
 //!   number does not serialise its contacts), runs every closure, then writes with one
-//!   pipelined `UPDATE`/`INSERT`/`DELETE` per kind over `unnest`ed arrays and commits. A row
+//!   pipelined `UPDATE`/`INSERT`/`DELETE` per kind over `unnest`ed arrays and commits. The
+//!   transaction plans its statements for the arrays it carries (`SET LOCAL plan_cache_mode =
+//!   force_custom_plan`): a plan cached while the table was small would otherwise scan the
+//!   whole table on every batch. A row
 //!   that was missing when locked but was created concurrently makes the `INSERT ... ON
 //!   CONFLICT DO NOTHING` fall short: the transaction is rolled back and the batch runs again
 //!   (as it does on a deadlock or serialization failure).

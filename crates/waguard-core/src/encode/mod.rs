@@ -79,13 +79,21 @@ impl ConversationState {
     /// assert!(matches!(ConversationState::decode(&[2, 0xff]), Err(DecodeError::Corrupt { .. })));
     /// assert!(matches!(ConversationState::decode(&[200]), Err(DecodeError::NewerVersion { found: 200, .. })));
     /// ```
+    // Inlined so that the state can be built in the caller's frame rather than copied out.
+    #[inline]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         match split_version(bytes)? {
             (v2::VERSION, body) => {
                 let mut state = ConversationState::default();
                 let extra =
                     v2::decode_contact(body, &mut state).map_err(|e| corrupt(v2::VERSION, e))?;
-                finish(v2::VERSION, state, extra)
+                if extra != 0 {
+                    return Err(DecodeError::TrailingBytes {
+                        version: v2::VERSION,
+                        extra,
+                    });
+                }
+                Ok(state)
             }
             (_, body) => decode_v1(body),
         }
