@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use support::{answers, binary, run};
 
 const INBOUND: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"9","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000001","phone_number_id":"100000001"},"messages":[{"from":"33612345678","id":"wamid.cli.1","timestamp":"1772323200","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+const RESTRICTED: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"9","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000001","phone_number_id":"100000001"},"statuses":[{"id":"wamid.cli.2","status":"failed","timestamp":"1772325000","recipient_id":"33612345678","errors":[{"code":368,"title":"Temporarily blocked for policies violations"}]}]}}]}]}"#;
 const CHECK: &str = r#"{"at":"2026-03-01T00:00:01Z","check":{"from":"100000001","to":"33612345678","message":"free_form"}}"#;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -254,10 +255,32 @@ fn check_show_forget_export_import_and_policy() {
     assert_eq!(shown["state"]["last_inbound"], "2026-03-01T00:00:00Z");
     assert_eq!(shown["decisions"]["marketing"]["allowed"], true);
 
+    // A send to the contact failed with 368: the business number is restricted (rule S1), a
+    // sender record that export and import must carry too.
+    let restricted = dir.path().join("restricted.json");
+    std::fs::write(&restricted, RESTRICTED).unwrap();
+    let sig = waguard_webhook::sign(RESTRICTED.as_bytes(), b"k");
+    let ingest = run(
+        &[
+            "ingest",
+            "--db",
+            db,
+            "--app-secret",
+            "k",
+            "--signature",
+            &sig,
+            restricted.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(ingest.status.code(), Some(0), "{}", stderr(&ingest));
+
     let export = run(&["export", "--db", db], None);
     let exported = String::from_utf8(export.stdout.clone()).unwrap();
-    assert_eq!(exported.lines().count(), 1, "{exported}");
+    assert_eq!(exported.lines().count(), 2, "{exported}");
     assert!(exported.contains("100000001/p:33612345678"));
+    assert!(exported.contains(r#""business":"100000001""#), "{exported}");
+    assert!(stderr(&export).contains("1 contact records and 1 sender records"));
 
     let other = dir.path().join("other");
     let file = dir.path().join("backup.ndjson");
@@ -277,7 +300,26 @@ fn check_show_forget_export_import_and_policy() {
         "33612345678",
         "2026-03-01T01:00:00Z",
     );
-    assert_eq!(answers(&check_other)[0]["decision"], "free_form");
+    assert_eq!(answers(&check_other)[0]["decision"], "blocked");
+    assert_eq!(answers(&check_other)[0]["reason"], "sender_restricted");
+    let show_other = run(
+        &[
+            "show",
+            "--db",
+            other.to_str().unwrap(),
+            "--from",
+            "100000001",
+            "--to",
+            "33612345678",
+            "--at",
+            "2026-03-01T01:00:00Z",
+        ],
+        None,
+    );
+    assert_eq!(
+        answers(&show_other)[0]["state"]["last_inbound"],
+        "2026-03-01T00:00:00Z"
+    );
 
     let forget = run(
         &[
@@ -294,8 +336,32 @@ fn check_show_forget_export_import_and_policy() {
         None,
     );
     assert_eq!(forget.status.code(), Some(0), "{}", stderr(&forget));
-    let after = check_free_form(db, "33612345678", "2026-03-01T03:00:00Z");
-    assert_eq!(answers(&after)[0]["reason"], "first_contact");
+    // The contact's record is gone (the business number's restriction stays: it is not the
+    // contact's data, and S1 is reported before anything about the contact).
+    let after = run(
+        &[
+            "show",
+            "--db",
+            db,
+            "--from",
+            "100000001",
+            "--to",
+            "33612345678",
+            "--at",
+            "2026-03-01T03:00:00Z",
+        ],
+        None,
+    );
+    let after = &answers(&after)[0];
+    assert_eq!(
+        after["state"]["last_inbound"],
+        serde_json::Value::Null,
+        "{after}"
+    );
+    assert_eq!(
+        after["decisions"]["free_form"]["reason"], "sender_restricted",
+        "{after}"
+    );
 
     let bad_phone = run(
         &[

@@ -120,7 +120,7 @@ enum Command {
     ///   waguard forget --from 100000001 --to 33612345678
     #[command(verbatim_doc_comment)]
     Forget(commands::show::ForgetArgs),
-    /// Write every contact record as NDJSON (for backup and migration).
+    /// Write every contact record and every sender record as NDJSON (for backup and migration).
     ///
     /// Example:
     ///   waguard export --db ./waguard.db > backup.ndjson

@@ -269,6 +269,7 @@ struct Sql {
     read: String,
     load: String,
     load_sender: String,
+    all_senders: String,
     insert_contact: String,
     update_contact: String,
     delete_contact: String,
@@ -308,6 +309,7 @@ impl Sql {
                  LEFT JOIN {s}.senders s ON s.business = $1"
             ),
             load_sender: format!("SELECT state, version FROM {s}.senders WHERE business = $1"),
+            all_senders: format!("SELECT business, state FROM {s}.senders ORDER BY business"),
             insert_contact: format!(
                 "INSERT INTO {s}.contacts (business, contact, state, version)
                  VALUES ($1, $2, $3, {next}) ON CONFLICT DO NOTHING"
@@ -1215,6 +1217,26 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| self.query_error("remove", record(), e, true))?;
         Ok(n > 0)
+    }
+
+    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+        let client = self.client("all_senders", None).await?;
+        let rows = match client.prepare_cached(&self.sql.all_senders).await {
+            Ok(statement) => client.query(&statement, &[]).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| self.query_error("all_senders", None, e, false))?;
+        rows.into_iter()
+            .map(|row| {
+                let text: String = row.get(0);
+                let business =
+                    BusinessId::parse(&text).map_err(|source| StoreError::BadStoredKey {
+                        key: text.clone(),
+                        source: source.into(),
+                    })?;
+                Ok((business, row.get::<_, Vec<u8>>(1)))
+            })
+            .collect()
     }
 
     fn scan(&self) -> ScanStream<'_> {

@@ -740,6 +740,22 @@ impl Store for SledStore {
         Box::pin(futures_util::stream::iter(items))
     }
 
+    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+        self.senders
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| backend("all_senders", None, e))?;
+                let text = String::from_utf8_lossy(&k).into_owned();
+                let business =
+                    BusinessId::parse(&text).map_err(|source| StoreError::BadStoredKey {
+                        key: text.clone(),
+                        source: source.into(),
+                    })?;
+                Ok((business, v.to_vec()))
+            })
+            .collect()
+    }
+
     async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

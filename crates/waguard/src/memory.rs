@@ -407,6 +407,14 @@ impl Store for MemoryStore {
         ))
     }
 
+    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+        Ok(self
+            .senders
+            .iter()
+            .flat_map(|shard| shard.read().iter().cloned().collect::<Vec<_>>())
+            .collect())
+    }
+
     async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         self.batch_sync(batch)
     }

@@ -369,12 +369,17 @@ pub trait Store: Send + Sync {
     /// [`Guard::forget`](crate::Guard::forget)). Returns whether a record existed.
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError>;
 
-    /// Every contact record, for export. Sender records are not included.
+    /// Every contact record, for export. Sender records come from
+    /// [`all_senders`](Store::all_senders).
     ///
     /// The stream is not a snapshot: records written while it runs may or may not appear, but
     /// each record appears at most once. The order is the adapter's (sled: storage-key order;
     /// memory: unspecified).
     fn scan(&self) -> ScanStream<'_>;
+
+    /// Every sender record, for export, in the adapter's order. Business numbers are few (one
+    /// per WhatsApp number a service sends from), so they come as one list.
+    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError>;
 
     /// Applies every operation of `batch`, in order, all or nothing, and makes the result
     /// durable with one commit before returning (see the trait's durability contract).
@@ -433,6 +438,9 @@ macro_rules! forward_store {
             }
             fn scan(&self) -> ScanStream<'_> {
                 (**self).scan()
+            }
+            async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+                (**self).all_senders().await
             }
             async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
                 (**self).apply_batch(batch).await

@@ -520,7 +520,8 @@ pub async fn forget_leaves_a_tombstone<S: Store + 'static>(store: Arc<S>) {
     assert_eq!(store.load(&fresh).await.unwrap().contact, None);
 }
 
-/// `scan` yields every contact record once, and no sender record.
+/// `scan` yields every contact record once, and no sender record; `all_senders` yields every
+/// sender record once.
 pub async fn scan_returns_every_contact_record<S: Store + 'static>(store: Arc<S>) {
     let mut expected = BTreeMap::new();
     for b in 0..3 {
@@ -555,6 +556,15 @@ pub async fn scan_returns_every_contact_record<S: Store + 'static>(store: Arc<S>
     assert_eq!(
         found, expected,
         "scan must yield exactly the contact records"
+    );
+    // And the sender records, each once, through `all_senders`.
+    let mut senders = store.all_senders().await.unwrap();
+    senders.sort();
+    let expected: Vec<(BusinessId, Vec<u8>)> =
+        (0..3).map(|b| (business(b), b"sender".to_vec())).collect();
+    assert_eq!(
+        senders, expected,
+        "all_senders must yield exactly the sender records"
     );
 }
 

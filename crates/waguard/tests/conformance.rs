@@ -53,6 +53,9 @@ mod lossy {
         fn scan(&self) -> ScanStream<'_> {
             self.0.scan()
         }
+        async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+            self.0.all_senders().await
+        }
         async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
             self.0.apply_batch(batch).await
         }

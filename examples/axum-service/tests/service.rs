@@ -137,6 +137,9 @@ impl Store for FlakyStore {
     fn scan(&self) -> ScanStream<'_> {
         self.inner.scan()
     }
+    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+        self.inner.all_senders().await
+    }
     async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         self.check("apply_batch")?;
         self.inner.apply_batch(batch).await
