@@ -194,15 +194,11 @@ fn check_free_form(db: &str, to: &str, at: &str) -> std::process::Output {
     )
 }
 
-#[test]
-fn check_show_forget_export_import_and_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let db = db.to_str().unwrap();
-    let body = dir.path().join("body.json");
-    std::fs::write(&body, INBOUND).unwrap();
-    let sig = waguard_webhook::sign(INBOUND.as_bytes(), b"k");
-    let ingest = run(
+/// Writes `body` to `path` and runs `waguard ingest` on it, signed with the app secret `k`.
+fn ingest_signed(db: &str, path: &std::path::Path, body: &str) -> std::process::Output {
+    std::fs::write(path, body).unwrap();
+    let sig = waguard_webhook::sign(body.as_bytes(), b"k");
+    run(
         &[
             "ingest",
             "--db",
@@ -211,10 +207,19 @@ fn check_show_forget_export_import_and_policy() {
             "k",
             "--signature",
             &sig,
-            body.to_str().unwrap(),
+            path.to_str().unwrap(),
         ],
         None,
-    );
+    )
+}
+
+#[test]
+fn check_show_forget_export_import_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let body = dir.path().join("body.json");
+    let ingest = ingest_signed(db, &body, INBOUND);
     assert_eq!(ingest.status.code(), Some(0), "{}", stderr(&ingest));
     assert_eq!(answers(&ingest)[0]["events"], 1);
     let bad_sig = run(
@@ -257,22 +262,7 @@ fn check_show_forget_export_import_and_policy() {
 
     // A send to the contact failed with 368: the business number is restricted (rule S1), a
     // sender record that export and import must carry too.
-    let restricted = dir.path().join("restricted.json");
-    std::fs::write(&restricted, RESTRICTED).unwrap();
-    let sig = waguard_webhook::sign(RESTRICTED.as_bytes(), b"k");
-    let ingest = run(
-        &[
-            "ingest",
-            "--db",
-            db,
-            "--app-secret",
-            "k",
-            "--signature",
-            &sig,
-            restricted.to_str().unwrap(),
-        ],
-        None,
-    );
+    let ingest = ingest_signed(db, &dir.path().join("restricted.json"), RESTRICTED);
     assert_eq!(ingest.status.code(), Some(0), "{}", stderr(&ingest));
 
     let export = run(&["export", "--db", db], None);

@@ -316,6 +316,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn o1_keywords_match_case_insensitively_also_beyond_ascii() {
+        let p = Policy {
+            stop_keywords: vec!["ARRÊT".into(), "STOP".into()],
+            ..Policy::default()
+        };
+        assert_eq!(p.keyword("arrêt"), Some(Keyword::Stop));
+        assert_eq!(p.keyword("Stop!"), Some(Keyword::Stop));
+        assert_eq!(p.keyword("arret"), None);
+        assert_eq!(p.keyword("stopp"), None);
+    }
+
+    #[test]
     fn defaults_are_valid_and_match_the_rules() {
         let p = Policy::default();
         p.validate().unwrap();

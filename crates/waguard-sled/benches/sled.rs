@@ -101,6 +101,28 @@ fn keys(n: usize) -> Vec<ContactKey> {
         .collect()
 }
 
+/// `count` inbound messages on uniformly random keys, each a second after the last.
+fn inbound_events(
+    keys: &[ContactKey],
+    rng: &mut fastrand::Rng,
+    at: &mut i64,
+    count: usize,
+) -> Vec<KeyedEvent> {
+    (0..count)
+        .map(|_| {
+            *at += 1;
+            KeyedEvent::Contact {
+                key: keys[rng.usize(..keys.len())].clone(),
+                event: Event::Inbound {
+                    at: t(*at),
+                    text: None,
+                    referral: false,
+                },
+            }
+        })
+        .collect()
+}
+
 fn bench_dir() -> tempfile::TempDir {
     match std::env::var("WAGUARD_BENCH_DIR") {
         Ok(dir) => tempfile::tempdir_in(dir).unwrap(),
@@ -202,19 +224,7 @@ fn bench_check(c: &mut Criterion) {
         let mut at = 0i64;
         group.bench_function(BenchmarkId::new("ingest_batch_1000", n), |b| {
             b.iter(|| {
-                let events: Vec<KeyedEvent> = (0..1000)
-                    .map(|_| {
-                        at += 1;
-                        KeyedEvent::Contact {
-                            key: keys[rng.usize(..n)].clone(),
-                            event: Event::Inbound {
-                                at: t(at),
-                                text: None,
-                                referral: false,
-                            },
-                        }
-                    })
-                    .collect();
+                let events = inbound_events(&keys, &mut rng, &mut at, 1000);
                 rt.block_on(guard.ingest(events)).unwrap()
             })
         });
@@ -237,19 +247,7 @@ fn bench_check(c: &mut Criterion) {
         group.throughput(Throughput::Elements(10_000));
         group.bench_function(BenchmarkId::new("ingest_batch_10000", n), |b| {
             b.iter(|| {
-                let events: Vec<KeyedEvent> = (0..10_000)
-                    .map(|_| {
-                        at += 1;
-                        KeyedEvent::Contact {
-                            key: keys[rng.usize(..n)].clone(),
-                            event: Event::Inbound {
-                                at: t(at),
-                                text: None,
-                                referral: false,
-                            },
-                        }
-                    })
-                    .collect();
+                let events = inbound_events(&keys, &mut rng, &mut at, 10_000);
                 rt.block_on(guard.ingest(events)).unwrap()
             })
         });

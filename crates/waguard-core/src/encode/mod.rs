@@ -144,6 +144,14 @@ mod tests {
             }],
             ..ConversationState::default()
         };
+        // Every optional instant set, each to its own value, so that writing and reading the
+        // slots in different orders cannot round-trip.
+        s.referral_at = Some(t(-61));
+        s.last_delivered_at = Some(t(-62));
+        s.closed_mark = Some(t(-63));
+        s.opt_all.out_at = Some(t(-64));
+        s.opt_all.in_at = Some(t(-65));
+        s.opt_marketing.out_at = Some(t(-66));
         s.opt_marketing.in_at = Some(t(-5));
         s.feedback.failures = vec![
             FailureEntry {

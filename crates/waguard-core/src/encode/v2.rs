@@ -240,7 +240,7 @@ pub(super) fn decode_contact(
         }
         s.attempts = attempts;
     }
-    Ok(r.rest())
+    Ok(r.remaining())
 }
 
 // Bits of the sender bitmap.
@@ -307,5 +307,5 @@ pub(super) fn decode_sender(body: &[u8]) -> Result<(SenderState, usize), Malform
         api_update_at,
         spam_at,
     };
-    Ok((s, r.rest()))
+    Ok((s, r.remaining()))
 }

@@ -86,6 +86,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The bytes not read yet (after a whole record: its trailing bytes).
     pub(super) fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
@@ -192,11 +193,6 @@ impl<'a> Reader<'a> {
             }
         }
     }
-
-    /// What is left after the record.
-    pub(super) fn rest(&self) -> usize {
-        self.remaining()
-    }
 }
 
 #[cfg(test)]
@@ -226,7 +222,7 @@ mod tests {
                 let mut r = Reader::new(&w.out, 1);
                 assert_eq!(r.time("t", base).unwrap().unix_nanos(), at, "base {base}");
                 assert_eq!(r.varint("v").unwrap(), u64::MAX);
-                assert_eq!(r.rest(), 0);
+                assert_eq!(r.remaining(), 0);
             }
         }
     }
