@@ -200,6 +200,19 @@ proptest! {
         prop_assert_eq!(sender_of(&evs), sender_of(&shuffled));
     }
 
+    /// Decoding into a state that already holds another contact (a reused scratch state)
+    /// gives exactly what a fresh decode gives: nothing of the old contact survives.
+    #[test]
+    fn decode_into_a_used_state_equals_decode(a in events(), b in events()) {
+        let policy = Policy::default();
+        let (sa, sb) = (state_of(&a, &policy), state_of(&b, &policy));
+        let mut scratch = sa.clone();
+        scratch.decode_into(&sb.encode()).unwrap();
+        prop_assert_eq!(&scratch, &sb);
+        scratch.clear();
+        prop_assert_eq!(&scratch, &ConversationState::default());
+    }
+
     /// The lattice laws of merge: commutative, associative, idempotent; and merging the states
     /// of two halves equals applying all events.
     #[test]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use waguard::*;
-use waguard_sled::SledStore;
+use waguard_sled::{SledOptions, SledStore};
 
 /// Polls a future that never waits (SledStore's reads do not) to completion, without a
 /// runtime.
@@ -89,6 +89,15 @@ fn sizes() -> Vec<usize> {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
+}
+
+/// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size.
+fn options() -> SledOptions {
+    let options = SledOptions::default();
+    match std::env::var("WAGUARD_BENCH_SLED_CACHE_MB") {
+        Ok(mb) => options.with_cache_capacity(mb.parse::<u64>().unwrap() << 20),
+        Err(_) => options,
+    }
 }
 
 fn keys(n: usize) -> Vec<ContactKey> {
@@ -162,7 +171,7 @@ fn bench_check(c: &mut Criterion) {
         let dir = bench_dir();
         let keys = keys(n);
         let record = typical_state(&keys[0], &policy).encode();
-        let store = SledStore::open(dir.path().join("db")).unwrap();
+        let store = SledStore::open_with(dir.path().join("db"), options()).unwrap();
         let db = store.sled_db().clone();
         let started = Instant::now();
         for chunk in keys.chunks(10_000) {

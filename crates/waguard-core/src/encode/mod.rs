@@ -82,21 +82,64 @@ impl ConversationState {
     // Inlined so that the state can be built in the caller's frame rather than copied out.
     #[inline]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut state = ConversationState::default();
+        state.decode_into(bytes)?;
+        Ok(state)
+    }
+
+    /// Reads a stored contact record into `self`, replacing all of its contents but keeping
+    /// the capacity of its lists: a caller that decodes many records into one reused state
+    /// (a hot read path) allocates nothing and copies no state struct around.
+    ///
+    /// On `Ok`, `self` equals what [`decode`](ConversationState::decode) returns. On `Err`,
+    /// `self` holds an unspecified mix of old and new fields: discard it (or decode into it
+    /// again).
+    ///
+    /// ```
+    /// use waguard_core::{ConversationState, Event, Policy, Timestamp};
+    /// let mut s = ConversationState::default();
+    /// s.apply(&Event::Inbound { at: Timestamp::from_unix_seconds(1).unwrap(), text: None, referral: false }, &Policy::default());
+    /// let bytes = s.encode();
+    /// let mut scratch = ConversationState::default();
+    /// scratch.decode_into(&bytes).unwrap();
+    /// assert_eq!(scratch, s);
+    /// scratch.decode_into(&ConversationState::default().encode()).unwrap();
+    /// assert_eq!(scratch, ConversationState::default());
+    /// ```
+    #[inline]
+    pub fn decode_into(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         match split_version(bytes)? {
             (v2::VERSION, body) => {
-                let mut state = ConversationState::default();
-                let extra =
-                    v2::decode_contact(body, &mut state).map_err(|e| corrupt(v2::VERSION, e))?;
+                self.clear();
+                let extra = v2::decode_contact(body, self).map_err(|e| corrupt(v2::VERSION, e))?;
                 if extra != 0 {
                     return Err(DecodeError::TrailingBytes {
                         version: v2::VERSION,
                         extra,
                     });
                 }
-                Ok(state)
+                Ok(())
             }
-            (_, body) => decode_v1(body),
+            (_, body) => {
+                *self = decode_v1(body)?;
+                Ok(())
+            }
         }
+    }
+
+    /// Resets `self` to the empty state (equal to `ConversationState::default()`), keeping
+    /// the allocations of its lists for reuse.
+    pub fn clear(&mut self) {
+        let mut failures = std::mem::take(&mut self.feedback.failures);
+        let mut deliveries = std::mem::take(&mut self.feedback.deliveries);
+        let mut attempts = std::mem::take(&mut self.attempts);
+        failures.clear();
+        deliveries.clear();
+        attempts.clear();
+        *self = ConversationState::default();
+        self.feedback.failures = failures;
+        self.feedback.deliveries = deliveries;
+        self.attempts = attempts;
     }
 }
 
