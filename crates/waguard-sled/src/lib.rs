@@ -61,13 +61,16 @@
 //! `SledStore` (it is `Sync`; wrap it in an `Arc`) between the tasks of one process. For
 //! several processes or machines, use the PostgreSQL store.
 
+mod journal;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use journal::{Journal, JournalError, Op};
 use parking_lot::{Mutex, RwLock};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 use sled::{IVec, Transactional};
 use waguard::{
     with_storage_key, Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey,
@@ -114,6 +117,10 @@ pub struct SledOptions {
     pub durability: Durability,
     /// sled's page cache, in bytes (default 256 MiB).
     pub cache_capacity: u64,
+    /// Size of the write-ahead journal file in the store's directory (default 4 MiB, at
+    /// least 64 KiB). It is zero-filled once, when the store is created; a full journal
+    /// costs one checkpoint (a sled flush and two `fdatasync`s) and starts over.
+    pub journal_capacity: u64,
 }
 
 impl Default for SledOptions {
@@ -121,6 +128,7 @@ impl Default for SledOptions {
         SledOptions {
             durability: Durability::default(),
             cache_capacity: 256 * 1024 * 1024,
+            journal_capacity: 4 * 1024 * 1024,
         }
     }
 }
@@ -135,6 +143,12 @@ impl SledOptions {
     /// The default options with another page cache size.
     pub fn with_cache_capacity(mut self, bytes: u64) -> Self {
         self.cache_capacity = bytes;
+        self
+    }
+
+    /// The default options with another journal size (raised to 64 KiB if smaller).
+    pub fn with_journal_capacity(mut self, bytes: u64) -> Self {
+        self.journal_capacity = bytes;
         self
     }
 }
@@ -206,6 +220,14 @@ pub struct SledStore {
     stripes: Box<[Mutex<()>]>,
     stripe_hasher: foldhash::fast::RandomState,
     syncer: Syncer,
+    /// The write-ahead journal (`None` for temporary stores and [`SledStore::from_sled`]).
+    journal: Option<Journal>,
+    /// Held shared by every journaled write from its append until sled has applied it, and
+    /// exclusively by a checkpoint, so a checkpoint's sled flush covers every record it
+    /// retires.
+    checkpoint_gate: RwLock<()>,
+    /// Journal records applied to sled when the store was opened.
+    recovered_writes: usize,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -254,8 +276,9 @@ impl SledStore {
                 },
             }
         };
-        Self::from_db(db, Some(path.to_path_buf()), options.durability)
-            .map_err(|e| open_error(path, e))
+        let store = Self::from_db(db, Some(path.to_path_buf()), options.durability)
+            .map_err(|e| open_error(path, e))?;
+        store.open_journal(path, options.journal_capacity.max(64 * 1024))
     }
 
     /// A store in a temporary directory that sled deletes when the store is dropped (tests,
@@ -314,7 +337,52 @@ impl SledStore {
             sender_write: Mutex::new(()),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             stripe_hasher: foldhash::fast::RandomState::default(),
+            journal: None,
+            checkpoint_gate: RwLock::new(()),
+            recovered_writes: 0,
         })
+    }
+
+    /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
+    /// makes that durable in sled and starts the journal over.
+    fn open_journal(mut self, path: &Path, capacity: u64) -> Result<Self, StoreError> {
+        let journal_error = |source: JournalError| StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        };
+        let (journal, replay) = Journal::open(path, capacity).map_err(journal_error)?;
+        if !replay.is_empty() {
+            for payload in &replay {
+                // Checked by `Journal::open`.
+                for op in journal::parse(payload).unwrap_or_default() {
+                    let tree = match op.tree {
+                        journal::Tree::Contacts => &self.contacts,
+                        journal::Tree::Senders => &self.senders,
+                    };
+                    match op.value {
+                        Some(value) => tree.insert(op.key, value).map(drop),
+                        None => tree.remove(op.key).map(drop),
+                    }
+                    .map_err(|e| open_error(path, e))?;
+                }
+            }
+            self.flush_sled("open").map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            })?;
+            journal.restart().map_err(journal_error)?;
+        }
+        self.recovered_writes = replay.len();
+        self.journal = Some(journal);
+        Ok(self)
+    }
+
+    /// How many writes (journal records: one per single-key write or batch) opening this
+    /// store recovered from its journal: writes that were durable but that sled itself had
+    /// not yet written when the previous process stopped. Nonzero after a crash; usually zero
+    /// after a clean close, which flushes sled.
+    pub fn recovered_writes(&self) -> usize {
+        self.recovered_writes
     }
 
     /// The directory, unless the store is temporary.
@@ -373,23 +441,81 @@ impl SledStore {
         cache.insert(business.clone(), value);
     }
 
-    /// Flushes when single-key writes must be durable on return.
-    async fn after_single_write(&self, operation: &'static str) -> Result<(), StoreError> {
-        match self.durability {
-            Durability::EachWrite => self.flush_now(operation).await,
-            Durability::GroupCommit { .. } => Ok(()),
-        }
+    /// Whether single-key writes must be durable on return.
+    fn single_writes_durable(&self) -> bool {
+        matches!(self.durability, Durability::EachWrite)
     }
 
-    /// A synchronous flush. Not sled's `flush_async`: that runs on sled's own small thread
-    /// pool, which also writes the log buffers, so enough concurrent `flush_async` calls
-    /// occupy every pool thread waiting for a write no thread is left to do (a deadlock seen
-    /// with 8 tasks).
-    async fn flush_now(&self, operation: &'static str) -> Result<(), StoreError> {
+    /// sled's flush and the `fdatasync` of its data file. Synchronous on purpose: not sled's
+    /// `flush_async`, which runs on sled's own small thread pool that also writes the log
+    /// buffers, so enough concurrent `flush_async` calls occupy every pool thread waiting for
+    /// a write no thread is left to do (a deadlock seen with 8 tasks).
+    fn flush_sled(&self, operation: &'static str) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| backend(operation, None, e))?;
         self.syncer
             .sync()
             .map_err(|e| StoreError::backend(operation, None, e))
+    }
+
+    /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
+    /// sled); `durable`: the journal is synced before `apply`. Call with the locks that order
+    /// writes to these keys held. Without a journal, `apply` then (if `durable`) a sled flush.
+    ///
+    /// If `apply` fails after the journal took the record, the write is still replayed when
+    /// the store is next opened: like any commit that fails at the last step, its outcome is
+    /// unknown to the caller.
+    fn journaled<T>(
+        &self,
+        ops: &[Op<'_>],
+        durable: bool,
+        operation: &'static str,
+        apply: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
+        let Some(journal) = &self.journal else {
+            let out = apply()?;
+            if durable {
+                self.flush_sled(operation)?;
+            }
+            return Ok(out);
+        };
+        if !journal.fits_when_empty(ops) {
+            // Larger than the whole journal: straight into sled, then a checkpoint, with every
+            // other journaled write kept out meanwhile.
+            let _gate = self.checkpoint_gate.write();
+            let out = apply()?;
+            self.checkpoint_locked(operation)?;
+            return Ok(out);
+        }
+        loop {
+            let gate = self.checkpoint_gate.read();
+            if journal.append(ops).map_err(journal_error)?.is_ok() {
+                if durable {
+                    journal.sync().map_err(journal_error)?;
+                }
+                let out = apply();
+                drop(gate);
+                return out;
+            }
+            drop(gate);
+            self.checkpoint(operation)?;
+        }
+    }
+
+    /// Makes sled hold every journaled write durably and starts the journal over.
+    fn checkpoint(&self, operation: &'static str) -> Result<(), StoreError> {
+        let _gate = self.checkpoint_gate.write();
+        self.checkpoint_locked(operation)
+    }
+
+    fn checkpoint_locked(&self, operation: &'static str) -> Result<(), StoreError> {
+        self.flush_sled(operation)?;
+        if let Some(journal) = &self.journal {
+            journal
+                .restart()
+                .map_err(|e| StoreError::backend(operation, None, e))?;
+        }
+        Ok(())
     }
 
     fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
@@ -405,10 +531,12 @@ impl SledStore {
         self.stripe_hasher.hash_one(storage_key) as usize % STRIPES
     }
 
+    /// One contact's read-modify-write; `durable`: on disk when this returns.
     fn update_sync(
         &self,
         key: &ContactKey,
         update: &mut ContactUpdate<'_>,
+        durable: bool,
     ) -> Result<bool, StoreError> {
         let k = key.storage_key();
         let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
@@ -424,15 +552,23 @@ impl SledStore {
                 UpdateAction::Write(bytes) => Some(bytes),
                 UpdateAction::Delete => None,
             };
-            if self
-                .contacts
-                .compare_and_swap(&k, current, new)
-                .map_err(err)?
-                .is_ok()
-            {
+            let op = Op {
+                tree: journal::Tree::Contacts,
+                key: &k,
+                value: new.as_deref(),
+            };
+            let swapped = self.journaled(&[op], durable, "update", || {
+                Ok(self
+                    .contacts
+                    .compare_and_swap(&k, current, new.as_deref())
+                    .map_err(err)?
+                    .is_ok())
+            })?;
+            if swapped {
                 return Ok(true);
             }
-            // Another writer got there first: run the closure again on what it wrote.
+            // Another writer got there first: run the closure again on what it wrote (its
+            // journal record then follows this attempt's, and wins at a replay).
         }
     }
 
@@ -457,30 +593,39 @@ impl SledStore {
                 UpdateAction::Write(bytes) => Some(IVec::from(bytes)),
                 UpdateAction::Delete => None,
             };
-            if self
-                .senders
-                .compare_and_swap(business.as_str(), current, new.clone())
-                .map_err(err)?
-                .is_ok()
-            {
+            let op = Op {
+                tree: journal::Tree::Senders,
+                key: business.as_str().as_bytes(),
+                value: new.as_deref(),
+            };
+            let swapped =
+                self.journaled(&[op], self.single_writes_durable(), "update_sender", || {
+                    Ok(self
+                        .senders
+                        .compare_and_swap(business.as_str(), current, new.clone())
+                        .map_err(err)?
+                        .is_ok())
+                })?;
+            if swapped {
                 self.cache_sender(business, new);
                 return Ok(true);
             }
         }
     }
 
-    /// Runs a batch all or nothing; returns whether anything was written.
+    /// Runs a batch all or nothing, durably; returns whether anything was written.
     ///
-    /// A batch of contact operations only (every webhook batch without a sender event) holds
-    /// the stripes of its keys, runs its closures and writes the result as one `sled::Batch`,
-    /// which sled recovers all or nothing after a crash. A batch with sender operations runs
-    /// as one sled transaction over both trees. A sled transaction costs more than the writes
-    /// it guards, and the stripes already keep every other store write away from these keys.
+    /// The batch holds the stripes of its keys (and, with sender operations, the sender
+    /// lock), runs every closure on what the earlier operations of the batch staged or on the
+    /// trees, and writes the staged result through the journal as one record. sled then
+    /// applies it as one `sled::Batch` (contacts only, every webhook batch without a sender
+    /// event) or one transaction over both trees. The stripes keep every other store write
+    /// away from these keys meanwhile, so no closure runs twice.
     fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
         // One contact operation alone (a webhook with one event, the common case) is atomic by
         // itself: the compare-and-swap path.
         if let [BatchOp::Contact { key, update }] = batch.ops_mut() {
-            return self.update_sync(key, update.as_mut());
+            return self.update_sync(key, update.as_mut(), true);
         }
         let storage_keys: Vec<Option<Vec<u8>>> = batch
             .ops_mut()
@@ -499,128 +644,131 @@ impl SledStore {
         stripes.dedup();
         let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
         let has_sender_ops = storage_keys.iter().any(Option::is_none);
-        if !has_sender_ops {
-            return self.contact_batch_sync(batch, &storage_keys);
-        }
-        let _writing = self.sender_write.lock();
-        let ops = std::cell::RefCell::new(batch.ops_mut());
-        type Abort = ConflictableTransactionError<StoreError>;
-        let result = (&self.contacts, &self.senders).transaction(|(tc, ts)| {
-            let mut ops = ops.borrow_mut();
-            let mut wrote = false;
-            let mut senders_written: Vec<(BusinessId, Option<IVec>)> = Vec::new();
-            // Sender records read by contact operations, read once per batch run.
-            let mut sender_reads: HashMap<BusinessId, Option<IVec>> = HashMap::new();
-            for op in ops.iter_mut() {
-                match op {
-                    BatchOp::Contact { key, update } => {
-                        let k = key.storage_key();
-                        let current = tc.get(&k)?;
-                        let sender = match sender_reads.get(&key.business) {
-                            Some(v) => v.clone(),
-                            None => {
-                                let v = ts.get(key.business.as_str())?;
-                                sender_reads.insert(key.business.clone(), v.clone());
-                                v
-                            }
-                        };
-                        match update(current.as_deref(), sender.as_deref()).map_err(Abort::Abort)? {
-                            UpdateAction::Keep => {}
-                            UpdateAction::Write(bytes) => {
-                                tc.insert(k, bytes)?;
-                                wrote = true;
-                            }
-                            UpdateAction::Delete => {
-                                wrote |= tc.remove(k)?.is_some();
-                            }
-                        }
-                    }
-                    BatchOp::Sender { business, update } => {
-                        sender_reads.remove(business);
-                        let current = ts.get(business.as_str())?;
-                        match update(current.as_deref()).map_err(Abort::Abort)? {
-                            UpdateAction::Keep => {}
-                            UpdateAction::Write(bytes) => {
-                                let value = IVec::from(bytes);
-                                ts.insert(business.as_str(), value.clone())?;
-                                senders_written.push((business.clone(), Some(value)));
-                                wrote = true;
-                            }
-                            UpdateAction::Delete => {
-                                wrote |= ts.remove(business.as_str())?.is_some();
-                                senders_written.push((business.clone(), None));
-                            }
-                        }
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => {}
-                }
-            }
-            Ok((wrote, senders_written))
-        });
-        match result {
-            Ok((wrote, senders_written)) => {
-                // Later entries win, as later operations did in the batch.
-                for (business, value) in senders_written {
-                    self.cache_sender(&business, value);
-                }
-                Ok(wrote)
-            }
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(backend("apply_batch", None, e)),
-        }
-    }
-}
+        let _writing = has_sender_ops.then(|| self.sender_write.lock());
+        let err = |record: Option<RecordKey>| move |e| backend("apply_batch", record, e);
 
-impl SledStore {
-    /// The contact-only batch of [`batch_sync`](SledStore::batch_sync), with the stripes of its
-    /// keys held: read, run the closures, write one `sled::Batch`.
-    fn contact_batch_sync(
-        &self,
-        batch: &mut Batch<'_>,
-        storage_keys: &[Option<Vec<u8>>],
-    ) -> Result<bool, StoreError> {
-        // What earlier operations of this batch wrote, by storage key (`None`: deleted).
-        let mut staged: HashMap<&[u8], Option<IVec>> = HashMap::new();
-        for (op, k) in batch.ops_mut().iter_mut().zip(storage_keys) {
-            let (BatchOp::Contact { key, update }, Some(k)) = (op, k) else {
-                continue; // not reached: the caller sends contact-only batches
-            };
-            let record = || Some(RecordKey::Contact(key.clone()));
-            let current = match staged.get(&k[..]) {
-                Some(v) => v.clone(),
-                None => self
-                    .contacts
-                    .get(k)
-                    .map_err(|e| backend("apply_batch", record(), e))?,
-            };
-            let sender = self.sender_bytes(&key.business)?;
-            match update(current.as_deref(), sender.as_deref())? {
-                UpdateAction::Keep => {}
-                UpdateAction::Write(bytes) => {
-                    staged.insert(k, Some(IVec::from(bytes)));
-                }
-                UpdateAction::Delete => {
-                    if current.is_some() {
-                        staged.insert(k, None);
+        // What the batch's operations wrote so far, by key (`None`: deleted).
+        let mut contacts: HashMap<&[u8], Option<IVec>> = HashMap::new();
+        let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
+        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
+            match (op, k) {
+                (BatchOp::Contact { key, update }, Some(k)) => {
+                    let current = match contacts.get(&k[..]) {
+                        Some(staged) => staged.clone(),
+                        None => self
+                            .contacts
+                            .get(k)
+                            .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
+                    };
+                    let sender = match senders.get(&key.business) {
+                        Some(staged) => staged.clone(),
+                        // `sender_bytes` takes the sender lock on a cache miss: held already.
+                        None if has_sender_ops => self
+                            .senders
+                            .get(key.business.as_str())
+                            .map_err(err(Some(RecordKey::Sender(key.business.clone()))))?,
+                        None => self.sender_bytes(&key.business)?,
+                    };
+                    match update(current.as_deref(), sender.as_deref())? {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            contacts.insert(k, Some(IVec::from(bytes)));
+                        }
+                        UpdateAction::Delete => {
+                            if current.is_some() {
+                                contacts.insert(k, None);
+                            }
+                        }
                     }
                 }
+                (BatchOp::Sender { business, update }, _) => {
+                    let current = match senders.get(business) {
+                        Some(staged) => staged.clone(),
+                        None => self
+                            .senders
+                            .get(business.as_str())
+                            .map_err(err(Some(RecordKey::Sender(business.clone()))))?,
+                    };
+                    match update(current.as_deref())? {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            senders.insert(business.clone(), Some(IVec::from(bytes)));
+                        }
+                        UpdateAction::Delete => {
+                            if current.is_some() {
+                                senders.insert(business.clone(), None);
+                            }
+                        }
+                    }
+                }
+                _ => {} // not reached: contact operations have a storage key
             }
         }
-        if staged.is_empty() {
+        if contacts.is_empty() && senders.is_empty() {
             return Ok(false);
         }
-        let mut writes = sled::Batch::default();
-        for (k, v) in staged {
-            match v {
-                Some(v) => writes.insert(k, v),
-                None => writes.remove(k),
-            }
-        }
-        self.contacts
-            .apply_batch(writes)
-            .map_err(|e| backend("apply_batch", None, e))?;
+        let ops: Vec<Op<'_>> = contacts
+            .iter()
+            .map(|(k, v)| Op {
+                tree: journal::Tree::Contacts,
+                key: k,
+                value: v.as_deref(),
+            })
+            .chain(senders.iter().map(|(b, v)| Op {
+                tree: journal::Tree::Senders,
+                key: b.as_str().as_bytes(),
+                value: v.as_deref(),
+            }))
+            .collect();
+        self.journaled(&ops, true, "apply_batch", || {
+            self.apply_staged(&contacts, &senders)
+        })?;
         Ok(true)
+    }
+
+    /// Writes a batch's staged records to sled: one `sled::Batch` for contacts alone, one
+    /// transaction over both trees otherwise. With senders, call with `sender_write` held.
+    fn apply_staged(
+        &self,
+        contacts: &HashMap<&[u8], Option<IVec>>,
+        senders: &HashMap<BusinessId, Option<IVec>>,
+    ) -> Result<(), StoreError> {
+        let err = |e| backend("apply_batch", None, e);
+        if senders.is_empty() {
+            let mut writes = sled::Batch::default();
+            for (k, v) in contacts {
+                match v {
+                    Some(v) => writes.insert(*k, v.clone()),
+                    None => writes.remove(*k),
+                }
+            }
+            return self.contacts.apply_batch(writes).map_err(err);
+        }
+        let result: Result<(), TransactionError<()>> =
+            (&self.contacts, &self.senders).transaction(|(tc, ts)| {
+                for (k, v) in contacts {
+                    match v {
+                        Some(v) => tc.insert(*k, v.clone()).map(drop)?,
+                        None => tc.remove(*k).map(drop)?,
+                    }
+                }
+                for (b, v) in senders {
+                    match v {
+                        Some(v) => ts.insert(b.as_str(), v.clone()).map(drop)?,
+                        None => ts.remove(b.as_str()).map(drop)?,
+                    }
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(err(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        for (business, value) in senders {
+            self.cache_sender(business, value.clone());
+        }
+        Ok(())
     }
 }
 
@@ -673,9 +821,7 @@ impl Store for SledStore {
         key: &ContactKey,
         update: &mut ContactUpdate<'_>,
     ) -> Result<(), StoreError> {
-        if self.update_sync(key, update)? {
-            self.after_single_write("update").await?;
-        }
+        self.update_sync(key, update, self.single_writes_durable())?;
         Ok(())
     }
 
@@ -684,9 +830,7 @@ impl Store for SledStore {
         business: &BusinessId,
         update: &mut SenderUpdate<'_>,
     ) -> Result<(), StoreError> {
-        if self.update_sender_sync(business, update)? {
-            self.after_single_write("update_sender").await?;
-        }
+        self.update_sender_sync(business, update)?;
         Ok(())
     }
 
@@ -714,17 +858,20 @@ impl Store for SledStore {
 
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
         let k = key.storage_key();
-        let stripe = self.stripes[self.stripe_of(&k)].lock();
-        let removed = self
-            .contacts
-            .remove(k)
-            .map_err(|e| backend("remove", Some(RecordKey::Contact(key.clone())), e))?
-            .is_some();
-        drop(stripe);
-        if removed {
-            self.after_single_write("remove").await?;
+        let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
+        let _stripe = self.stripes[self.stripe_of(&k)].lock();
+        if !self.contacts.contains_key(&k).map_err(err)? {
+            return Ok(false);
         }
-        Ok(removed)
+        let op = Op {
+            tree: journal::Tree::Contacts,
+            key: &k,
+            value: None,
+        };
+        self.journaled(&[op], self.single_writes_durable(), "remove", || {
+            self.contacts.remove(&k).map(drop).map_err(err)
+        })?;
+        Ok(true)
     }
 
     fn scan(&self) -> ScanStream<'_> {
@@ -760,14 +907,18 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
-        if self.batch_sync(batch)? {
-            self.flush_now("apply_batch").await?;
-        }
+        self.batch_sync(batch)?;
         Ok(())
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.flush_now("flush").await
+        match &self.journal {
+            // Every write is in the journal: syncing it makes them all durable.
+            Some(journal) => journal
+                .sync()
+                .map_err(|e| StoreError::backend("flush", None, e)),
+            None => self.flush_sled("flush"),
+        }
     }
 }
 
@@ -776,20 +927,32 @@ impl Store for SledStore {
 #[async_trait]
 impl waguard::testing::RawAccess for SledStore {
     async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
-        self.contacts
-            .insert(key.storage_key(), bytes)
-            .map(drop)
-            .map_err(|e| backend("put_raw_contact", Some(RecordKey::Contact(key.clone())), e))
+        self.put_raw_contact_key(&key.storage_key(), bytes)
+            .map_err(|e| match e {
+                StoreError::Backend { source, .. } => StoreError::Backend {
+                    operation: "put_raw_contact",
+                    record: Some(RecordKey::Contact(key.clone())),
+                    source,
+                },
+                other => other,
+            })
     }
 
     async fn put_raw_sender(&self, business: &BusinessId, bytes: &[u8]) -> Result<(), StoreError> {
         let _writing = self.sender_write.lock();
-        self.senders.insert(business.as_str(), bytes).map_err(|e| {
-            backend(
-                "put_raw_sender",
-                Some(RecordKey::Sender(business.clone())),
-                e,
-            )
+        let op = Op {
+            tree: journal::Tree::Senders,
+            key: business.as_str().as_bytes(),
+            value: Some(bytes),
+        };
+        self.journaled(&[op], true, "put_raw_sender", || {
+            self.senders.insert(business.as_str(), bytes).map_err(|e| {
+                backend(
+                    "put_raw_sender",
+                    Some(RecordKey::Sender(business.clone())),
+                    e,
+                )
+            })
         })?;
         self.cache_sender(business, Some(IVec::from(bytes)));
         Ok(())
@@ -801,9 +964,17 @@ impl SledStore {
     /// Stores raw bytes under a raw key of the contacts tree, bypassing every check (feature
     /// `testing`; for tests of damaged stores).
     pub fn put_raw_contact_key(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        self.contacts
-            .insert(key, bytes)
-            .map(drop)
-            .map_err(|e| backend("put_raw_contact_key", None, e))
+        let _stripe = self.stripes[self.stripe_of(key)].lock();
+        let op = Op {
+            tree: journal::Tree::Contacts,
+            key,
+            value: Some(bytes),
+        };
+        self.journaled(&[op], true, "put_raw_contact_key", || {
+            self.contacts
+                .insert(key, bytes)
+                .map(drop)
+                .map_err(|e| backend("put_raw_contact_key", None, e))
+        })
     }
 }

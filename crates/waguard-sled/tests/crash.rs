@@ -154,6 +154,7 @@ fn every_acknowledged_event_survives_sigkill() {
 
     let mut acked: Vec<Ack> = Vec::new();
     let mut lost = 0usize;
+    let mut recovered = 0usize;
     let started = Instant::now();
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
@@ -226,6 +227,7 @@ fn every_acknowledged_event_survives_sigkill() {
         // Reopen and check every acknowledgement so far.
         let store =
             SledStore::open(&path).unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e}"));
+        recovered += store.recovered_writes();
         let guard = Guard::new(store, Policy::default()).unwrap();
         lost = runtime.block_on(count_lost(&guard, &acked));
         assert_eq!(
@@ -235,9 +237,14 @@ fn every_acknowledged_event_survives_sigkill() {
         drop(guard);
     }
     println!(
-        "crash test: {cycles} SIGKILL cycles, {} acknowledged events, {lost} lost, {:.1}s (seed {seed})",
+        "crash test: {cycles} SIGKILL cycles, {} acknowledged events, {lost} lost, {recovered} writes recovered from the journal, {:.1}s (seed {seed})",
         acked.len(),
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        recovered > 0,
+        "no reopen replayed the journal: the kills never found a write sled had not flushed, \
+         so the journal's recovery went untested"
     );
     assert!(
         acked.len() >= cycles as usize / 2,
