@@ -23,6 +23,7 @@ const FIGURES: &[&str] = &[
     "sled_bytes_per_contact",
     "sled_ingest_durable_each_eps",
     "disk_fdatasync_per_s",
+    "disk_fdatasync_append_per_s",
     "ratio_sled_durable_over_fdatasync",
     "webhook_parse_mb_s",
     "postgres_ingest_eps",

@@ -34,19 +34,31 @@
 //!   cache of them in memory: a decision costs one sled read (the contact record). Every
 //!   sender write goes through this store and updates the cache under one lock, which is
 //!   coherent because sled lets only one process open a directory (see below).
-//! - [`apply_batch`](Store::apply_batch) is one sled transaction over both trees (all or
-//!   nothing, also across a crash), followed by one flush; a batch of a single contact
-//!   operation takes the compare-and-swap path instead (one key is atomic by itself, and a
-//!   sled transaction costs more than the write).
+//! - [`apply_batch`](Store::apply_batch) holds the stripes of its keys, runs every closure
+//!   once, and writes the result as one journal record, then one `sled::Batch` (or one sled
+//!   transaction when the batch has sender operations): all or nothing, also across a crash.
+//!   A batch of a single contact operation takes the compare-and-swap path instead.
 //!
-//! # Durability
+//! # Durability: the journal
 //! See [`Durability`]. The default, [`Durability::EachWrite`], makes every write durable
 //! before its call returns: once `ingest`, `reserve`, `opt_out`, ... return `Ok`, a crash (even
-//! `SIGKILL` or power loss, given a disk that honours `fdatasync`) cannot lose it. Concurrent
-//! callers share one `fdatasync`. [`Durability::GroupCommit`] defers single-key writes to a
-//! periodic flush for throughput; batches stay durable on return. A temporary store
-//! ([`SledStore::temporary`]) is never synced. The crash test of this crate (`tests/crash.rs`)
-//! kills a writer with `SIGKILL` at random moments and finds every acknowledged write.
+//! `SIGKILL` or power loss, given a disk that honours `fdatasync`) cannot lose it.
+//!
+//! A store opened on a directory keeps a write-ahead journal there (`waguard-journal`, 4 MiB
+//! by default, see [`SledOptions::journal_capacity`]): every write appends the records it
+//! produces (the new bytes of each key, or its deletion) to that file, `fdatasync`s it when it
+//! must be durable, and only then applies them to sled, which writes its own log in the
+//! background. The journal file is zero-filled when it is created, so a durable write is one
+//! small overwrite in place and one `fdatasync`, the cheapest durable write a disk offers
+//! (sled's own flush would cost two device round trips and a file-size update). Concurrent
+//! callers share one `fdatasync`. When the journal is full, a checkpoint flushes sled and
+//! starts the journal over. Opening the store applies the journal's records to sled again, in
+//! order ([`SledStore::recovered_writes`] says how many); records hold whole new values, so
+//! applying one twice changes nothing. [`Durability::GroupCommit`] journals single-key writes
+//! without waiting for the disk; batches stay durable on return. A temporary store
+//! ([`SledStore::temporary`]) has no journal and is never synced. The crash test of this crate
+//! (`tests/crash.rs`) kills a writer with `SIGKILL` at random moments, finds every
+//! acknowledged write, and fails unless some reopen had to recover writes from the journal.
 //!
 //! # Blocking
 //! sled is a synchronous engine: the async methods of `SledStore` do their work, including the
@@ -79,12 +91,12 @@ use waguard::{
 
 /// When a write survives a crash.
 ///
-/// "Durable" here means: sled's log is written and flushed, then the data file is
-/// `fdatasync`ed. The second step is the store's own: sled 0.34 ends its flush with
-/// `sync_file_range` on Linux, which survives a process crash (`SIGKILL`, panic, OOM kill) but
-/// does not flush the drive's write cache or the file's metadata, so alone it does not promise
-/// survival of a power loss or kernel crash. Concurrent callers share one `fdatasync`
-/// (group commit).
+/// "Durable" here means: the write's records are in the store's journal and the journal file
+/// is `fdatasync`ed (see the crate documentation): that survives a process crash (`SIGKILL`,
+/// panic, OOM kill) and, given a disk that honours `fdatasync`, a power loss. Concurrent
+/// callers share one `fdatasync` (group commit). A store made by [`SledStore::from_sled`]
+/// knows no directory, so it has no journal and relies on sled's own flush, which on Linux
+/// ends with `sync_file_range`: that survives a process crash, not necessarily a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
@@ -92,17 +104,19 @@ pub enum Durability {
     /// [`update_sender`](Store::update_sender), [`remove`](Store::remove),
     /// [`apply_batch`](Store::apply_batch), and so every `Guard` method that records
     /// something) is durable when it returns `Ok`, against process crashes and power loss
-    /// alike. A batch is one flush whatever its size; concurrent callers share flushes. Calls
-    /// that changed nothing do not flush. Cost: about one `fdatasync` per call (see
-    /// `docs/performance.md`).
+    /// alike. A batch is one journal record and one `fdatasync` whatever its size; concurrent
+    /// callers share them. Calls that changed nothing write nothing. Cost: one `fdatasync` of
+    /// a small overwrite per call (see `docs/performance.md`).
     #[default]
     EachWrite,
     /// Group commit for throughput. Batches ([`apply_batch`](Store::apply_batch), so
     /// `Guard::ingest`) and [`flush`](Store::flush) are still durable on return, as above.
-    /// Single-key writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) return
-    /// before their flush: sled's background flush writes them every `every` (then they
-    /// survive a process crash), and the next batch or `flush` makes them durable against
-    /// power loss too. A crash loses at most the single-key writes of the last `every`.
+    /// Single-key writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) are
+    /// written to the journal but return without waiting for the disk: they survive a
+    /// process crash (the file's pages belong to the kernel by then), and the next batch or
+    /// `flush` makes them durable against power loss too. A power loss can lose the
+    /// single-key writes since the last durable one. (Without a journal, single-key writes
+    /// wait for sled's background flush, every `every`, to survive even a process crash.)
     GroupCommit {
         /// How often sled's background flush runs.
         every: Duration,
@@ -390,8 +404,9 @@ impl SledStore {
         self.path.as_deref()
     }
 
-    /// The underlying sled database, for inspection (statistics, a bare read). Writing to the
-    /// store's trees behind its back would leave its sender cache stale.
+    /// The underlying sled database, for inspection (statistics, a bare read). Do not write
+    /// the store's trees behind its back: the sender cache would go stale, and the next open
+    /// may replay journaled writes over what you wrote.
     pub fn sled_db(&self) -> &sled::Db {
         &self.db
     }
