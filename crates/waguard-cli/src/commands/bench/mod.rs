@@ -417,13 +417,28 @@ async fn measure_size(
             }
         }
     }
-    let started = Instant::now();
-    for e in &durable_events {
+    // Warm up (the store's first writes allocate sled's pages), then alternate chunks of
+    // durable ingests and of the disk's floor, so that both see the same disk.
+    let warm_up = durable_events.len() / 10;
+    for e in &durable_events[..warm_up] {
         durable.ingest([e.clone()]).await?;
     }
-    let durable_eps = durable_events.len() as f64 / started.elapsed().as_secs_f64();
-    let fsync_rate = fdatasync_rate(dir.path(), samples.durable_events, true)?;
-    let append_rate = fdatasync_rate(dir.path(), samples.durable_events, false)?;
+    let mut probe = SyncProbe::new(dir.path(), durable_events.len(), true)?;
+    let (mut ingest_time, mut probe_time) = (Duration::ZERO, Duration::ZERO);
+    for chunk in durable_events[warm_up..].chunks(durable_events.len().div_ceil(10)) {
+        let started = Instant::now();
+        for e in chunk {
+            durable.ingest([e.clone()]).await?;
+        }
+        ingest_time += started.elapsed();
+        probe_time += probe.run(chunk.len())?;
+    }
+    let timed = (durable_events.len() - warm_up) as f64;
+    let durable_eps = timed / ingest_time.as_secs_f64();
+    let fsync_rate = timed / probe_time.as_secs_f64();
+    let mut append_probe = SyncProbe::new(dir.path(), durable_events.len(), false)?;
+    let append_rate = durable_events.len() as f64
+        / append_probe.run(durable_events.len())?.as_secs_f64();
     figure(
         figures,
         "sled_ingest_durable_each_eps",
@@ -507,38 +522,52 @@ async fn measure_size(
     Ok(())
 }
 
-/// `fdatasync` calls per second in `dir`, each after a 128-byte write: the ceiling for
-/// durable one-by-one writes. `in_place`: overwrite a file zero-filled beforehand (no file
-/// size to journal: the fastest durable write the disk offers); otherwise append.
-fn fdatasync_rate(dir: &std::path::Path, count: usize, in_place: bool) -> Result<f64> {
-    use std::os::unix::fs::FileExt;
-    let path = dir.join("fsync-probe");
-    let mut file = std::fs::File::create(&path)?;
-    let record = [7u8; 128];
-    let span = (count * record.len()) as u64;
-    if in_place {
-        let zeros = vec![0u8; 1 << 16];
-        let mut left = span;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..n])?;
-            left -= n as u64;
-        }
-        file.sync_all()?;
-    }
-    let started = Instant::now();
-    for i in 0..count {
+/// Small writes each followed by `fdatasync`, in a file of its own in the bench directory:
+/// the ceiling for durable one-by-one writes. `in_place`: overwrite a file zero-filled
+/// beforehand (no file size to journal: the fastest durable write the disk offers);
+/// otherwise append.
+struct SyncProbe {
+    file: std::fs::File,
+    in_place: bool,
+    next: u64,
+}
+
+impl SyncProbe {
+    const RECORD: [u8; 128] = [7u8; 128];
+
+    fn new(dir: &std::path::Path, count: usize, in_place: bool) -> Result<SyncProbe> {
+        let name = if in_place { "fsync-probe-in-place" } else { "fsync-probe-append" };
+        let mut file = std::fs::File::create(dir.join(name))?;
         if in_place {
-            file.write_all_at(&record, (i * record.len()) as u64)?;
-        } else {
-            file.write_all(&record)?;
+            let zeros = vec![0u8; 1 << 16];
+            let mut left = (count * Self::RECORD.len()) as u64;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()?;
         }
-        file.sync_data()?;
+        Ok(SyncProbe { file, in_place, next: 0 })
     }
-    let rate = count as f64 / started.elapsed().as_secs_f64();
-    std::fs::remove_file(&path)?;
-    if !rate.is_finite() {
-        bail!("could not time fdatasync");
+
+    /// Time taken by `count` writes with their `fdatasync`s.
+    fn run(&mut self, count: usize) -> Result<Duration> {
+        use std::os::unix::fs::FileExt;
+        let started = Instant::now();
+        for _ in 0..count {
+            if self.in_place {
+                self.file.write_all_at(&Self::RECORD, self.next)?;
+                self.next += Self::RECORD.len() as u64;
+            } else {
+                self.file.write_all(&Self::RECORD)?;
+            }
+            self.file.sync_data()?;
+        }
+        let taken = started.elapsed();
+        if taken.is_zero() && count > 0 {
+            bail!("could not time fdatasync");
+        }
+        Ok(taken)
     }
-    Ok(rate)
 }
