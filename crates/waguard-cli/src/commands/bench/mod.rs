@@ -437,8 +437,8 @@ async fn measure_size(
     let durable_eps = timed / ingest_time.as_secs_f64();
     let fsync_rate = timed / probe_time.as_secs_f64();
     let mut append_probe = SyncProbe::new(dir.path(), durable_events.len(), false)?;
-    let append_rate = durable_events.len() as f64
-        / append_probe.run(durable_events.len())?.as_secs_f64();
+    let append_rate =
+        durable_events.len() as f64 / append_probe.run(durable_events.len())?.as_secs_f64();
     figure(
         figures,
         "sled_ingest_durable_each_eps",
@@ -536,7 +536,11 @@ impl SyncProbe {
     const RECORD: [u8; 128] = [7u8; 128];
 
     fn new(dir: &std::path::Path, count: usize, in_place: bool) -> Result<SyncProbe> {
-        let name = if in_place { "fsync-probe-in-place" } else { "fsync-probe-append" };
+        let name = if in_place {
+            "fsync-probe-in-place"
+        } else {
+            "fsync-probe-append"
+        };
         let mut file = std::fs::File::create(dir.join(name))?;
         if in_place {
             let zeros = vec![0u8; 1 << 16];
@@ -548,7 +552,11 @@ impl SyncProbe {
             }
             file.sync_all()?;
         }
-        Ok(SyncProbe { file, in_place, next: 0 })
+        Ok(SyncProbe {
+            file,
+            in_place,
+            next: 0,
+        })
     }
 
     /// Time taken by `count` writes with their `fdatasync`s.
