@@ -27,69 +27,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use waguard::*;
 use waguard_sled::{SledOptions, SledStore};
 
-/// Polls a future that never waits (SledStore's reads do not) to completion, without a
-/// runtime.
-fn now_or_never<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
-    let mut cx = std::task::Context::from_waker(&waker);
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("a SledStore read waited"),
-    }
-}
-
-struct NoopWake;
-impl std::task::Wake for NoopWake {
-    fn wake(self: std::sync::Arc<Self>) {}
-}
-
-fn t(seconds: i64) -> Timestamp {
-    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
-}
-
-/// A typical contact: wrote two hours ago, got a template earlier, one delivered message, one
-/// reservation.
-fn typical_state(key: &ContactKey, policy: &Policy) -> ConversationState {
-    let mut state = ConversationState::default();
-    state.apply(&Event::TemplateSent { at: t(-3 * 3600) }, policy);
-    state.apply(
-        &Event::Status {
-            at: t(-3 * 3600 + 30),
-            status: DeliveryStatus::Delivered,
-            wamid: Some(WamidHash::of(
-                "wamid.HBgLMzM2MTIzNDU2NzgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
-            )),
-        },
-        policy,
-    );
-    state.apply(
-        &Event::Inbound {
-            at: t(-2 * 3600),
-            text: Some("hello".into()),
-            referral: false,
-        },
-        policy,
-    );
-    let sender = SenderState::default();
-    reserve(
-        key,
-        &mut state,
-        &sender,
-        Outgoing::FreeForm,
-        None,
-        t(-3600),
-        policy,
-    );
-    state
-}
-
-fn sizes() -> Vec<usize> {
-    std::env::var("WAGUARD_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
-}
+#[path = "../../waguard/benches/support/mod.rs"]
+mod support;
+use support::{keys, now_or_never, sizes, t, typical_state};
 
 /// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size.
 fn options() -> SledOptions {
@@ -98,16 +38,6 @@ fn options() -> SledOptions {
         Ok(mb) => options.with_cache_capacity(mb.parse::<u64>().unwrap() << 20),
         Err(_) => options,
     }
-}
-
-fn keys(n: usize) -> Vec<ContactKey> {
-    (0..n)
-        .map(|i| {
-            format!("100000001/p:336{:08}", 10_000_000 + i)
-                .parse()
-                .unwrap()
-        })
-        .collect()
 }
 
 /// `count` inbound messages on uniformly random keys, each a second after the last.

@@ -13,81 +13,14 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use waguard::*;
 
-/// Polls a future that never waits (MemoryStore's do not) to completion, without a runtime.
-fn now_or_never<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a MemoryStore future waited"),
-    }
-}
-
-fn t(seconds: i64) -> Timestamp {
-    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
-}
-
-/// A typical contact: wrote two hours ago, got a template earlier, one delivered message, one
-/// reservation.
-pub fn typical_state(key: &ContactKey, policy: &Policy) -> ConversationState {
-    let mut state = ConversationState::default();
-    state.apply(&Event::TemplateSent { at: t(-3 * 3600) }, policy);
-    state.apply(
-        &Event::Status {
-            at: t(-3 * 3600 + 30),
-            status: DeliveryStatus::Delivered,
-            wamid: Some(WamidHash::of(
-                "wamid.HBgLMzM2MTIzNDU2NzgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
-            )),
-        },
-        policy,
-    );
-    state.apply(
-        &Event::Inbound {
-            at: t(-2 * 3600),
-            text: Some("hello".into()),
-            referral: false,
-        },
-        policy,
-    );
-    let sender = SenderState::default();
-    reserve(
-        key,
-        &mut state,
-        &sender,
-        Outgoing::FreeForm,
-        None,
-        t(-3600),
-        policy,
-    );
-    state
-}
-
-fn sizes() -> Vec<usize> {
-    std::env::var("WAGUARD_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
-}
-
-fn keys(n: usize) -> Vec<ContactKey> {
-    (0..n)
-        .map(|i| {
-            format!("100000001/p:336{:08}", 10_000_000 + i)
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
+mod support;
+use support::{keys, now_or_never, sizes, t, typical_state};
 
 fn bench_check(c: &mut Criterion) {
     let policy = Policy::default();

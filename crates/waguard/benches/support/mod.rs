@@ -1,0 +1,86 @@
+//! What the store benches share: the keys, the typical record, the sizes, and a poll for
+//! futures that never wait. Included by `crates/waguard/benches/memory.rs` and, through a
+//! `#[path]` attribute, by `crates/waguard-sled/benches/sled.rs`, so that both measure the same
+//! workload.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Wake, Waker};
+
+use waguard::*;
+
+/// Polls a future that never waits (the in-process stores' reads do not) to completion,
+/// without a runtime, so that no executor's cost is measured.
+pub fn now_or_never<F: Future>(future: F) -> F::Output {
+    struct NoopWake;
+    impl Wake for NoopWake {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let mut future = pin!(future);
+    let waker = Waker::from(std::sync::Arc::new(NoopWake));
+    let mut cx = Context::from_waker(&waker);
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a store future waited"),
+    }
+}
+
+/// An instant `seconds` after the benches' epoch (2026-03-01).
+pub fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
+}
+
+/// A typical contact: wrote two hours ago, got a template earlier, one delivered message, one
+/// reservation.
+pub fn typical_state(key: &ContactKey, policy: &Policy) -> ConversationState {
+    let mut state = ConversationState::default();
+    state.apply(&Event::TemplateSent { at: t(-3 * 3600) }, policy);
+    state.apply(
+        &Event::Status {
+            at: t(-3 * 3600 + 30),
+            status: DeliveryStatus::Delivered,
+            wamid: Some(WamidHash::of(
+                "wamid.HBgLMzM2MTIzNDU2NzgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
+            )),
+        },
+        policy,
+    );
+    state.apply(
+        &Event::Inbound {
+            at: t(-2 * 3600),
+            text: Some("hello".into()),
+            referral: false,
+        },
+        policy,
+    );
+    let sender = SenderState::default();
+    reserve(
+        key,
+        &mut state,
+        &sender,
+        Outgoing::FreeForm,
+        None,
+        t(-3600),
+        policy,
+    );
+    state
+}
+
+/// The store sizes to measure: `WAGUARD_BENCH_SIZES` (comma-separated), default 1e4, 1e5, 1e6.
+pub fn sizes() -> Vec<usize> {
+    std::env::var("WAGUARD_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
+}
+
+/// `n` distinct phone-number contacts of one business number.
+pub fn keys(n: usize) -> Vec<ContactKey> {
+    (0..n)
+        .map(|i| {
+            format!("100000001/p:336{:08}", 10_000_000 + i)
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
