@@ -167,7 +167,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 use waguard::{
-    Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, Records, ScanStream,
+    Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream,
     SenderUpdate, Store, StoreError, UpdateAction,
 };
 
@@ -1166,16 +1166,6 @@ impl Store for PostgresStore {
                 }
             }
         }
-    }
-
-    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
-        let mut records = Records::default();
-        self.load_with(key, &mut |c, s| {
-            records.contact = c.map(<[u8]>::to_vec);
-            records.sender = s.map(<[u8]>::to_vec);
-        })
-        .await?;
-        Ok(records)
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {

@@ -86,7 +86,7 @@ use sled::transaction::TransactionError;
 use sled::{IVec, Transactional};
 use waguard::{
     with_storage_key, Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey,
-    Records, ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
+    ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
 };
 
 /// When a write survives a crash.
@@ -858,16 +858,6 @@ impl Store for SledStore {
     ) -> Result<(), StoreError> {
         self.update_sender_sync(business, update)?;
         Ok(())
-    }
-
-    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
-        let mut records = Records::default();
-        self.load_with(key, &mut |c, s| {
-            records.contact = c.map(<[u8]>::to_vec);
-            records.sender = s.map(<[u8]>::to_vec);
-        })
-        .await?;
-        Ok(records)
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {

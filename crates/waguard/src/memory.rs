@@ -8,8 +8,8 @@ use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::store::{
-    with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, Records, ScanStream, SenderUpdate,
-    Store, StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, ScanStream, SenderUpdate, Store,
+    StoreError, UpdateAction,
 };
 use crate::{BusinessId, ContactKey};
 
@@ -342,16 +342,6 @@ impl Store for MemoryStore {
             UpdateAction::Delete => self.write_sender(&mut senders, bh, business, None),
         }
         Ok(())
-    }
-
-    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
-        let mut records = Records::default();
-        self.load_with(key, &mut |c, s| {
-            records.contact = c.map(<[u8]>::to_vec);
-            records.sender = s.map(<[u8]>::to_vec);
-        })
-        .await?;
-        Ok(records)
     }
 
     async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {

@@ -342,15 +342,21 @@ pub trait Store: Send + Sync {
         update: &mut SenderUpdate<'_>,
     ) -> Result<(), StoreError>;
 
-    /// Loads the contact record of `key` and the sender record of its business.
-    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError>;
+    /// Loads the contact record of `key` and the sender record of its business, and shows
+    /// them to `read` borrowed, without copying them (the hot path of
+    /// [`Guard::check`](crate::Guard::check)).
+    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError>;
 
-    /// Like [`load`](Store::load), but shows the records to `read` borrowed, without copying
-    /// them. The default calls `load`; stores override it when borrowing is cheaper.
-    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        let records = self.load(key).await?;
-        read(records.contact.as_deref(), records.sender.as_deref());
-        Ok(())
+    /// Like [`load_with`](Store::load_with), returning copies of the records. Provided on top
+    /// of `load_with`.
+    async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
+        let mut records = Records::default();
+        self.load_with(key, &mut |contact, sender| {
+            records.contact = contact.map(<[u8]>::to_vec);
+            records.sender = sender.map(<[u8]>::to_vec);
+        })
+        .await?;
+        Ok(records)
     }
 
     /// Reads without waiting, for stores that never wait (in-process ones): like

@@ -41,8 +41,12 @@ mod lossy {
         ) -> Result<(), StoreError> {
             self.0.update_sender(business, update).await
         }
-        async fn load(&self, key: &ContactKey) -> Result<Records, StoreError> {
-            self.0.load(key).await
+        async fn load_with(
+            &self,
+            key: &ContactKey,
+            read: &mut ReadFn<'_>,
+        ) -> Result<(), StoreError> {
+            self.0.load_with(key, read).await
         }
         async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.load_sender(business).await
