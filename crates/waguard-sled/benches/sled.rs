@@ -144,6 +144,20 @@ fn bench_check(c: &mut Criterion) {
                 )
             })
         });
+        // The store's read alone (contact record and cached sender record, no decode, no
+        // decision), for the breakdown of `check`.
+        group.bench_function(BenchmarkId::new("load_only", n), |b| {
+            let mut i = 0;
+            let store = guard.store();
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                let mut len = 0;
+                store.load_now(black_box(&keys[order[i]]), &mut |c, s| {
+                    len = c.map_or(0, <[u8]>::len) + s.map_or(0, <[u8]>::len)
+                });
+                len
+            })
+        });
         group.bench_function(BenchmarkId::new("check", n), |b| {
             let mut i = 0;
             b.iter(|| {
