@@ -4,11 +4,13 @@
 //! cargo run --release -p waguard-tests --example soak -- [sled [CYCLES] | postgres [RESTARTS] | corrupt | all]
 //! ```
 //!
-//! - `sled` (default 100 cycles): a child process (this program, `sled-child`) opens a
-//!   [`SledStore`] in group-commit mode and ingests batches of events through
-//!   [`Guard::ingest`], printing one acknowledgement line per event after each successful
-//!   ingest; the parent SIGKILLs it at a random moment, reopens the store and checks that every
-//!   acknowledged event is reflected in the state. Prints acknowledged, found and lost.
+//! - `sled` (default 100 cycles): the SIGKILL cycles of the crash test of `waguard-sled`
+//!   (`crates/waguard-sled/tests/crash_harness/mod.rs`, included below), for as many cycles as
+//!   asked: a child process (this program, `sled-child`) records webhook batches and
+//!   reservations through a [`SledStore`], acknowledging each event once durable; the parent
+//!   SIGKILLs it at a random moment, reopens the store and checks that every acknowledged
+//!   event is reflected in the state. Prints acknowledged, found, lost and journal records
+//!   recovered.
 //! - `postgres` (default 3 restarts): a PRIVATE cluster (`initdb` in a temporary directory,
 //!   `pg_ctl` on port 54329 or `WAGUARD_SOAK_PG_PORT`; never the shared server) takes ingests
 //!   from two tasks through [`PostgresStore`] while the server is restarted with
@@ -19,21 +21,19 @@
 //!
 //! Exit status 1 when an acknowledged event is lost or a check fails.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use waguard::testing::RawAccess;
 use waguard::{
     ContactKey, Event, Guard, GuardError, KeyedEvent, Outgoing, Policy, RecordKey, Records, Store,
-    StoreError, Timestamp, WamidHash,
+    StoreError, Timestamp,
 };
 use waguard_postgres::PostgresStore;
-use waguard_sled::{Durability, SledOptions, SledStore};
+use waguard_sled::SledStore;
 
 /// Events one child ingests at most.
 const PER_CYCLE: u64 = 5_000;
@@ -51,12 +51,6 @@ fn key(n: u32) -> ContactKey {
         .expect("a valid key")
 }
 
-fn group_commit() -> SledOptions {
-    SledOptions::default().with_durability(Durability::GroupCommit {
-        every: Duration::from_millis(500),
-    })
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -70,10 +64,7 @@ fn main() -> ExitCode {
     let what = args.first().map(String::as_str).unwrap_or("all");
     let number = |default: u64| args.get(1).and_then(|n| n.parse().ok()).unwrap_or(default);
     let ok = match what {
-        "sled-child" => {
-            sled_child(Path::new(&args[1]), args[2].parse().expect("cycle"));
-            true
-        }
+        "sled-child" => crash_harness::child(Path::new(&args[1]), args[2].parse().expect("cycle")),
         "sled" => sled_soak(number(100)),
         "postgres" => postgres_soak(number(3)),
         "corrupt" => corrupt_record(),
@@ -100,193 +91,47 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // sled: SIGKILL cycles
 
-/// The child: ingests batches forever (up to `PER_CYCLE` events), acknowledging each event
-/// after the `ingest` that carried it returned `Ok`.
-fn sled_child(dir: &Path, cycle: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let store = SledStore::open_with(dir, group_commit()).expect("open the store");
-        let guard = Guard::new(store, Policy::default()).expect("valid policy");
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "ready").expect("stdout");
-        out.flush().expect("stdout");
-        let mut rng = fastrand::Rng::with_seed(cycle ^ u64::from(std::process::id()) << 20);
-        let mut seq = 0u64;
-        while seq < PER_CYCLE {
-            let n = rng.u64(1..=32).min(PER_CYCLE - seq);
-            let mut events = Vec::with_capacity(n as usize);
-            let mut acks = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let key = key(rng.u32(0..300));
-                let wamid = format!("wamid.c{cycle}s{seq}");
-                events.push(KeyedEvent::Contact {
-                    key: key.clone(),
-                    event: Event::Failure {
-                        at: at(cycle, seq),
-                        code: 131047,
-                        wamid: Some(WamidHash::of(&wamid)),
-                    },
-                });
-                acks.push(format!("ack {key} {wamid}"));
-                seq += 1;
-            }
-            guard.ingest(events).await.expect("ingest");
-            for ack in acks {
-                writeln!(out, "{ack}").expect("stdout");
-            }
-            out.flush().expect("stdout");
-        }
-        writeln!(out, "done").expect("stdout");
-        out.flush().expect("stdout");
-        loop {
-            std::thread::park();
-        }
-    });
-}
+/// One implementation of the SIGKILL cycles for the crash test of `waguard-sled` and this
+/// soak, so the two cannot drift apart.
+#[path = "../../crates/waguard-sled/tests/crash_harness/mod.rs"]
+mod crash_harness;
 
 fn sled_soak(cycles: u64) -> bool {
     let seed: u64 = std::env::var("WAGUARD_SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
     let exe = std::env::current_exe().expect("own path");
-    let rt = runtime();
-    let mut acked: Vec<(ContactKey, String)> = Vec::new();
-    let mut lost_total = 0usize;
-    let started = Instant::now();
-    println!("sled soak: {cycles} SIGKILL cycles, group commit every 500 ms, seed {seed}");
-    for cycle in 0..cycles {
-        let mut child = Command::new(&exe)
-            .arg("sled-child")
-            .arg(&path)
-            .arg(cycle.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the child");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match lines.read_line(&mut line) {
-                    // Only whole lines count: a line cut by the kill was not acknowledged.
-                    Ok(n) if n > 0 && line.ends_with('\n') => {
-                        if tx.send(line.trim_end().to_owned()).is_err() {
-                            break;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        });
-        // Kill after a random number of acknowledgements (0: right after opening) plus a
-        // random spin, so the kill lands anywhere in the next commit.
-        let kill_after = if rng.u8(0..8) == 0 {
-            0
-        } else {
-            rng.usize(1..=1500)
-        };
-        let mut seen = 0usize;
-        let mut cycle_acks = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                eprintln!("cycle {cycle}: the child went silent");
-                break;
-            };
-            if let Some(ack) = parse_ack(&line) {
-                cycle_acks.push(ack);
-                seen += 1;
-            }
-            if (line == "ready" && kill_after == 0)
-                || (kill_after > 0 && seen >= kill_after)
-                || line == "done"
-            {
-                break;
-            }
-        }
-        let spin = Instant::now() + Duration::from_micros(rng.u64(0..5000));
-        while Instant::now() < spin {
-            std::hint::spin_loop();
-        }
-        child.kill().expect("SIGKILL the child");
-        child.wait().expect("reap the child");
-        reader.join().expect("reader thread");
-        cycle_acks.extend(rx.try_iter().filter_map(|l| parse_ack(&l)));
-        let new = cycle_acks.len();
-        acked.extend(cycle_acks);
-
-        let store = match SledStore::open_with(&path, group_commit()) {
-            Ok(store) => store,
-            Err(e) => {
-                eprintln!("cycle {cycle}: reopen failed: {e}");
-                return false;
-            }
-        };
-        let guard = Guard::new(store, Policy::default()).expect("valid policy");
-        let lost = rt.block_on(count_lost(&guard, &acked));
-        if lost > 0 {
-            eprintln!("cycle {cycle}: {lost} acknowledged events lost");
-        }
-        lost_total = lost_total.max(lost);
+    let spawn = |dir: &Path, cycle: u64| {
+        let mut command = Command::new(&exe);
+        command.arg("sled-child").arg(dir).arg(cycle.to_string());
+        command
+    };
+    println!("sled soak: {cycles} SIGKILL cycles (odd cycles in group-commit mode), seed {seed}");
+    let mut progress = |cycle: u64, acknowledged: usize| {
         if cycle % 10 == 9 || cycle + 1 == cycles {
             println!(
-                "  cycle {:>3}: {new:>5} new acks, {:>6} acknowledged so far, {lost} lost",
-                cycle + 1,
-                acked.len()
+                "  cycle {:>3}: {acknowledged:>6} acknowledged so far, 0 lost",
+                cycle + 1
             );
         }
-        drop(guard);
-    }
-    let found = acked.len() - lost_total;
-    println!(
-        "sled soak: {cycles} cycles, {} events acknowledged, {found} found, {lost_total} lost, {:.1} s (seed {seed})",
-        acked.len(),
-        started.elapsed().as_secs_f64()
-    );
-    lost_total == 0
-}
-
-fn parse_ack(line: &str) -> Option<(ContactKey, String)> {
-    let mut parts = line.strip_prefix("ack ")?.split(' ');
-    let key = parts.next()?.parse().ok()?;
-    Some((key, parts.next()?.to_owned()))
-}
-
-/// How many acknowledged (key, wamid) failures are missing from the store.
-async fn count_lost<S: Store>(guard: &Guard<S>, acked: &[(ContactKey, String)]) -> usize {
-    let mut states = HashMap::new();
-    let mut lost = 0;
-    for (key, wamid) in acked {
-        if !states.contains_key(key) {
-            let state = match guard.state(key).await {
-                Ok((state, _)) => Some(state),
-                Err(e) => {
-                    eprintln!("cannot read {key}: {e}");
-                    None
-                }
-            };
-            states.insert(key.clone(), state);
+    };
+    match crash_harness::run(cycles, seed, &spawn, &mut progress) {
+        Ok(report) => {
+            println!(
+                "sled soak: {cycles} cycles, {} events acknowledged, {} found, 0 lost, {} writes recovered from the journal, {:.1} s (seed {seed})",
+                report.acknowledged,
+                report.acknowledged,
+                report.recovered,
+                report.elapsed.as_secs_f64()
+            );
+            true
         }
-        let hash = WamidHash::of(wamid);
-        let present = states[key]
-            .as_ref()
-            .is_some_and(|s| s.feedback.failures.iter().any(|f| f.wamid == Some(hash)));
-        if !present {
-            eprintln!("lost: failure {wamid} of {key}");
-            lost += 1;
+        Err(e) => {
+            eprintln!("sled soak: {e}");
+            false
         }
     }
-    lost
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +272,7 @@ fn postgres_soak(restarts: u64) -> bool {
         }
     };
     let guard = Arc::new(Guard::new(Arc::clone(&store), Policy::default()).expect("valid policy"));
-    let acked: Arc<Mutex<Vec<(ContactKey, String)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<crash_harness::Ack>>> = Arc::default();
     let attempted = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -451,15 +296,8 @@ fn postgres_soak(restarts: u64) -> bool {
                 for _ in 0..n {
                     let key = key(rng.u32(0..300));
                     let wamid = format!("wamid.t{task}s{seq}");
-                    events.push(KeyedEvent::Contact {
-                        key: key.clone(),
-                        event: Event::Failure {
-                            at: at(task, seq),
-                            code: 131047,
-                            wamid: Some(WamidHash::of(&wamid)),
-                        },
-                    });
-                    batch.push((key, wamid));
+                    events.push(crash_harness::failure(&key, at(task, seq), &wamid));
+                    batch.push(crash_harness::Ack::Failure(key, wamid));
                     seq += 1;
                 }
                 attempted.fetch_add(n, Ordering::Relaxed);
@@ -501,7 +339,7 @@ fn postgres_soak(restarts: u64) -> bool {
         let _ = rt.block_on(t);
     }
     let acked = std::mem::take(&mut *acked.lock().expect("lock"));
-    let lost = rt.block_on(count_lost(&guard, &acked));
+    let lost = rt.block_on(crash_harness::count_lost(&guard, &acked));
     println!(
         "postgres soak: {restarts} restarts, {} events attempted, {} acknowledged, {} found, {lost} lost, {} failed ingests during restarts, recovered after the last: {recovered}, {:.1} s",
         attempted.load(Ordering::Relaxed),
