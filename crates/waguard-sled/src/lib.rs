@@ -131,9 +131,11 @@ pub struct SledOptions {
     pub durability: Durability,
     /// sled's page cache, in bytes (default 256 MiB).
     pub cache_capacity: u64,
-    /// Size of the write-ahead journal file in the store's directory (default 4 MiB, at
-    /// least 64 KiB). It is zero-filled once, when the store is created; a full journal
-    /// costs one checkpoint (a sled flush and two `fdatasync`s) and starts over.
+    /// Size of the write-ahead journal file (`waguard-journal` in the store's directory;
+    /// default 4 MiB, at least 64 KiB). It is zero-filled once, when the file is created, and
+    /// keeps that size afterwards (delete the file after a clean close to resize it); a full
+    /// journal costs one checkpoint (a sled flush and two `fdatasync`s) and starts over. A
+    /// write larger than the whole journal goes to sled directly, followed by a checkpoint.
     pub journal_capacity: u64,
 }
 
