@@ -73,145 +73,26 @@
 //! `SledStore` (it is `Sync`; wrap it in an `Arc`) between the tasks of one process. For
 //! several processes or machines, use the PostgreSQL store.
 
+mod batch;
+mod durable;
 mod journal;
+mod options;
+
+pub use options::{Durability, SledOptions};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use journal::{Journal, JournalError, Op};
+use durable::Syncer;
+use journal::{Journal, Op};
 use parking_lot::{Mutex, RwLock};
-use sled::transaction::TransactionError;
-use sled::{IVec, Transactional};
+use sled::IVec;
 use waguard::{
-    with_storage_key, Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey,
-    ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
+    with_storage_key, Batch, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream,
+    SenderUpdate, Store, StoreError, UpdateAction,
 };
-
-/// When a write survives a crash.
-///
-/// "Durable" here means: the write's records are in the store's journal and the journal file
-/// is `fdatasync`ed (see the crate documentation): that survives a process crash (`SIGKILL`,
-/// panic, OOM kill) and, given a disk that honours `fdatasync`, a power loss. Concurrent
-/// callers share one `fdatasync` (group commit). A store made by [`SledStore::from_sled`]
-/// knows no directory, so it has no journal and relies on sled's own flush, which on Linux
-/// ends with `sync_file_range`: that survives a process crash, not necessarily a power loss.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// The default. Every call that writes ([`update`](Store::update),
-    /// [`update_sender`](Store::update_sender), [`remove`](Store::remove),
-    /// [`apply_batch`](Store::apply_batch), and so every `Guard` method that records
-    /// something) is durable when it returns `Ok`, against process crashes and power loss
-    /// alike. A batch is one journal record and one `fdatasync` whatever its size; concurrent
-    /// callers share them. Calls that changed nothing write nothing. Cost: one `fdatasync` of
-    /// a small overwrite per call (see `docs/performance.md`).
-    #[default]
-    EachWrite,
-    /// Group commit for throughput. Batches ([`apply_batch`](Store::apply_batch), so
-    /// `Guard::ingest`) and [`flush`](Store::flush) are still durable on return, as above.
-    /// Single-key writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) are
-    /// written to the journal but return without waiting for the disk: they survive a
-    /// process crash (the file's pages belong to the kernel by then), and the next batch or
-    /// `flush` makes them durable against power loss too. A power loss can lose the
-    /// single-key writes since the last durable one. (Without a journal, single-key writes
-    /// wait for sled's background flush, every `every`, to survive even a process crash.)
-    GroupCommit {
-        /// How often sled's background flush runs.
-        every: Duration,
-    },
-}
-
-/// How to open a [`SledStore`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SledOptions {
-    /// When writes survive a crash (default [`Durability::EachWrite`]).
-    pub durability: Durability,
-    /// sled's page cache, in bytes (default 256 MiB).
-    pub cache_capacity: u64,
-    /// Size of the write-ahead journal file (`waguard-journal` in the store's directory;
-    /// default 4 MiB, at least 64 KiB). It is zero-filled once, when the file is created, and
-    /// keeps that size afterwards (delete the file after a clean close to resize it); a full
-    /// journal costs one checkpoint (a sled flush and two `fdatasync`s) and starts over. A
-    /// write larger than the whole journal goes to sled directly, followed by a checkpoint.
-    pub journal_capacity: u64,
-}
-
-impl Default for SledOptions {
-    fn default() -> Self {
-        SledOptions {
-            durability: Durability::default(),
-            cache_capacity: 256 * 1024 * 1024,
-            journal_capacity: 4 * 1024 * 1024,
-        }
-    }
-}
-
-impl SledOptions {
-    /// The default options with another durability.
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
-
-    /// The default options with another page cache size.
-    pub fn with_cache_capacity(mut self, bytes: u64) -> Self {
-        self.cache_capacity = bytes;
-        self
-    }
-
-    /// The default options with another journal size (raised to 64 KiB if smaller).
-    pub fn with_journal_capacity(mut self, bytes: u64) -> Self {
-        self.journal_capacity = bytes;
-        self
-    }
-}
-
-/// `fdatasync` of sled's data file, shared by concurrent callers (group commit).
-///
-/// sled 0.34's own flush ends its log writes with `sync_file_range` on Linux, which neither
-/// flushes the drive's write cache nor the file's metadata: it survives a process crash, not
-/// necessarily a power loss. After sled's flush, the store calls `fdatasync` on the data file;
-/// a caller whose flush finished before a sync started is covered by it, so concurrent callers
-/// share one `fdatasync`.
-struct Syncer {
-    file: Option<std::fs::File>,
-    tickets: std::sync::atomic::AtomicU64,
-    synced: Mutex<u64>,
-}
-
-impl Syncer {
-    fn new(dir: Option<&Path>) -> std::io::Result<Self> {
-        let file = match dir {
-            Some(dir) => Some(std::fs::File::open(dir.join("db"))?),
-            None => None,
-        };
-        Ok(Syncer {
-            file,
-            tickets: std::sync::atomic::AtomicU64::new(0),
-            synced: Mutex::new(0),
-        })
-    }
-
-    /// Makes every sled flush that completed before this call durable.
-    fn sync(&self) -> std::io::Result<()> {
-        use std::sync::atomic::Ordering;
-        let Some(file) = &self.file else {
-            return Ok(()); // temporary store: nothing to keep
-        };
-        let mine = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut synced = self.synced.lock();
-        if *synced >= mine {
-            return Ok(()); // a sync that started after our flush covered us
-        }
-        let covered = self.tickets.load(Ordering::SeqCst);
-        file.sync_data()?;
-        *synced = covered;
-        Ok(())
-    }
-}
 
 /// How many contact-key stripes a store has (see `SledStore::stripes`).
 const STRIPES: usize = 256;
@@ -252,17 +133,6 @@ impl std::fmt::Debug for SledStore {
             .field("path", &self.path)
             .field("durability", &self.durability)
             .finish_non_exhaustive()
-    }
-}
-
-/// A clean close checkpoints: sled is flushed and the journal starts over, so the next open
-/// has nothing to replay. Errors are ignored here: the journal still holds every write then,
-/// and the next open replays it.
-impl Drop for SledStore {
-    fn drop(&mut self) {
-        if self.journal.is_some() {
-            let _ = self.checkpoint("close");
-        }
     }
 }
 
@@ -370,40 +240,6 @@ impl SledStore {
         })
     }
 
-    /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
-    /// makes that durable in sled and starts the journal over.
-    fn open_journal(mut self, path: &Path, capacity: u64) -> Result<Self, StoreError> {
-        let journal_error = |source: JournalError| StoreError::Open {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        };
-        let (journal, replay) = Journal::open(path, capacity).map_err(journal_error)?;
-        if !replay.is_empty() {
-            for payload in &replay {
-                // Checked by `Journal::open`.
-                for op in journal::parse(payload).unwrap_or_default() {
-                    let tree = match op.tree {
-                        journal::Tree::Contacts => &self.contacts,
-                        journal::Tree::Senders => &self.senders,
-                    };
-                    match op.value {
-                        Some(value) => tree.insert(op.key, value).map(drop),
-                        None => tree.remove(op.key).map(drop),
-                    }
-                    .map_err(|e| open_error(path, e))?;
-                }
-            }
-            self.flush_sled("open").map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            })?;
-            journal.restart().map_err(journal_error)?;
-        }
-        self.recovered_writes = replay.len();
-        self.journal = Some(journal);
-        Ok(self)
-    }
-
     /// How many writes (journal records: one per single-key write or batch) opening this
     /// store recovered from its journal: writes that were durable but that sled itself had
     /// not yet written when the previous process stopped. Nonzero after a crash; zero after a
@@ -467,83 +303,6 @@ impl SledStore {
             cache.clear();
         }
         cache.insert(business.clone(), value);
-    }
-
-    /// Whether single-key writes must be durable on return.
-    fn single_writes_durable(&self) -> bool {
-        matches!(self.durability, Durability::EachWrite)
-    }
-
-    /// sled's flush and the `fdatasync` of its data file. Synchronous on purpose: not sled's
-    /// `flush_async`, which runs on sled's own small thread pool that also writes the log
-    /// buffers, so enough concurrent `flush_async` calls occupy every pool thread waiting for
-    /// a write no thread is left to do (a deadlock seen with 8 tasks).
-    fn flush_sled(&self, operation: &'static str) -> Result<(), StoreError> {
-        self.db.flush().map_err(|e| backend(operation, None, e))?;
-        self.syncer
-            .sync()
-            .map_err(|e| StoreError::backend(operation, None, e))
-    }
-
-    /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
-    /// sled); `durable`: the journal is synced before `apply`. Call with the locks that order
-    /// writes to these keys held. Without a journal, `apply` then (if `durable`) a sled flush.
-    ///
-    /// If `apply` fails after the journal took the record, the write is still replayed when
-    /// the store is next opened: like any commit that fails at the last step, its outcome is
-    /// unknown to the caller.
-    fn journaled<T>(
-        &self,
-        ops: &[Op<'_>],
-        durable: bool,
-        operation: &'static str,
-        apply: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
-        let Some(journal) = &self.journal else {
-            let out = apply()?;
-            if durable {
-                self.flush_sled(operation)?;
-            }
-            return Ok(out);
-        };
-        if !journal.fits_when_empty(ops) {
-            // Larger than the whole journal: straight into sled, then a checkpoint, with every
-            // other journaled write kept out meanwhile.
-            let _gate = self.checkpoint_gate.write();
-            let out = apply()?;
-            self.checkpoint_locked(operation)?;
-            return Ok(out);
-        }
-        loop {
-            let gate = self.checkpoint_gate.read();
-            if journal.append(ops).map_err(journal_error)?.is_ok() {
-                if durable {
-                    journal.sync().map_err(journal_error)?;
-                }
-                let out = apply();
-                drop(gate);
-                return out;
-            }
-            drop(gate);
-            self.checkpoint(operation)?;
-        }
-    }
-
-    /// Makes sled hold every journaled write durably and starts the journal over.
-    fn checkpoint(&self, operation: &'static str) -> Result<(), StoreError> {
-        let _gate = self.checkpoint_gate.write();
-        self.checkpoint_locked(operation)
-    }
-
-    fn checkpoint_locked(&self, operation: &'static str) -> Result<(), StoreError> {
-        self.flush_sled(operation)?;
-        if let Some(journal) = &self.journal {
-            journal
-                .restart()
-                .map_err(|e| StoreError::backend(operation, None, e))?;
-        }
-        Ok(())
     }
 
     fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
@@ -639,164 +398,6 @@ impl SledStore {
                 return Ok(true);
             }
         }
-    }
-
-    /// Runs a batch all or nothing, durably; returns whether anything was written.
-    ///
-    /// The batch holds the stripes of its keys (and, with sender operations, the sender
-    /// lock), runs every closure on what the earlier operations of the batch staged or on the
-    /// trees, and writes the staged result through the journal as one record. sled then
-    /// applies it as one `sled::Batch` (contacts only, every webhook batch without a sender
-    /// event) or one transaction over both trees. The stripes keep every other store write
-    /// away from these keys meanwhile, so no closure runs twice.
-    fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
-        // One contact operation alone (a webhook with one event, the common case) is atomic by
-        // itself: the compare-and-swap path.
-        if let [BatchOp::Contact { key, update }] = batch.ops_mut() {
-            return self.update_sync(key, update.as_mut(), true);
-        }
-        let storage_keys: Vec<Option<Vec<u8>>> = batch
-            .ops_mut()
-            .iter()
-            .map(|op| match op {
-                BatchOp::Contact { key, .. } => Some(key.storage_key()),
-                _ => None,
-            })
-            .collect();
-        let mut stripes: Vec<usize> = storage_keys
-            .iter()
-            .flatten()
-            .map(|k| self.stripe_of(k))
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
-        let has_sender_ops = storage_keys.iter().any(Option::is_none);
-        let _writing = has_sender_ops.then(|| self.sender_write.lock());
-        let err = |record: Option<RecordKey>| move |e| backend("apply_batch", record, e);
-
-        // What the batch's operations wrote so far, by key (`None`: deleted).
-        let mut contacts: HashMap<&[u8], Option<IVec>> = HashMap::new();
-        let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
-        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
-            match (op, k) {
-                (BatchOp::Contact { key, update }, Some(k)) => {
-                    let current = match contacts.get(&k[..]) {
-                        Some(staged) => staged.clone(),
-                        None => self
-                            .contacts
-                            .get(k)
-                            .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
-                    };
-                    let sender = match senders.get(&key.business) {
-                        Some(staged) => staged.clone(),
-                        // `sender_bytes` takes the sender lock on a cache miss: held already.
-                        None if has_sender_ops => self
-                            .senders
-                            .get(key.business.as_str())
-                            .map_err(err(Some(RecordKey::Sender(key.business.clone()))))?,
-                        None => self.sender_bytes(&key.business)?,
-                    };
-                    match update(current.as_deref(), sender.as_deref())? {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            contacts.insert(k, Some(IVec::from(bytes)));
-                        }
-                        UpdateAction::Delete => {
-                            if current.is_some() {
-                                contacts.insert(k, None);
-                            }
-                        }
-                    }
-                }
-                (BatchOp::Sender { business, update }, _) => {
-                    let current = match senders.get(business) {
-                        Some(staged) => staged.clone(),
-                        None => self
-                            .senders
-                            .get(business.as_str())
-                            .map_err(err(Some(RecordKey::Sender(business.clone()))))?,
-                    };
-                    match update(current.as_deref())? {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            senders.insert(business.clone(), Some(IVec::from(bytes)));
-                        }
-                        UpdateAction::Delete => {
-                            if current.is_some() {
-                                senders.insert(business.clone(), None);
-                            }
-                        }
-                    }
-                }
-                _ => {} // not reached: contact operations have a storage key
-            }
-        }
-        if contacts.is_empty() && senders.is_empty() {
-            return Ok(false);
-        }
-        let ops: Vec<Op<'_>> = contacts
-            .iter()
-            .map(|(k, v)| Op {
-                tree: journal::Tree::Contacts,
-                key: k,
-                value: v.as_deref(),
-            })
-            .chain(senders.iter().map(|(b, v)| Op {
-                tree: journal::Tree::Senders,
-                key: b.as_str().as_bytes(),
-                value: v.as_deref(),
-            }))
-            .collect();
-        self.journaled(&ops, true, "apply_batch", || {
-            self.apply_staged(&contacts, &senders)
-        })?;
-        Ok(true)
-    }
-
-    /// Writes a batch's staged records to sled: one `sled::Batch` for contacts alone, one
-    /// transaction over both trees otherwise. With senders, call with `sender_write` held.
-    fn apply_staged(
-        &self,
-        contacts: &HashMap<&[u8], Option<IVec>>,
-        senders: &HashMap<BusinessId, Option<IVec>>,
-    ) -> Result<(), StoreError> {
-        let err = |e| backend("apply_batch", None, e);
-        if senders.is_empty() {
-            let mut writes = sled::Batch::default();
-            for (k, v) in contacts {
-                match v {
-                    Some(v) => writes.insert(*k, v.clone()),
-                    None => writes.remove(*k),
-                }
-            }
-            return self.contacts.apply_batch(writes).map_err(err);
-        }
-        let result: Result<(), TransactionError<()>> =
-            (&self.contacts, &self.senders).transaction(|(tc, ts)| {
-                for (k, v) in contacts {
-                    match v {
-                        Some(v) => tc.insert(*k, v.clone()).map(drop)?,
-                        None => tc.remove(*k).map(drop)?,
-                    }
-                }
-                for (b, v) in senders {
-                    match v {
-                        Some(v) => ts.insert(b.as_str(), v.clone()).map(drop)?,
-                        None => ts.remove(b.as_str()).map(drop)?,
-                    }
-                }
-                Ok(())
-            });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(err(e)),
-            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
-        }
-        for (business, value) in senders {
-            self.cache_sender(business, value.clone());
-        }
-        Ok(())
     }
 }
 

@@ -1,0 +1,171 @@
+//! Batches: staged under the stripes of their keys, journaled as one record, applied to sled
+//! as one write.
+
+use std::collections::HashMap;
+
+use sled::transaction::TransactionError;
+use sled::{IVec, Transactional};
+use waguard::{Batch, BatchOp, BusinessId, RecordKey, StoreError, UpdateAction};
+
+use crate::journal::{self, Op};
+use crate::{backend, SledStore};
+
+impl SledStore {
+    /// Runs a batch all or nothing, durably; returns whether anything was written.
+    ///
+    /// The batch holds the stripes of its keys (and, with sender operations, the sender
+    /// lock), runs every closure on what the earlier operations of the batch staged or on the
+    /// trees, and writes the staged result through the journal as one record. sled then
+    /// applies it as one `sled::Batch` (contacts only, every webhook batch without a sender
+    /// event) or one transaction over both trees. The stripes keep every other store write
+    /// away from these keys meanwhile, so no closure runs twice.
+    pub(crate) fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
+        // One contact operation alone (a webhook with one event, the common case) is atomic by
+        // itself: the compare-and-swap path.
+        if let [BatchOp::Contact { key, update }] = batch.ops_mut() {
+            return self.update_sync(key, update.as_mut(), true);
+        }
+        let storage_keys: Vec<Option<Vec<u8>>> = batch
+            .ops_mut()
+            .iter()
+            .map(|op| match op {
+                BatchOp::Contact { key, .. } => Some(key.storage_key()),
+                _ => None,
+            })
+            .collect();
+        let mut stripes: Vec<usize> = storage_keys
+            .iter()
+            .flatten()
+            .map(|k| self.stripe_of(k))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
+        let has_sender_ops = storage_keys.iter().any(Option::is_none);
+        let _writing = has_sender_ops.then(|| self.sender_write.lock());
+        let err = |record: Option<RecordKey>| move |e| backend("apply_batch", record, e);
+
+        // What the batch's operations wrote so far, by key (`None`: deleted).
+        let mut contacts: HashMap<&[u8], Option<IVec>> = HashMap::new();
+        let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
+        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
+            match (op, k) {
+                (BatchOp::Contact { key, update }, Some(k)) => {
+                    let current = match contacts.get(&k[..]) {
+                        Some(staged) => staged.clone(),
+                        None => self
+                            .contacts
+                            .get(k)
+                            .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
+                    };
+                    let sender = match senders.get(&key.business) {
+                        Some(staged) => staged.clone(),
+                        // `sender_bytes` takes the sender lock on a cache miss: held already.
+                        None if has_sender_ops => self
+                            .senders
+                            .get(key.business.as_str())
+                            .map_err(err(Some(RecordKey::Sender(key.business.clone()))))?,
+                        None => self.sender_bytes(&key.business)?,
+                    };
+                    match update(current.as_deref(), sender.as_deref())? {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            contacts.insert(k, Some(IVec::from(bytes)));
+                        }
+                        UpdateAction::Delete => {
+                            if current.is_some() {
+                                contacts.insert(k, None);
+                            }
+                        }
+                    }
+                }
+                (BatchOp::Sender { business, update }, _) => {
+                    let current = match senders.get(business) {
+                        Some(staged) => staged.clone(),
+                        None => self
+                            .senders
+                            .get(business.as_str())
+                            .map_err(err(Some(RecordKey::Sender(business.clone()))))?,
+                    };
+                    match update(current.as_deref())? {
+                        UpdateAction::Keep => {}
+                        UpdateAction::Write(bytes) => {
+                            senders.insert(business.clone(), Some(IVec::from(bytes)));
+                        }
+                        UpdateAction::Delete => {
+                            if current.is_some() {
+                                senders.insert(business.clone(), None);
+                            }
+                        }
+                    }
+                }
+                _ => {} // not reached: contact operations have a storage key
+            }
+        }
+        if contacts.is_empty() && senders.is_empty() {
+            return Ok(false);
+        }
+        let ops: Vec<Op<'_>> = contacts
+            .iter()
+            .map(|(k, v)| Op {
+                tree: journal::Tree::Contacts,
+                key: k,
+                value: v.as_deref(),
+            })
+            .chain(senders.iter().map(|(b, v)| Op {
+                tree: journal::Tree::Senders,
+                key: b.as_str().as_bytes(),
+                value: v.as_deref(),
+            }))
+            .collect();
+        self.journaled(&ops, true, "apply_batch", || {
+            self.apply_staged(&contacts, &senders)
+        })?;
+        Ok(true)
+    }
+
+    /// Writes a batch's staged records to sled: one `sled::Batch` for contacts alone, one
+    /// transaction over both trees otherwise. With senders, call with `sender_write` held.
+    fn apply_staged(
+        &self,
+        contacts: &HashMap<&[u8], Option<IVec>>,
+        senders: &HashMap<BusinessId, Option<IVec>>,
+    ) -> Result<(), StoreError> {
+        let err = |e| backend("apply_batch", None, e);
+        if senders.is_empty() {
+            let mut writes = sled::Batch::default();
+            for (k, v) in contacts {
+                match v {
+                    Some(v) => writes.insert(*k, v.clone()),
+                    None => writes.remove(*k),
+                }
+            }
+            return self.contacts.apply_batch(writes).map_err(err);
+        }
+        let result: Result<(), TransactionError<()>> =
+            (&self.contacts, &self.senders).transaction(|(tc, ts)| {
+                for (k, v) in contacts {
+                    match v {
+                        Some(v) => tc.insert(*k, v.clone()).map(drop)?,
+                        None => tc.remove(*k).map(drop)?,
+                    }
+                }
+                for (b, v) in senders {
+                    match v {
+                        Some(v) => ts.insert(b.as_str(), v.clone()).map(drop)?,
+                        None => ts.remove(b.as_str()).map(drop)?,
+                    }
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(err(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        for (business, value) in senders {
+            self.cache_sender(business, value.clone());
+        }
+        Ok(())
+    }
+}

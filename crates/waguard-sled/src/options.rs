@@ -1,0 +1,83 @@
+//! How a store is opened, and when its writes survive a crash.
+
+use std::time::Duration;
+
+/// When a write survives a crash.
+///
+/// "Durable" here means: the write's records are in the store's journal and the journal file
+/// is `fdatasync`ed (see the crate documentation): that survives a process crash (`SIGKILL`,
+/// panic, OOM kill) and, given a disk that honours `fdatasync`, a power loss. Concurrent
+/// callers share one `fdatasync` (group commit). A store made by [`SledStore::from_sled`](crate::SledStore::from_sled)
+/// knows no directory, so it has no journal and relies on sled's own flush, which on Linux
+/// ends with `sync_file_range`: that survives a process crash, not necessarily a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The default. Every call that writes ([`update`](waguard::Store::update),
+    /// [`update_sender`](waguard::Store::update_sender), [`remove`](waguard::Store::remove),
+    /// [`apply_batch`](waguard::Store::apply_batch), and so every `Guard` method that records
+    /// something) is durable when it returns `Ok`, against process crashes and power loss
+    /// alike. A batch is one journal record and one `fdatasync` whatever its size; concurrent
+    /// callers share them. Calls that changed nothing write nothing. Cost: one `fdatasync` of
+    /// a small overwrite per call (see `docs/performance.md`).
+    #[default]
+    EachWrite,
+    /// Group commit for throughput. Batches ([`apply_batch`](waguard::Store::apply_batch), so
+    /// `Guard::ingest`) and [`flush`](waguard::Store::flush) are still durable on return, as above.
+    /// Single-key writes (`reserve`, `opt_out`, `forget`, `record_send_error`, ...) are
+    /// written to the journal but return without waiting for the disk: they survive a
+    /// process crash (the file's pages belong to the kernel by then), and the next batch or
+    /// `flush` makes them durable against power loss too. A power loss can lose the
+    /// single-key writes since the last durable one. (Without a journal, single-key writes
+    /// wait for sled's background flush, every `every`, to survive even a process crash.)
+    GroupCommit {
+        /// How often sled's background flush runs.
+        every: Duration,
+    },
+}
+
+/// How to open a [`SledStore`](crate::SledStore).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SledOptions {
+    /// When writes survive a crash (default [`Durability::EachWrite`]).
+    pub durability: Durability,
+    /// sled's page cache, in bytes (default 256 MiB).
+    pub cache_capacity: u64,
+    /// Size of the write-ahead journal file (`waguard-journal` in the store's directory;
+    /// default 4 MiB, at least 64 KiB). It is zero-filled once, when the file is created, and
+    /// keeps that size afterwards (delete the file after a clean close to resize it); a full
+    /// journal costs one checkpoint (a sled flush and two `fdatasync`s) and starts over. A
+    /// write larger than the whole journal goes to sled directly, followed by a checkpoint.
+    pub journal_capacity: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            durability: Durability::default(),
+            cache_capacity: 256 * 1024 * 1024,
+            journal_capacity: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl SledOptions {
+    /// The default options with another durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The default options with another page cache size.
+    pub fn with_cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// The default options with another journal size (raised to 64 KiB if smaller).
+    pub fn with_journal_capacity(mut self, bytes: u64) -> Self {
+        self.journal_capacity = bytes;
+        self
+    }
+}
