@@ -39,22 +39,27 @@ const FAILURES: u64 = 1 << 14;
 const ATTEMPTS: u64 = 1 << 15;
 const CONTACT_BITS: u64 = (1 << 16) - 1;
 
-/// The optional instants of a contact record other than the base, in bitmap order.
-fn contact_slots(s: &ConversationState) -> [(u64, Option<Timestamp>); 12] {
-    [
-        (LAST_INBOUND, s.last_inbound),
-        (LAST_TEMPLATE, s.last_template_at),
-        (FIRST_TEMPLATE, s.first_template_at),
-        (LAST_DELIVERED, s.last_delivered_at),
-        (PAIR_BUDGET, s.pair_budget_tat),
-        (ERASED, s.erased_at),
-        (REFERRAL, s.referral_at),
-        (CLOSED_MARK, s.closed_mark),
-        (OPT_ALL_OUT, s.opt_all.out_at),
-        (OPT_ALL_IN, s.opt_all.in_at),
-        (OPT_MARKETING_OUT, s.opt_marketing.out_at),
-        (OPT_MARKETING_IN, s.opt_marketing.in_at),
-    ]
+/// The optional instants of a contact record other than the base, in bitmap order, with
+/// their names for errors: `contact_slots!(state, &)` for writing, `contact_slots!(state, &mut)`
+/// for reading. One list for both directions, so the order `encode_contact` writes is the
+/// order `decode_contact` reads.
+macro_rules! contact_slots {
+    ($s:expr, $($borrow:tt)+) => {
+        [
+            (LAST_INBOUND, "last_inbound", $($borrow)+ $s.last_inbound),
+            (LAST_TEMPLATE, "last_template_at", $($borrow)+ $s.last_template_at),
+            (FIRST_TEMPLATE, "first_template_at", $($borrow)+ $s.first_template_at),
+            (LAST_DELIVERED, "last_delivered_at", $($borrow)+ $s.last_delivered_at),
+            (PAIR_BUDGET, "pair_budget_tat", $($borrow)+ $s.pair_budget_tat),
+            (ERASED, "erased_at", $($borrow)+ $s.erased_at),
+            (REFERRAL, "referral_at", $($borrow)+ $s.referral_at),
+            (CLOSED_MARK, "closed_mark", $($borrow)+ $s.closed_mark),
+            (OPT_ALL_OUT, "opt_all.out_at", $($borrow)+ $s.opt_all.out_at),
+            (OPT_ALL_IN, "opt_all.in_at", $($borrow)+ $s.opt_all.in_at),
+            (OPT_MARKETING_OUT, "opt_marketing.out_at", $($borrow)+ $s.opt_marketing.out_at),
+            (OPT_MARKETING_IN, "opt_marketing.in_at", $($borrow)+ $s.opt_marketing.in_at),
+        ]
+    };
 }
 
 pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
@@ -65,12 +70,12 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         out: Vec::with_capacity(capacity),
     };
     w.out.push(VERSION);
-    let slots = contact_slots(s);
+    let slots = contact_slots!(s, &);
     let mut bitmap = 0;
     if s.latest_event.is_some() {
         bitmap |= LATEST_EVENT;
     }
-    for (bit, slot) in slots {
+    for (bit, _, slot) in &slots {
         if slot.is_some() {
             bitmap |= bit;
         }
@@ -92,9 +97,9 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         }
         None => 0,
     };
-    // Instants in `contact_slots` order, which `decode_contact` reads back the same way.
-    for (_, slot) in slots {
-        if let Some(at) = slot {
+    // Instants in `contact_slots!` order, which `decode_contact` reads back the same way.
+    for (_, _, slot) in slots {
+        if let Some(at) = *slot {
             w.time(at, base);
         }
     }
@@ -149,37 +154,7 @@ pub(super) fn decode_contact(
     } else {
         0
     };
-    // Same order as `contact_slots`.
-    let slots: [(u64, &'static str, &mut Option<Timestamp>); 12] = [
-        (LAST_INBOUND, "last_inbound", &mut s.last_inbound),
-        (LAST_TEMPLATE, "last_template_at", &mut s.last_template_at),
-        (
-            FIRST_TEMPLATE,
-            "first_template_at",
-            &mut s.first_template_at,
-        ),
-        (
-            LAST_DELIVERED,
-            "last_delivered_at",
-            &mut s.last_delivered_at,
-        ),
-        (PAIR_BUDGET, "pair_budget_tat", &mut s.pair_budget_tat),
-        (ERASED, "erased_at", &mut s.erased_at),
-        (REFERRAL, "referral_at", &mut s.referral_at),
-        (CLOSED_MARK, "closed_mark", &mut s.closed_mark),
-        (OPT_ALL_OUT, "opt_all.out_at", &mut s.opt_all.out_at),
-        (OPT_ALL_IN, "opt_all.in_at", &mut s.opt_all.in_at),
-        (
-            OPT_MARKETING_OUT,
-            "opt_marketing.out_at",
-            &mut s.opt_marketing.out_at,
-        ),
-        (
-            OPT_MARKETING_IN,
-            "opt_marketing.in_at",
-            &mut s.opt_marketing.in_at,
-        ),
-    ];
+    let slots = contact_slots!(s, &mut);
     for (bit, field, slot) in slots {
         if has(bit) {
             *slot = Some(r.time(field, base)?);
