@@ -33,7 +33,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -165,9 +164,7 @@ impl Journal {
         record.extend_from_slice(&checksum(tail.generation, &payload).to_le_bytes());
         record.extend_from_slice(&tail.generation.to_le_bytes());
         record.extend_from_slice(&payload);
-        self.file
-            .write_all_at(&record, tail.offset)
-            .map_err(|e| self.io(e))?;
+        write_at(&self.file, &record, tail.offset).map_err(|e| self.io(e))?;
         tail.offset += len;
         // The ticket is taken after the write, still under the tail lock, so ticket order is
         // file order.
@@ -200,8 +197,7 @@ impl Journal {
     pub(crate) fn restart(&self) -> Result<(), JournalError> {
         let mut tail = self.tail.lock();
         let generation = tail.generation + 1;
-        self.file
-            .write_all_at(&header(generation), 0)
+        write_at(&self.file, &header(generation), 0)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.io(e))?;
         tail.generation = generation;
@@ -230,12 +226,48 @@ fn create(dir: &Path, path: &Path, capacity: u64) -> io::Result<File> {
             file.write_all(&zeros[..n])?;
             left -= n as u64;
         }
-        file.write_all_at(&header(1), 0)?;
+        write_at(&file, &header(1), 0)?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)?;
+    // The rename is durable once the directory is synced (Unix; elsewhere a directory cannot
+    // be opened as a file, and the file systems there journal renames themselves).
+    #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// Writes `bytes` at `offset`: one `pwrite` on Unix. Elsewhere a seek and a write, which is
+/// as good because every write of the journal happens under its tail lock (or before the
+/// journal is shared).
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` (only while opening, before the journal is
+/// shared).
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
 }
 
 fn header(generation: u64) -> [u8; 20] {
@@ -250,7 +282,7 @@ fn header(generation: u64) -> [u8; 20] {
 /// The generation of a valid header, `None` for anything else.
 fn read_header(file: &File) -> io::Result<Option<u64>> {
     let mut h = [0u8; 20];
-    match file.read_exact_at(&mut h, 0) {
+    match read_at(file, &mut h, 0) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
@@ -278,7 +310,7 @@ fn read_record(file: &File, offset: u64, len: u64, generation: u64) -> io::Resul
         return Ok(None);
     }
     let mut h = [0u8; RECORD_HEADER];
-    file.read_exact_at(&mut h, offset)?;
+    read_at(file, &mut h, offset)?;
     let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
     let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let found = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
@@ -286,7 +318,7 @@ fn read_record(file: &File, offset: u64, len: u64, generation: u64) -> io::Resul
         return Ok(None);
     }
     let mut payload = vec![0u8; size as usize];
-    file.read_exact_at(&mut payload, offset + RECORD_HEADER as u64)?;
+    read_at(file, &mut payload, offset + RECORD_HEADER as u64)?;
     Ok((checksum(generation, &payload) == crc).then_some(payload))
 }
 
@@ -425,7 +457,7 @@ mod tests {
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         let first = (RECORD_HEADER + op_len(&put(b"a", b"1"))) as u64;
         let second_end = RECORDS_START + 2 * first;
-        file.write_all_at(&[0xff], second_end - 1).unwrap();
+        write_at(&file, &[0xff], second_end - 1).unwrap();
         let records = replayed(dir.path());
         assert_eq!(records.len(), 1);
         assert_eq!(parse(&records[0]).unwrap(), vec![put(b"a", b"1")]);
@@ -459,12 +491,8 @@ mod tests {
         journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
         drop(journal);
         let path = dir.path().join(FILE_NAME);
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .write_all_at(b"X", 0)
-            .unwrap();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        write_at(&file, b"X", 0).unwrap();
         assert!(replayed(dir.path()).is_empty());
     }
 
