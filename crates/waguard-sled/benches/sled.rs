@@ -29,7 +29,7 @@ use waguard_sled::{SledOptions, SledStore};
 
 #[path = "../../waguard/benches/support/mod.rs"]
 mod support;
-use support::{keys, now_or_never, sizes, t, typical_state};
+use support::{keys, loaded_len, now_or_never, sizes, t, typical_state};
 
 /// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size.
 fn options() -> SledOptions {
@@ -148,14 +148,9 @@ fn bench_check(c: &mut Criterion) {
         // decision), for the breakdown of `check`.
         group.bench_function(BenchmarkId::new("load_only", n), |b| {
             let mut i = 0;
-            let store = guard.store();
             b.iter(|| {
                 i = (i + 1) & (order.len() - 1);
-                let mut len = 0;
-                store.load_now(black_box(&keys[order[i]]), &mut |c, s| {
-                    len = c.map_or(0, <[u8]>::len) + s.map_or(0, <[u8]>::len)
-                });
-                len
+                loaded_len(guard.store(), black_box(&keys[order[i]]))
             })
         });
         group.bench_function(BenchmarkId::new("check", n), |b| {

@@ -2,6 +2,7 @@
 //! as one write.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use sled::transaction::TransactionError;
 use sled::{IVec, Transactional};
@@ -67,17 +68,8 @@ impl SledStore {
                             .map_err(err(Some(RecordKey::Sender(key.business.clone()))))?,
                         None => self.sender_bytes(&key.business)?,
                     };
-                    match update(current.as_deref(), sender.as_deref())? {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            contacts.insert(k, Some(IVec::from(bytes)));
-                        }
-                        UpdateAction::Delete => {
-                            if current.is_some() {
-                                contacts.insert(k, None);
-                            }
-                        }
-                    }
+                    let action = update(current.as_deref(), sender.as_deref())?;
+                    stage(&mut contacts, &k[..], current.is_some(), action);
                 }
                 (BatchOp::Sender { business, update }, _) => {
                     let current = match senders.get(business) {
@@ -87,17 +79,8 @@ impl SledStore {
                             .get(business.as_str())
                             .map_err(err(Some(RecordKey::Sender(business.clone()))))?,
                     };
-                    match update(current.as_deref())? {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            senders.insert(business.clone(), Some(IVec::from(bytes)));
-                        }
-                        UpdateAction::Delete => {
-                            if current.is_some() {
-                                senders.insert(business.clone(), None);
-                            }
-                        }
-                    }
+                    let action = update(current.as_deref())?;
+                    stage(&mut senders, business.clone(), current.is_some(), action);
                 }
                 _ => {} // not reached: contact operations have a storage key
             }
@@ -167,5 +150,25 @@ impl SledStore {
             self.cache_sender(business, value.clone());
         }
         Ok(())
+    }
+}
+
+/// Records what one operation of a batch decided in the batch's staged writes (`None`:
+/// delete); deleting a key that does not exist writes nothing.
+fn stage<K: Eq + Hash>(
+    staged: &mut HashMap<K, Option<IVec>>,
+    key: K,
+    exists: bool,
+    action: UpdateAction,
+) {
+    match action {
+        UpdateAction::Keep => {}
+        UpdateAction::Write(bytes) => {
+            staged.insert(key, Some(IVec::from(bytes)));
+        }
+        UpdateAction::Delete if exists => {
+            staged.insert(key, None);
+        }
+        UpdateAction::Delete => {}
     }
 }

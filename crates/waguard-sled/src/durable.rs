@@ -1,7 +1,9 @@
 //! How writes become durable: the `fdatasync` of sled's data file, the journal protocol
 //! (append, sync, then apply), checkpoints, and the journal's replay when a store opens.
 
+use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use waguard::StoreError;
@@ -9,47 +11,76 @@ use waguard::StoreError;
 use crate::journal::{self, Journal, JournalError, Op};
 use crate::{backend, open_error, Durability, SledStore};
 
-/// `fdatasync` of sled's data file, shared by concurrent callers (group commit).
-///
-/// sled 0.34's own flush ends its log writes with `sync_file_range` on Linux, which neither
-/// flushes the drive's write cache nor the file's metadata: it survives a process crash, not
-/// necessarily a power loss. After sled's flush, the store calls `fdatasync` on the data file;
-/// a caller whose flush finished before a sync started is covered by it, so concurrent callers
-/// share one `fdatasync`.
-pub(crate) struct Syncer {
-    file: Option<std::fs::File>,
-    tickets: std::sync::atomic::AtomicU64,
+/// Group commit on one file: every writer takes a ticket once its write is in the file, and a
+/// sync covers every ticket taken before it started, so concurrent callers share one
+/// `fdatasync`. Used for sled's data file ([`Syncer`]) and for the journal.
+pub(crate) struct GroupSync {
+    tickets: AtomicU64,
     synced: Mutex<u64>,
 }
 
-impl Syncer {
-    pub(crate) fn new(dir: Option<&Path>) -> std::io::Result<Self> {
-        let file = match dir {
-            Some(dir) => Some(std::fs::File::open(dir.join("db"))?),
-            None => None,
-        };
-        Ok(Syncer {
-            file,
-            tickets: std::sync::atomic::AtomicU64::new(0),
+impl GroupSync {
+    pub(crate) fn new() -> Self {
+        GroupSync {
+            tickets: AtomicU64::new(0),
             synced: Mutex::new(0),
-        })
+        }
     }
 
-    /// Makes every sled flush that completed before this call durable.
-    pub(crate) fn sync(&self) -> std::io::Result<()> {
-        use std::sync::atomic::Ordering;
-        let Some(file) = &self.file else {
-            return Ok(()); // temporary store: nothing to keep
-        };
-        let mine = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+    /// Records that a write is in the file; returns its ticket.
+    pub(crate) fn wrote(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The newest ticket taken so far.
+    pub(crate) fn last(&self) -> u64 {
+        self.tickets.load(Ordering::SeqCst)
+    }
+
+    /// Makes the writes up to ticket `mine` durable: returns at once if a sync that started
+    /// after them already finished, else syncs `file` for every ticket taken so far.
+    pub(crate) fn sync_to(&self, file: &File, mine: u64) -> std::io::Result<()> {
         let mut synced = self.synced.lock();
         if *synced >= mine {
-            return Ok(()); // a sync that started after our flush covered us
+            return Ok(()); // a sync that started after our write covered it
         }
         let covered = self.tickets.load(Ordering::SeqCst);
         file.sync_data()?;
         *synced = covered;
         Ok(())
+    }
+}
+
+/// `fdatasync` of sled's data file, shared by concurrent callers (group commit).
+///
+/// sled 0.34's own flush ends its log writes with `sync_file_range` on Linux, which neither
+/// flushes the drive's write cache nor the file's metadata: it survives a process crash, not
+/// necessarily a power loss. After sled's flush, the store calls `fdatasync` on the data file;
+/// a caller whose flush finished before a sync started is covered by it.
+pub(crate) struct Syncer {
+    file: Option<File>,
+    group: GroupSync,
+}
+
+impl Syncer {
+    pub(crate) fn new(dir: Option<&Path>) -> std::io::Result<Self> {
+        let file = match dir {
+            Some(dir) => Some(File::open(dir.join("db"))?),
+            None => None,
+        };
+        Ok(Syncer {
+            file,
+            group: GroupSync::new(),
+        })
+    }
+
+    /// Makes every sled flush that completed before this call durable.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(()); // temporary store: nothing to keep
+        };
+        let mine = self.group.wrote();
+        self.group.sync_to(file, mine)
     }
 }
 

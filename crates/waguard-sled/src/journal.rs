@@ -34,9 +34,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::durable::GroupSync;
 
 /// Where records start (the header is alone in the first sector).
 pub(crate) const RECORDS_START: u64 = 512;
@@ -91,10 +92,9 @@ pub(crate) struct Journal {
     capacity: u64,
     /// Generation and next write offset; held while writing, so records are contiguous.
     tail: Mutex<Tail>,
-    /// Group commit: appends take a ticket after writing; a sync covers every ticket taken
-    /// before it started.
-    tickets: AtomicU64,
-    synced: Mutex<u64>,
+    /// Group commit: appends take a ticket after writing (under the tail lock, so ticket
+    /// order is file order).
+    group: GroupSync,
 }
 
 struct Tail {
@@ -142,54 +142,50 @@ impl Journal {
             file,
             capacity: len,
             tail: Mutex::new(Tail { generation, offset }),
-            tickets: AtomicU64::new(0),
-            synced: Mutex::new(0),
+            group: GroupSync::new(),
         };
         Ok((journal, replay))
     }
 
     /// Appends one record (written, not yet synced). `Err(Full)` when it does not fit.
     pub(crate) fn append(&self, ops: &[Op<'_>]) -> Result<Result<(), Full>, JournalError> {
-        let mut payload = Vec::new();
+        // The record is built in one buffer: its header, filled in under the tail lock once
+        // the generation is known, then the payload.
+        let payload_len: usize = ops.iter().map(op_len).sum();
+        let mut record = Vec::with_capacity(RECORD_HEADER + payload_len);
+        record.resize(RECORD_HEADER, 0);
         for op in ops {
-            encode_op(&mut payload, op);
+            encode_op(&mut record, op);
         }
         let mut tail = self.tail.lock();
-        let len = (RECORD_HEADER + payload.len()) as u64;
+        let len = record.len() as u64;
         if tail.offset + len > self.capacity {
             return Ok(Err(Full));
         }
-        let mut record = Vec::with_capacity(len as usize);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&checksum(tail.generation, &payload).to_le_bytes());
-        record.extend_from_slice(&tail.generation.to_le_bytes());
-        record.extend_from_slice(&payload);
+        let checksum = checksum(tail.generation, &record[RECORD_HEADER..]);
+        record[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        record[4..8].copy_from_slice(&checksum.to_le_bytes());
+        record[8..16].copy_from_slice(&tail.generation.to_le_bytes());
         write_at(&self.file, &record, tail.offset).map_err(|e| self.io(e))?;
         tail.offset += len;
         // The ticket is taken after the write, still under the tail lock, so ticket order is
         // file order.
-        self.tickets.fetch_add(1, Ordering::SeqCst);
+        self.group.wrote();
         Ok(Ok(()))
     }
 
     /// Whether a record of these operations could ever fit (in an empty journal).
     pub(crate) fn fits_when_empty(&self, ops: &[Op<'_>]) -> bool {
-        let payload: u64 = ops.iter().map(|op| op_len(op) as u64).sum();
-        RECORDS_START + RECORD_HEADER as u64 + payload <= self.capacity
+        let payload: usize = ops.iter().map(op_len).sum();
+        RECORDS_START + (RECORD_HEADER + payload) as u64 <= self.capacity
     }
 
     /// Makes every record appended before this call durable; concurrent callers share one
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> Result<(), JournalError> {
-        let mine = self.tickets.load(Ordering::SeqCst);
-        let mut synced = self.synced.lock();
-        if *synced >= mine {
-            return Ok(()); // a sync that started after our append covered it
-        }
-        let covered = self.tickets.load(Ordering::SeqCst);
-        self.file.sync_data().map_err(|e| self.io(e))?;
-        *synced = covered;
-        Ok(())
+        self.group
+            .sync_to(&self.file, self.group.last())
+            .map_err(|e| self.io(e))
     }
 
     /// Starts a new generation: every record so far becomes obsolete. Call only when sled

@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use waguard::*;
 
 mod support;
-use support::{keys, now_or_never, sizes, t, typical_state};
+use support::{keys, loaded_len, now_or_never, sizes, t, typical_state};
 
 fn bench_check(c: &mut Criterion) {
     let policy = Policy::default();
@@ -69,14 +69,9 @@ fn bench_check(c: &mut Criterion) {
         // The store's read alone (no decode, no decision), for the breakdown.
         group.bench_function(BenchmarkId::new("load_only", n), |b| {
             let mut i = 0;
-            let store = guard.store();
             b.iter(|| {
                 i = (i + 1) & (order.len() - 1);
-                let mut len = 0;
-                store.load_now(black_box(&keys[order[i]]), &mut |c, s| {
-                    len = c.map_or(0, <[u8]>::len) + s.map_or(0, <[u8]>::len)
-                });
-                len
+                loaded_len(guard.store(), black_box(&keys[order[i]]))
             })
         });
         // Latency rather than throughput: the next key's index depends on this lookup's

@@ -44,13 +44,26 @@ pub(crate) fn decode_contact(
     key: &ContactKey,
     bytes: Option<&[u8]>,
 ) -> Result<ConversationState, StoreError> {
+    let mut state = ConversationState::default();
+    decode_contact_into(key, bytes, &mut state)?;
+    Ok(state)
+}
+
+/// Decodes a contact record into `state` (the empty state when absent), reusing its lists; a
+/// damaged record is an error naming the key.
+fn decode_contact_into(
+    key: &ContactKey,
+    bytes: Option<&[u8]>,
+    state: &mut ConversationState,
+) -> Result<(), StoreError> {
     match bytes {
-        None => Ok(ConversationState::default()),
-        Some(b) => ConversationState::decode(b).map_err(|source| StoreError::Decode {
+        None => state.clear(),
+        Some(b) => state.decode_into(b).map_err(|source| StoreError::Decode {
             record: RecordKey::Contact(key.clone()),
             source,
-        }),
+        })?,
     }
+    Ok(())
 }
 
 thread_local! {
@@ -69,13 +82,7 @@ pub(crate) fn with_contact_state<R>(
     f: impl FnOnce(&mut ConversationState) -> R,
 ) -> Result<R, StoreError> {
     let decode = |state: &mut ConversationState| -> Result<R, StoreError> {
-        match bytes {
-            None => state.clear(),
-            Some(b) => state.decode_into(b).map_err(|source| StoreError::Decode {
-                record: RecordKey::Contact(key.clone()),
-                source,
-            })?,
-        }
+        decode_contact_into(key, bytes, state)?;
         Ok(f(state))
     };
     let mut decode = Some(decode);

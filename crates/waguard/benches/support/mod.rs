@@ -25,6 +25,19 @@ pub fn now_or_never<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The store's read alone, without decode or decision: the lengths of the contact and sender
+/// records of `key` (stores whose reads never wait; `load_only` in both store benches).
+pub fn loaded_len<S: Store>(store: &S, key: &ContactKey) -> usize {
+    let mut len = 0;
+    store
+        .load_now(key, &mut |c, s| {
+            len = c.map_or(0, <[u8]>::len) + s.map_or(0, <[u8]>::len)
+        })
+        .expect("a store whose reads never wait")
+        .unwrap();
+    len
+}
+
 /// An instant `seconds` after the benches' epoch (2026-03-01).
 pub fn t(seconds: i64) -> Timestamp {
     Timestamp::from_unix_seconds(1_772_323_200 + seconds).unwrap()
