@@ -612,6 +612,22 @@ impl PostgresStore {
         PostgresError::query(&self.url, error, written).into_store(operation, record)
     }
 
+    /// How a failure before an update's write ends the attempt: a lost connection is tried
+    /// again (nothing was written), any other error fails the update.
+    fn read_failed<'a>(
+        &'a self,
+        operation: &'static str,
+        record: impl Fn() -> Option<RecordKey> + 'a,
+    ) -> impl Fn(tokio_postgres::Error) -> Attempt + 'a {
+        move |e| {
+            if error::is_connection_error(&e) {
+                Attempt::Again(Some(PostgresError::query(&self.url, e, false)))
+            } else {
+                Attempt::Fail(self.query_error(operation, record(), e, false))
+            }
+        }
+    }
+
     fn contention(&self, operation: &'static str, record: Option<RecordKey>) -> StoreError {
         PostgresError::new(
             ErrorKind::Contention,
@@ -675,21 +691,15 @@ impl PostgresStore {
             .client("update", record().as_ref())
             .await
             .map_err(Attempt::Fail)?;
-        let read_failed = |e: tokio_postgres::Error| {
-            if error::is_connection_error(&e) {
-                Attempt::Again(Some(PostgresError::query(&self.url, e, false)))
-            } else {
-                Attempt::Fail(self.query_error("update", record(), e, false))
-            }
-        };
+        let read_failed = self.read_failed("update", record);
         let load = client
             .prepare_cached(&self.sql.load)
             .await
-            .map_err(read_failed)?;
+            .map_err(&read_failed)?;
         let row = client
             .query_one(&load, &[&business, &contact])
             .await
-            .map_err(read_failed)?;
+            .map_err(&read_failed)?;
         let version: Option<i64> = row.get(1);
         let action = update(row.get(0), row.get(2)).map_err(Attempt::Fail)?;
         let (sql, written) = match (&action, &version) {
@@ -707,7 +717,7 @@ impl PostgresStore {
                 [&business as &(dyn ToSql + Sync), &contact, v].to_vec(),
             ),
         };
-        let statement = client.prepare_cached(sql).await.map_err(read_failed)?;
+        let statement = client.prepare_cached(sql).await.map_err(&read_failed)?;
         match client.execute(&statement, &written).await {
             Ok(1) => Ok(()),
             Ok(_) => Err(Attempt::Again(None)),
@@ -726,18 +736,12 @@ impl PostgresStore {
             .client("update_sender", record().as_ref())
             .await
             .map_err(Attempt::Fail)?;
-        let read_failed = |e: tokio_postgres::Error| {
-            if error::is_connection_error(&e) {
-                Attempt::Again(Some(PostgresError::query(&self.url, e, false)))
-            } else {
-                Attempt::Fail(self.query_error("update_sender", record(), e, false))
-            }
-        };
+        let read_failed = self.read_failed("update_sender", record);
         let load = client
             .prepare_cached(&self.sql.load_sender)
             .await
-            .map_err(read_failed)?;
-        let row = client.query_opt(&load, &[&b]).await.map_err(read_failed)?;
+            .map_err(&read_failed)?;
+        let row = client.query_opt(&load, &[&b]).await.map_err(&read_failed)?;
         let current: Option<&[u8]> = row.as_ref().map(|r| r.get(0));
         let version: Option<i64> = row.as_ref().map(|r| r.get(1));
         let action = update(current).map_err(Attempt::Fail)?;
@@ -756,7 +760,7 @@ impl PostgresStore {
                 [&b as &(dyn ToSql + Sync), v].to_vec(),
             ),
         };
-        let statement = client.prepare_cached(sql).await.map_err(read_failed)?;
+        let statement = client.prepare_cached(sql).await.map_err(&read_failed)?;
         match client.execute(&statement, &params).await {
             Ok(1) => Ok(()),
             Ok(_) => Err(Attempt::Again(None)),

@@ -234,6 +234,32 @@ mod tests {
     }
 
     #[test]
+    fn decode_into_reuses_the_lists_of_the_state() {
+        let busy = busy();
+        let bytes = busy.encode();
+        let mut scratch = ConversationState::default();
+        scratch.decode_into(&bytes).unwrap();
+        let lists = |s: &ConversationState| {
+            (
+                s.feedback.failures.as_ptr(),
+                s.feedback.deliveries.as_ptr(),
+                s.attempts.as_ptr(),
+            )
+        };
+        let before = lists(&scratch);
+        // The same lists again, then none, then the same again: no list is reallocated.
+        scratch.decode_into(&bytes).unwrap();
+        assert_eq!(lists(&scratch), before);
+        scratch
+            .decode_into(&ConversationState::default().encode())
+            .unwrap();
+        assert_eq!(scratch, ConversationState::default());
+        scratch.decode_into(&bytes).unwrap();
+        assert_eq!(lists(&scratch), before);
+        assert_eq!(scratch, busy);
+    }
+
+    #[test]
     fn version_1_still_reads() {
         let s = busy();
         let mut v1 = vec![1];

@@ -131,9 +131,10 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
     w.out
 }
 
-/// Reads a contact record body into `s` (a default state); returns how many bytes were left.
-/// Filling the caller's state, rather than returning one, saves copying a 300-byte struct
-/// through every layer of `Result`.
+/// Reads a contact record body into `s` (an empty state, as `ConversationState::clear` leaves
+/// it); returns how many bytes were left. Filling the caller's state, rather than returning
+/// one, saves copying a 300-byte struct through every layer of `Result`, and the lists are
+/// pushed into `s`'s own vectors, so a reused state's capacity serves again.
 pub(super) fn decode_contact(
     body: &[u8],
     s: &mut ConversationState,
@@ -162,7 +163,8 @@ pub(super) fn decode_contact(
     }
     if has(FAILURES) {
         let n = r.count("failures", 2)?;
-        let mut failures = Vec::with_capacity(n);
+        let failures = &mut s.feedback.failures;
+        failures.reserve(n);
         for _ in 0..n {
             let head = r.varint("failures.code")?;
             let code = u32::try_from(head >> 1)
@@ -179,11 +181,11 @@ pub(super) fn decode_contact(
             }
             failures.push(entry);
         }
-        s.feedback.failures = failures;
     }
     if has(DELIVERIES) {
         let n = r.count("deliveries", 9)?;
-        let mut deliveries: Vec<DeliveryEntry> = Vec::with_capacity(n);
+        let deliveries = &mut s.feedback.deliveries;
+        deliveries.reserve(n);
         for _ in 0..n {
             let wamid = WamidHash::from_raw(r.hash("deliveries.wamid")?);
             let at = r.time("deliveries.at", base)?;
@@ -192,11 +194,11 @@ pub(super) fn decode_contact(
             }
             deliveries.push(DeliveryEntry { wamid, at });
         }
-        s.feedback.deliveries = deliveries;
     }
     if has(ATTEMPTS) {
         let n = r.count("attempts", 10)?;
-        let mut attempts: Vec<Attempts> = Vec::with_capacity(n);
+        let attempts = &mut s.attempts;
+        attempts.reserve(n);
         for _ in 0..n {
             let key_hash = r.hash("attempts.key_hash")?;
             let first_at = r.time("attempts.first_at", base)?;
@@ -213,7 +215,6 @@ pub(super) fn decode_contact(
                 count,
             });
         }
-        s.attempts = attempts;
     }
     Ok(r.remaining())
 }
