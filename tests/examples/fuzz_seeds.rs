@@ -2,7 +2,7 @@
 //! encoded contact and sender records for `record_decode`, signature triples for
 //! `signature_verify`, phone spellings and keys for `contact_parse`, every line of the scenario
 //! files and the quick start for `replay_line`, and pseudo-random structured seeds for
-//! `core_sequence`. Run once after changing a generator (the output is deterministic):
+//! `core_sequence` and `journal_replay`. Run once after changing a generator (the output is deterministic):
 //!
 //! ```text
 //! cargo run -p waguard-tests --example fuzz_seeds
@@ -221,6 +221,27 @@ fn main() {
             &format!("{seed:02}"),
             &fuzz::seed_bytes(seed, len),
         );
+    }
+    // journal_replay: pseudo-random plans, the first ones of each outcome (refused, nothing
+    // to replay, records replayed), so that the seeds cover all three.
+    let mut wanted = [("refused", 4), ("empty", 4), ("replayed", 8)];
+    for seed in 0..10_000u64 {
+        let len = 32 + (seed as usize * 53) % 700;
+        let data = fuzz::seed_bytes(1_000_000 + seed, len);
+        let outcome = match fuzz::journal_outcome(&data) {
+            fuzz::JournalOutcome::Skipped => continue,
+            fuzz::JournalOutcome::Refused => 0,
+            fuzz::JournalOutcome::Replayed(0) => 1,
+            fuzz::JournalOutcome::Replayed(_) => 2,
+        };
+        let (name, left) = &mut wanted[outcome];
+        if *left > 0 {
+            *left -= 1;
+            write("journal_replay", &format!("{name}-{seed:04}"), &data);
+        }
+        if wanted.iter().all(|(_, left)| *left == 0) {
+            break;
+        }
     }
     println!("seeds written under fuzz/corpus/");
 }

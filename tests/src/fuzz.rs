@@ -14,6 +14,7 @@
 //! | `signature_verify` | [`signature_verify`] | secret, header and body of an `X-Hub-Signature-256` check (H2) |
 //! | `webhook_limits` | [`webhook_limits`] | webhook bodies under tight size, depth and item limits |
 //! | `core_sequence` | [`core_sequence`] | a structured run: policy, key, events, instants (E1, section 7, D3) |
+//! | `journal_replay` | [`journal_replay`] | a sled store's write-ahead journal, as a crash leaves it |
 //!
 //! The webhook parser has its own target, `webhook_parse`, whose body is
 //! `waguard_webhook::fuzz::exercise`.
@@ -29,6 +30,11 @@ use waguard::{
 };
 use waguard_cli::replay::{self, Line, Timed};
 use waguard_webhook::Limits;
+
+mod journal;
+pub use journal::{
+    journal_outcome, journal_replay, JournalOutcome, Plan, PlannedOp, PlannedRecord, SmallKey,
+};
 
 /// The app secret `webhook_raw` replay lines are verified with.
 pub const REPLAY_SECRET: &[u8] = b"fuzz-app-secret";

@@ -89,6 +89,11 @@ fn core_sequence_corpus() {
 }
 
 #[test]
+fn journal_replay_corpus() {
+    replay("journal_replay", 10, fuzz::journal_replay);
+}
+
+#[test]
 fn webhook_limits_corpus() {
     replay("webhook_limits", 20, fuzz::webhook_limits);
 }
@@ -117,6 +122,7 @@ fn bodies_survive_edge_inputs() {
         fuzz::signature_verify(data);
         fuzz::core_sequence(data);
         fuzz::webhook_limits(data);
+        fuzz::journal_replay(data);
     }
 }
 
@@ -136,6 +142,29 @@ fn random_structured_runs_hold() {
         let len = 64 + (seed as usize * 37) % 900;
         fuzz::core_sequence(&fuzz::seed_bytes(seed, len));
     }
+}
+
+#[test]
+fn random_journals_replay_as_written() {
+    // Under stable, pseudo-random plans beyond the corpus: each opens a sled store twice.
+    let (mut refused, mut empty, mut replayed) = (0, 0, 0);
+    for seed in 0..300 {
+        let len = 32 + (seed as usize * 53) % 700;
+        let data = fuzz::seed_bytes(1_000 + seed, len);
+        fuzz::journal_replay(&data);
+        match fuzz::journal_outcome(&data) {
+            fuzz::JournalOutcome::Refused => refused += 1,
+            fuzz::JournalOutcome::Replayed(0) => empty += 1,
+            fuzz::JournalOutcome::Replayed(_) => replayed += 1,
+            fuzz::JournalOutcome::Skipped => {}
+        }
+    }
+    // Every outcome is exercised: a malformed record refused, nothing to replay, records
+    // replayed.
+    assert!(
+        refused > 10 && empty > 10 && replayed > 10,
+        "refused {refused}, nothing {empty}, replayed {replayed}"
+    );
 }
 
 /// Regression, found by the `webhook_limits` target: in a body with an unterminated string,

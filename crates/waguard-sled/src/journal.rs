@@ -192,7 +192,9 @@ impl Journal {
     /// holds them all durably.
     pub(crate) fn restart(&self) -> Result<(), JournalError> {
         let mut tail = self.tail.lock();
-        let generation = tail.generation + 1;
+        // Wraps rather than overflows (a header can claim any generation) and skips 0, the
+        // generation field of the zero-filled, never written part of the file.
+        let generation = tail.generation.wrapping_add(1).max(1);
         write_at(&self.file, &header(generation), 0)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.io(e))?;
@@ -439,6 +441,24 @@ mod tests {
         let records = replayed(dir.path());
         assert_eq!(records.len(), 1);
         assert_eq!(parse(&records[0]).unwrap(), vec![put(b"c", b"3")]);
+    }
+
+    #[test]
+    fn the_generation_wraps_past_the_largest_to_one() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), 4096).unwrap());
+        let path = dir.path().join(FILE_NAME);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        write_at(&file, &header(u64::MAX), 0).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
+        journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
+        journal.restart().unwrap();
+        assert_eq!(journal.tail.lock().generation, 1, "0 is the unwritten part's");
+        journal.append(&[put(b"b", b"2")]).unwrap().unwrap();
+        drop(journal);
+        let records = replayed(dir.path());
+        assert_eq!(records.len(), 1);
+        assert_eq!(parse(&records[0]).unwrap(), vec![put(b"b", b"2")]);
     }
 
     #[test]
