@@ -1,5 +1,5 @@
-//! Batches: staged under the stripes of their keys, journaled as one record, applied to sled
-//! as one write.
+//! Batches: staged under the stripes of their keys, journaled as one record, then applied to
+//! sled key by key (or, where no journal holds them, as one atomic sled write).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -8,6 +8,7 @@ use sled::transaction::TransactionError;
 use sled::{IVec, Transactional};
 use waguard::{Batch, BatchOp, BusinessId, RecordKey, StoreError, UpdateAction};
 
+use crate::durable::Covered;
 use crate::journal::{self, Op};
 use crate::{backend, SledStore};
 
@@ -16,10 +17,9 @@ impl SledStore {
     ///
     /// The batch holds the stripes of its keys (and, with sender operations, the sender
     /// lock), runs every closure on what the earlier operations of the batch staged or on the
-    /// trees, and writes the staged result through the journal as one record. sled then
-    /// applies it as one `sled::Batch` (contacts only, every webhook batch without a sender
-    /// event) or one transaction over both trees. The stripes keep every other store write
-    /// away from these keys meanwhile, so no closure runs twice.
+    /// trees, and writes the staged result through the journal as one record. The stripes keep
+    /// every other store write away from these keys meanwhile, so no closure runs twice.
+    /// See [`apply_staged`](SledStore::apply_staged) for how sled then applies it.
     pub(crate) fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<bool, StoreError> {
         // One contact operation alone (a webhook with one event, the common case) is atomic by
         // itself: the compare-and-swap path.
@@ -101,20 +101,49 @@ impl SledStore {
                 value: v.as_deref(),
             }))
             .collect();
-        self.journaled(&ops, true, "apply_batch", || {
-            self.apply_staged(&contacts, &senders)
+        self.journaled(&ops, true, "apply_batch", |covered| {
+            self.apply_staged(&contacts, &senders, covered)
         })?;
         Ok(true)
     }
 
-    /// Writes a batch's staged records to sled: one `sled::Batch` for contacts alone, one
-    /// transaction over both trees otherwise. With senders, call with `sender_write` held.
-    fn apply_staged(
+    /// Writes a batch's staged records to sled. With senders, call with `sender_write` held.
+    ///
+    /// When the journal holds the batch, one key at a time: a crash midway is repaired by the
+    /// replay, and the batch's keys are held by their stripes, so no writer sees a half-applied
+    /// batch. Readers may (each key changes atomically; nothing a decision reads spans two
+    /// contacts). This avoids sled's `apply_batch` and transactions, which hold a lock shared by
+    /// every sled tree in the process for the whole batch: every read (every `check`) would wait
+    /// for a batch of a thousand writes to finish, several milliseconds.
+    ///
+    /// Otherwise (a store without a journal, or a batch larger than the whole journal) sled
+    /// must make the batch atomic itself: one `sled::Batch` for contacts alone, one transaction
+    /// over both trees with senders.
+    pub(crate) fn apply_staged(
         &self,
         contacts: &HashMap<&[u8], Option<IVec>>,
         senders: &HashMap<BusinessId, Option<IVec>>,
+        covered: Covered,
     ) -> Result<(), StoreError> {
         let err = |e| backend("apply_batch", None, e);
+        if covered == Covered::ByJournal {
+            for (k, v) in contacts {
+                match v {
+                    Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
+                    None => self.contacts.remove(*k).map(drop),
+                }
+                .map_err(err)?;
+            }
+            for (business, value) in senders {
+                match value {
+                    Some(v) => self.senders.insert(business.as_str(), v.clone()).map(drop),
+                    None => self.senders.remove(business.as_str()).map(drop),
+                }
+                .map_err(err)?;
+                self.cache_sender(business, value.clone());
+            }
+            return Ok(());
+        }
         if senders.is_empty() {
             let mut writes = sled::Batch::default();
             for (k, v) in contacts {

@@ -84,6 +84,17 @@ impl Syncer {
     }
 }
 
+/// What makes a write whole after a crash, for the code that applies it to sled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Covered {
+    /// The journal holds the whole write and a reopen replays it, so sled may apply it one key
+    /// at a time.
+    ByJournal,
+    /// Nothing else holds it (no journal, or a write larger than the journal): sled must
+    /// apply a multi-key write atomically itself.
+    BySled,
+}
+
 impl SledStore {
     /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
     /// makes that durable in sled and starts the journal over.
@@ -136,8 +147,9 @@ impl SledStore {
     }
 
     /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
-    /// sled); `durable`: the journal is synced before `apply`. Call with the locks that order
-    /// writes to these keys held. Without a journal, `apply` then (if `durable`) a sled flush.
+    /// sled), telling it whether the journal holds the write; `durable`: the journal is
+    /// synced before `apply`. Call with the locks that order writes to these keys held.
+    /// Without a journal, `apply` then (if `durable`) a sled flush.
     ///
     /// If `apply` fails after the journal took the record, the write is still replayed when
     /// the store is next opened: like any commit that fails at the last step, its outcome is
@@ -147,11 +159,11 @@ impl SledStore {
         ops: &[Op<'_>],
         durable: bool,
         operation: &'static str,
-        apply: impl FnOnce() -> Result<T, StoreError>,
+        apply: impl FnOnce(Covered) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
         let Some(journal) = &self.journal else {
-            let out = apply()?;
+            let out = apply(Covered::BySled)?;
             if durable {
                 self.flush_sled(operation)?;
             }
@@ -161,7 +173,7 @@ impl SledStore {
             // Larger than the whole journal: straight into sled, then a checkpoint, with every
             // other journaled write kept out meanwhile.
             let _gate = self.checkpoint_gate.write();
-            let out = apply()?;
+            let out = apply(Covered::BySled)?;
             self.checkpoint_locked(operation)?;
             return Ok(out);
         }
@@ -171,7 +183,7 @@ impl SledStore {
                 if durable {
                     journal.sync().map_err(journal_error)?;
                 }
-                let out = apply();
+                let out = apply(Covered::ByJournal);
                 drop(gate);
                 return out;
             }

@@ -453,7 +453,11 @@ mod tests {
         let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
         journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
         journal.restart().unwrap();
-        assert_eq!(journal.tail.lock().generation, 1, "0 is the unwritten part's");
+        assert_eq!(
+            journal.tail.lock().generation,
+            1,
+            "0 is the unwritten part's"
+        );
         journal.append(&[put(b"b", b"2")]).unwrap().unwrap();
         drop(journal);
         let records = replayed(dir.path());

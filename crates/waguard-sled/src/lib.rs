@@ -35,9 +35,17 @@
 //!   sender write goes through this store and updates the cache under one lock, which is
 //!   coherent because sled lets only one process open a directory (see below).
 //! - [`apply_batch`](Store::apply_batch) holds the stripes of its keys, runs every closure
-//!   once, and writes the result as one journal record, then one `sled::Batch` (or one sled
-//!   transaction when the batch has sender operations): all or nothing, also across a crash.
-//!   A batch of a single contact operation takes the compare-and-swap path instead.
+//!   once, and writes the result as one journal record, then applies it to sled one key at a
+//!   time: all or nothing, also across a crash, because a reopen replays the journal record
+//!   whole. No writer sees a batch half applied (its keys' stripes are held); a reader may see
+//!   some of its keys changed and others not yet, each key changing atomically. The store
+//!   avoids sled's own `apply_batch` and transactions where it can, because they take a lock
+//!   shared by every sled tree of the process: every read, so every `check`, would wait for
+//!   a whole batch (milliseconds for a thousand events). Where no journal holds the batch (a
+//!   store from [`SledStore::from_sled`] or [`SledStore::temporary`], or a batch larger than
+//!   the whole journal), sled's atomic `sled::Batch` (or a transaction, with sender
+//!   operations) is used. A batch of a single contact operation takes the compare-and-swap
+//!   path instead.
 //!
 //! # Durability: the journal
 //! See [`Durability`]. The default, [`Durability::EachWrite`], makes every write durable
@@ -344,7 +352,7 @@ impl SledStore {
                 key: &k,
                 value: new.as_deref(),
             };
-            let swapped = self.journaled(&[op], durable, "update", || {
+            let swapped = self.journaled(&[op], durable, "update", |_| {
                 Ok(self
                     .contacts
                     .compare_and_swap(&k, current, new.as_deref())
@@ -386,7 +394,7 @@ impl SledStore {
                 value: new.as_deref(),
             };
             let swapped =
-                self.journaled(&[op], self.single_writes_durable(), "update_sender", || {
+                self.journaled(&[op], self.single_writes_durable(), "update_sender", |_| {
                     Ok(self
                         .senders
                         .compare_and_swap(business.as_str(), current, new.clone())
@@ -487,7 +495,7 @@ impl Store for SledStore {
             key: &k,
             value: None,
         };
-        self.journaled(&[op], self.single_writes_durable(), "remove", || {
+        self.journaled(&[op], self.single_writes_durable(), "remove", |_| {
             self.contacts.remove(&k).map(drop).map_err(err)
         })?;
         Ok(true)
@@ -564,7 +572,7 @@ impl waguard::testing::RawAccess for SledStore {
             key: business.as_str().as_bytes(),
             value: Some(bytes),
         };
-        self.journaled(&[op], true, "put_raw_sender", || {
+        self.journaled(&[op], true, "put_raw_sender", |_| {
             self.senders.insert(business.as_str(), bytes).map_err(|e| {
                 backend(
                     "put_raw_sender",
@@ -589,7 +597,7 @@ impl SledStore {
             key,
             value: Some(bytes),
         };
-        self.journaled(&[op], true, "put_raw_contact_key", || {
+        self.journaled(&[op], true, "put_raw_contact_key", |_| {
             self.contacts
                 .insert(key, bytes)
                 .map(drop)
