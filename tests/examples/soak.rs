@@ -9,8 +9,9 @@
 //!   asked: a child process (this program, `sled-child`) records webhook batches and
 //!   reservations through a [`SledStore`], acknowledging each event once durable; the parent
 //!   SIGKILLs it at a random moment, reopens the store and checks that every acknowledged
-//!   event is reflected in the state. Prints acknowledged, found, lost and journal records
-//!   recovered.
+//!   event is reflected in the state, and that the batch a kill interrupted is there whole or
+//!   not at all. Prints acknowledged, found, lost, journal records recovered and the
+//!   interrupted batches found whole and absent.
 //! - `postgres` (default 3 restarts): a PRIVATE cluster (`initdb` in a temporary directory,
 //!   `pg_ctl` on port 54329 or `WAGUARD_SOAK_PG_PORT`; never the shared server) takes ingests
 //!   from two tasks through [`PostgresStore`] while the server is restarted with
@@ -119,10 +120,12 @@ fn sled_soak(cycles: u64) -> bool {
     match crash_harness::run(cycles, seed, &spawn, &mut progress) {
         Ok(report) => {
             println!(
-                "sled soak: {cycles} cycles, {} events acknowledged, {} found, 0 lost, {} writes recovered from the journal, {:.1} s (seed {seed})",
+                "sled soak: {cycles} cycles, {} events acknowledged, {} found, 0 lost, {} writes recovered from the journal, interrupted batches whole {} / absent {} / torn 0, {:.1} s (seed {seed})",
                 report.acknowledged,
                 report.acknowledged,
                 report.recovered,
+                report.interrupted_whole,
+                report.interrupted_absent,
                 report.elapsed.as_secs_f64()
             );
             true

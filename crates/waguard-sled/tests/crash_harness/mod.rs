@@ -10,6 +10,11 @@
 //! commit; then it reopens the store and checks that every event acknowledged so far, in
 //! every cycle, is in its key's state. Odd cycles run in group-commit mode, where a
 //! reservation is acknowledged only after an explicit flush.
+//!
+//! Before each webhook batch the child also announces its events (`begin` lines), so the
+//! parent knows the batch a kill interrupted: after the reopen, either all of its events or
+//! none are in the store (a batch is all or nothing across a crash, though the store applies
+//! it to sled one key at a time).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -20,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use waguard::rules::resend::hash_key;
 use waguard::{
-    ContactKey, Event, Guard, KeyedEvent, Outgoing, Policy, Store, TemplateCategory, Timestamp,
-    WamidHash,
+    ContactKey, ConversationState, Event, Guard, KeyedEvent, Outgoing, Policy, Store,
+    TemplateCategory, Timestamp, WamidHash,
 };
 use waguard_sled::{Durability, SledOptions, SledStore};
 
@@ -69,7 +74,8 @@ pub fn failure(key: &ContactKey, at: Timestamp, wamid: &str) -> KeyedEvent {
 }
 
 /// The child: records events until killed (at most `PER_CYCLE`), printing `ready`, one
-/// `ack ...` line per durable event, and `done`. Never returns.
+/// `begin ...` line per event of a batch before recording it, one `ack ...` line per durable
+/// event, and `done`. Never returns.
 pub fn child(dir: &Path, cycle: u64) -> ! {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -99,6 +105,10 @@ pub fn child(dir: &Path, cycle: u64) -> ! {
                     acks.push(format!("ack f {key} {wamid}"));
                     seq += 1;
                 }
+                for ack in &acks {
+                    writeln!(out, "begin {}", &ack["ack ".len()..]).unwrap();
+                }
+                out.flush().unwrap();
                 guard.ingest(events).await.unwrap();
                 for ack in acks {
                     writeln!(out, "{ack}").unwrap();
@@ -136,6 +146,11 @@ pub struct Report {
     pub acknowledged: usize,
     /// Journal records the reopens recovered.
     pub recovered: usize,
+    /// Batches a kill interrupted (announced, not all acknowledged) that were found whole
+    /// after the reopen, and found absent. A batch found in part fails the run.
+    pub interrupted_whole: usize,
+    /// See `interrupted_whole`.
+    pub interrupted_absent: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -158,6 +173,7 @@ pub fn run(
         .unwrap();
     let mut acked: Vec<Ack> = Vec::new();
     let mut recovered = 0usize;
+    let (mut interrupted_whole, mut interrupted_absent) = (0usize, 0usize);
     let started = Instant::now();
     for cycle in 0..cycles {
         let mut child = spawn(&path, cycle)
@@ -194,6 +210,7 @@ pub fn run(
         let mut seen = 0usize;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut cycle_acks = Vec::new();
+        let mut batch = Batch::default();
         loop {
             let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
@@ -203,6 +220,7 @@ pub fn run(
                     "cycle {cycle}: the child went silent (seed {seed})"
                 ));
             };
+            batch.see(&line);
             if let Some(ack) = parse(&line) {
                 cycle_acks.push(ack);
                 seen += 1;
@@ -219,7 +237,10 @@ pub fn run(
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
-        cycle_acks.extend(rx.try_iter().filter_map(|l| parse(&l)));
+        for line in rx.try_iter() {
+            batch.see(&line);
+            cycle_acks.extend(parse(&line));
+        }
         acked.extend(cycle_acks);
 
         // Reopen and check every acknowledgement so far.
@@ -233,14 +254,64 @@ pub fn run(
                 "cycle {cycle}: {lost} acknowledged events lost (seed {seed})"
             ));
         }
+        if batch.interrupted() {
+            let found = runtime.block_on(count_present(&guard, &batch.events));
+            match found {
+                0 => interrupted_absent += 1,
+                n if n == batch.events.len() => interrupted_whole += 1,
+                n => {
+                    return Err(format!(
+                        "cycle {cycle}: the interrupted batch was torn: {n} of its {} events \
+                         found (seed {seed})",
+                        batch.events.len()
+                    ))
+                }
+            }
+        }
         drop(guard);
         progress(cycle, acked.len());
     }
     Ok(Report {
         acknowledged: acked.len(),
         recovered,
+        interrupted_whole,
+        interrupted_absent,
         elapsed: started.elapsed(),
     })
+}
+
+/// The child's latest webhook batch, from its `begin` and `ack` lines.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Ack>,
+    acknowledged: usize,
+    /// Whether the previous line was a `begin` (the next `begin` then continues the batch).
+    announcing: bool,
+}
+
+impl Batch {
+    fn see(&mut self, line: &str) {
+        match line.strip_prefix("begin ") {
+            Some(event) => {
+                if !self.announcing {
+                    *self = Batch::default();
+                }
+                self.announcing = true;
+                self.events.extend(parse(&format!("ack {event}")));
+            }
+            None => {
+                self.announcing = false;
+                if line.starts_with("ack f ") {
+                    self.acknowledged += 1;
+                }
+            }
+        }
+    }
+
+    /// Whether a kill interrupted this batch: announced, not every event acknowledged.
+    fn interrupted(&self) -> bool {
+        !self.events.is_empty() && self.acknowledged < self.events.len()
+    }
 }
 
 /// An acknowledged event, as the check looks for it.
@@ -262,29 +333,57 @@ fn parse(line: &str) -> Option<Ack> {
     }
 }
 
-/// How many acknowledged events are missing from the store (each one is printed).
-pub async fn count_lost<S: Store>(guard: &Guard<S>, acked: &[Ack]) -> usize {
+/// Whether `ack`'s event is in `state`.
+fn present(state: &ConversationState, ack: &Ack) -> bool {
+    match ack {
+        Ack::Failure(_, wamid) => {
+            let hash = WamidHash::of(wamid);
+            state
+                .feedback
+                .failures
+                .iter()
+                .any(|f| f.wamid == Some(hash))
+        }
+        Ack::Reservation(_, idempotency) => state.attempts_for(hash_key(idempotency)).is_some(),
+    }
+}
+
+/// The contact state of every key of `acks`, read once each.
+async fn states<S: Store>(
+    guard: &Guard<S>,
+    acks: &[Ack],
+) -> HashMap<ContactKey, ConversationState> {
     let mut states = HashMap::new();
-    let mut lost = 0;
-    for ack in acked {
+    for ack in acks {
         let (Ack::Failure(key, _) | Ack::Reservation(key, _)) = ack;
         if !states.contains_key(key) {
             let (state, _) = guard.state(key).await.unwrap();
             states.insert(key.clone(), state);
         }
-        let state = &states[key];
-        let present = match ack {
-            Ack::Failure(_, wamid) => {
-                let hash = WamidHash::of(wamid);
-                state
-                    .feedback
-                    .failures
-                    .iter()
-                    .any(|f| f.wamid == Some(hash))
-            }
-            Ack::Reservation(_, idempotency) => state.attempts_for(hash_key(idempotency)).is_some(),
-        };
-        if !present {
+    }
+    states
+}
+
+fn key_of(ack: &Ack) -> &ContactKey {
+    let (Ack::Failure(key, _) | Ack::Reservation(key, _)) = ack;
+    key
+}
+
+/// How many of `events` are in the store.
+async fn count_present<S: Store>(guard: &Guard<S>, events: &[Ack]) -> usize {
+    let states = states(guard, events).await;
+    events
+        .iter()
+        .filter(|e| present(&states[key_of(e)], e))
+        .count()
+}
+
+/// How many acknowledged events are missing from the store (each one is printed).
+pub async fn count_lost<S: Store>(guard: &Guard<S>, acked: &[Ack]) -> usize {
+    let states = states(guard, acked).await;
+    let mut lost = 0;
+    for ack in acked {
+        if !present(&states[key_of(ack)], ack) {
             eprintln!(
                 "lost: {}",
                 match ack {
