@@ -133,6 +133,7 @@ impl SledStore {
                     None => self.contacts.remove(*k).map(drop),
                 }
                 .map_err(err)?;
+                self.fail_here_in_tests()?;
             }
             for (business, value) in senders {
                 match value {
@@ -178,6 +179,26 @@ impl SledStore {
         for (business, value) in senders {
             self.cache_sender(business, value.clone());
         }
+        Ok(())
+    }
+}
+
+impl SledStore {
+    /// Unit tests' failure injection: after arming `fail_next_apply`, the next journaled
+    /// batch fails after applying its first key, as a backend failure midway would.
+    #[cfg(test)]
+    fn fail_here_in_tests(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.fail_next_apply.swap(false, Ordering::SeqCst) {
+            let failure = sled::Error::Unsupported("test: apply failed midway".into());
+            return Err(backend("apply_batch", None, failure));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn fail_here_in_tests(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }

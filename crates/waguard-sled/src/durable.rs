@@ -185,10 +185,34 @@ impl SledStore {
                 }
                 let out = apply(Covered::ByJournal);
                 drop(gate);
-                return out;
+                return out.map_err(|e| self.stop(e));
             }
             drop(gate);
             self.checkpoint(operation)?;
+        }
+    }
+
+    /// Stops the store after a journaled write failed to apply to sled: sled may hold part of
+    /// it (a batch applies key by key), and a write built on that would be journaled after
+    /// it and replayed over it, leaving the part for good. From now on every operation fails
+    /// and the close skips its checkpoint, so the journal keeps the write and the next open
+    /// applies it whole.
+    pub(crate) fn stop(&self, failure: StoreError) -> StoreError {
+        let _ = self.stopped.set(failure.to_string());
+        StoreError::MustReopen {
+            path: self.path.clone().unwrap_or_default(),
+            source: Box::new(failure),
+        }
+    }
+
+    /// `Err(MustReopen)` once the store has stopped (see [`stop`](SledStore::stop)).
+    pub(crate) fn usable(&self) -> Result<(), StoreError> {
+        match self.stopped.get() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::MustReopen {
+                path: self.path.clone().unwrap_or_default(),
+                source: why.clone().into(),
+            }),
         }
     }
 
@@ -214,8 +238,97 @@ impl SledStore {
 /// and the next open replays it.
 impl Drop for SledStore {
     fn drop(&mut self) {
-        if self.journal.is_some() {
+        // A stopped store keeps its journal for the next open to replay.
+        if self.journal.is_some() && self.stopped.get().is_none() {
             let _ = self.checkpoint("close");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use waguard::{Batch, ContactKey, Store, StoreError, UpdateAction};
+
+    use crate::SledStore;
+
+    fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn keys() -> Vec<ContactKey> {
+        (0..8)
+            .map(|i| format!("100000001/p:3361234560{i}").parse().unwrap())
+            .collect()
+    }
+
+    fn batch_writing(keys: &[ContactKey], value: &'static [u8]) -> Batch<'static> {
+        let mut batch = Batch::new();
+        for key in keys {
+            batch.contact(key.clone(), move |_, _| {
+                Ok(UpdateAction::Write(value.to_vec()))
+            });
+        }
+        batch
+    }
+
+    /// A batch that reached the journal but failed midway in sled stops the store: nothing
+    /// reads its half or writes over it, the close keeps the journal, and the next open
+    /// applies the batch whole.
+    #[test]
+    fn a_batch_failing_midway_stops_the_store_until_a_reopen_applies_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        run(async {
+            let store = SledStore::open(&path).unwrap();
+            store
+                .apply_batch(&mut batch_writing(&keys, b"old"))
+                .await
+                .unwrap();
+            store.fail_next_apply.store(true, Ordering::SeqCst);
+            let failed = store.apply_batch(&mut batch_writing(&keys, b"new")).await;
+            assert!(
+                matches!(failed, Err(StoreError::MustReopen { .. })),
+                "{failed:?}"
+            );
+            let message = failed.unwrap_err().to_string();
+            assert!(message.contains("reopen the store"), "{message}");
+            // sled now holds one key of the batch; the store refuses to show or extend it.
+            let applied = keys
+                .iter()
+                .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
+                .count();
+            assert_eq!(applied, 1, "the hook fails after the first key");
+            assert!(matches!(
+                store.load(&keys[0]).await,
+                Err(StoreError::MustReopen { .. })
+            ));
+            let mut write =
+                |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Write(b"later".to_vec()));
+            assert!(matches!(
+                store.update(&keys[1], &mut write).await,
+                Err(StoreError::MustReopen { .. })
+            ));
+            assert!(matches!(
+                store.flush().await,
+                Err(StoreError::MustReopen { .. })
+            ));
+        });
+        let store = SledStore::open(&path).unwrap();
+        assert!(
+            store.recovered_writes() >= 1,
+            "the reopen replays the journal"
+        );
+        run(async {
+            for key in &keys {
+                let loaded = store.load(key).await.unwrap();
+                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
+            }
+        });
     }
 }

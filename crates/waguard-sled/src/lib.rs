@@ -64,7 +64,11 @@
 //! order ([`SledStore::recovered_writes`] says how many); records hold whole new values, so
 //! applying one twice changes nothing. [`Durability::GroupCommit`] journals single-key writes
 //! without waiting for the disk; batches stay durable on return. A temporary store
-//! ([`SledStore::temporary`]) has no journal and is never synced. The crash test of this crate
+//! ([`SledStore::temporary`]) has no journal and is never synced. If sled fails to apply a
+//! write the journal already holds (a backend error midway through a batch), the store stops:
+//! every later call returns [`StoreError::MustReopen`] and the close leaves the journal as it
+//! is, so nothing reads or builds on the half-applied write, and the next open applies it
+//! whole. The crash test of this crate
 //! (`tests/crash.rs`) kills a writer with `SIGKILL` at random moments, finds every
 //! acknowledged write, and fails unless some reopen had to recover writes from the journal.
 //!
@@ -133,6 +137,12 @@ pub struct SledStore {
     checkpoint_gate: RwLock<()>,
     /// Journal records applied to sled when the store was opened.
     recovered_writes: usize,
+    /// Set when a journaled write failed to apply to sled: why. Every operation then fails
+    /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
+    stopped: std::sync::OnceLock<String>,
+    /// Test hook: the next journaled batch fails after applying its first key.
+    #[cfg(test)]
+    fail_next_apply: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -245,6 +255,9 @@ impl SledStore {
             journal: None,
             checkpoint_gate: RwLock::new(()),
             recovered_writes: 0,
+            stopped: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            fail_next_apply: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -314,6 +327,7 @@ impl SledStore {
     }
 
     fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        self.usable()?;
         let contact = with_storage_key(key, |k| self.contacts.get(k))
             .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
         let sender = self.sender_bytes(&key.business)?;
@@ -333,6 +347,7 @@ impl SledStore {
         update: &mut ContactUpdate<'_>,
         durable: bool,
     ) -> Result<bool, StoreError> {
+        self.usable()?;
         let k = key.storage_key();
         let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
         let _stripe = self.stripes[self.stripe_of(&k)].lock();
@@ -372,6 +387,7 @@ impl SledStore {
         business: &BusinessId,
         update: &mut SenderUpdate<'_>,
     ) -> Result<bool, StoreError> {
+        self.usable()?;
         let _writing = self.sender_write.lock();
         let err = |e| {
             backend(
@@ -480,10 +496,12 @@ impl Store for SledStore {
     }
 
     async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.usable()?;
         Ok(self.sender_bytes(business)?.map(|v| v.to_vec()))
     }
 
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
+        self.usable()?;
         let k = key.storage_key();
         let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
         let _stripe = self.stripes[self.stripe_of(&k)].lock();
@@ -502,6 +520,9 @@ impl Store for SledStore {
     }
 
     fn scan(&self) -> ScanStream<'_> {
+        if let Err(e) = self.usable() {
+            return Box::pin(futures_util::stream::iter([Err(e)]));
+        }
         let items = self.contacts.iter().map(|item| {
             let (k, v) = item.map_err(|e| backend("scan", None, e))?;
             let key =
@@ -515,6 +536,7 @@ impl Store for SledStore {
     }
 
     async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
+        self.usable()?;
         self.senders
             .iter()
             .map(|item| {
@@ -531,6 +553,7 @@ impl Store for SledStore {
     }
 
     async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        self.usable()?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -539,6 +562,7 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        self.usable()?;
         match &self.journal {
             // Every write is in the journal: syncing it makes them all durable.
             Some(journal) => journal

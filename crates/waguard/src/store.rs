@@ -239,6 +239,18 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// A write reached the store's write-ahead journal but failed to apply to the store
+    /// itself (a backend failure midway). The store then refuses every operation, so that
+    /// nothing reads or builds on a half-applied write; reopening it replays the journal,
+    /// which applies that write whole. The caller of the failed write cannot know whether it
+    /// counts: after the reopen, it does.
+    #[error("the store at {} stopped: a write reached its journal but failed to apply ({source}); reopen the store, which replays the journal and applies that write whole", path.display())]
+    MustReopen {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// The failure that stopped the store.
+        source: BoxError,
+    },
     /// A closure aborted the update for a reason of its own.
     #[error("update of {record} aborted: {source}")]
     Aborted {
