@@ -29,7 +29,7 @@ use waguard_sled::{SledOptions, SledStore};
 #[path = "../../waguard/benches/support/mod.rs"]
 #[allow(dead_code)] // the store benches' shared helpers; this one needs only some
 mod support;
-use support::{keys, now_or_never, sizes, t, typical_state};
+use support::{keys, now_or_never, other_typical_record, populate, sizes, t, typical_state};
 
 /// Events (or writes) per batch of the background thread.
 const BATCH: usize = 1000;
@@ -111,29 +111,9 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let keys = keys(n);
         let record = typical_state(&keys[0], &policy).encode();
-        let other = {
-            let mut state = typical_state(&keys[0], &policy);
-            state.apply(
-                &Event::Inbound {
-                    at: t(-60),
-                    text: None,
-                    referral: false,
-                },
-                &policy,
-            );
-            state.encode()
-        };
+        let other = other_typical_record(&keys[0], &policy);
         let store = SledStore::open_with(dir.path().join("db"), SledOptions::default()).unwrap();
-        for chunk in keys.chunks(10_000) {
-            let mut batch = Batch::new();
-            for key in chunk {
-                let record = record.clone();
-                batch.contact(key.clone(), move |_, _| {
-                    Ok(UpdateAction::Write(record.clone()))
-                });
-            }
-            rt.block_on(store.apply_batch(&mut batch)).unwrap();
-        }
+        populate(&store, &keys, &record);
         rt.block_on(store.flush()).unwrap();
         let tree = store.sled_db().open_tree("contacts").unwrap();
         let raw_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();

@@ -29,7 +29,9 @@ use waguard_sled::{SledOptions, SledStore};
 
 #[path = "../../waguard/benches/support/mod.rs"]
 mod support;
-use support::{keys, loaded_len, now_or_never, sizes, t, typical_state};
+use support::{
+    keys, loaded_len, now_or_never, other_typical_record, populate, sizes, t, typical_state,
+};
 
 /// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size.
 fn options() -> SledOptions {
@@ -104,23 +106,14 @@ fn bench_check(c: &mut Criterion) {
         let store = SledStore::open_with(dir.path().join("db"), options()).unwrap();
         let db = store.sled_db().clone();
         let started = Instant::now();
-        for chunk in keys.chunks(10_000) {
-            let mut batch = Batch::new();
-            for key in chunk {
-                let record = record.clone();
-                batch.contact(key.clone(), move |_, _| {
-                    Ok(UpdateAction::Write(record.clone()))
-                });
-            }
-            rt.block_on(store.apply_batch(&mut batch)).unwrap();
-        }
-        let populate = started.elapsed();
+        populate(&store, &keys, &record);
+        let populated = started.elapsed();
         rt.block_on(store.flush()).unwrap();
         let on_disk = store.size_on_disk().unwrap();
         eprintln!(
             "sled n={n}: typical contact record {} bytes; populated in {:.1}s; size_on_disk {} bytes = {:.0} bytes/contact; directory {} bytes = {:.0} bytes/contact",
             record.len(),
-            populate.as_secs_f64(),
+            populated.as_secs_f64(),
             on_disk,
             on_disk as f64 / n as f64,
             dir_size(dir.path()),
@@ -182,18 +175,7 @@ fn bench_check(c: &mut Criterion) {
         // sled skips a write of an unchanged value (an earlier version of this floor rewrote
         // values unchanged and so measured reads alone). Both values are valid records, as
         // the benches after this one decode them.
-        let other_record = {
-            let mut state = typical_state(&keys[0], &policy);
-            state.apply(
-                &Event::Inbound {
-                    at: t(-60),
-                    text: None,
-                    referral: false,
-                },
-                &policy,
-            );
-            state.encode()
-        };
+        let other_record = other_typical_record(&keys[0], &policy);
         group.bench_function(BenchmarkId::new("raw_batch_1000_floor", n), |b| {
             b.iter(|| {
                 let mut batch = sled::Batch::default();

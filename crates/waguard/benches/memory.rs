@@ -19,8 +19,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use waguard::*;
 
+#[allow(dead_code)] // the store benches' shared helpers; this one needs only some
 mod support;
-use support::{keys, loaded_len, now_or_never, sizes, t, typical_state};
+use support::{keys, loaded_len, now_or_never, populate, sizes, t, typical_state};
 
 fn bench_check(c: &mut Criterion) {
     let policy = Policy::default();
@@ -34,9 +35,8 @@ fn bench_check(c: &mut Criterion) {
         eprintln!("typical contact record: {} bytes", record.len());
         let store = MemoryStore::new();
         let mut map: HashMap<ContactKey, Vec<u8>> = HashMap::with_capacity(n);
+        populate(&store, &keys, &record);
         for key in &keys {
-            now_or_never(store.update(key, &mut |_, _| Ok(UpdateAction::Write(record.clone()))))
-                .unwrap();
             map.insert(key.clone(), record.clone());
         }
         let guard = Guard::new(store, policy.clone()).unwrap();

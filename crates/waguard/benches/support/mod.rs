@@ -92,6 +92,36 @@ pub fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
 }
 
+/// The typical record with one more inbound message, a minute ago: a second valid value for
+/// benches whose writes must change the stored bytes (sled skips a write of equal bytes).
+pub fn other_typical_record(key: &ContactKey, policy: &Policy) -> Vec<u8> {
+    let mut state = typical_state(key, policy);
+    state.apply(
+        &Event::Inbound {
+            at: t(-60),
+            text: None,
+            referral: false,
+        },
+        policy,
+    );
+    state.encode()
+}
+
+/// Writes `record` for every key through the store's batches of 10 000 (stores whose
+/// writes never wait).
+pub fn populate<S: Store>(store: &S, keys: &[ContactKey], record: &[u8]) {
+    for chunk in keys.chunks(10_000) {
+        let mut batch = Batch::new();
+        for key in chunk {
+            let record = record.to_vec();
+            batch.contact(key.clone(), move |_, _| {
+                Ok(UpdateAction::Write(record.clone()))
+            });
+        }
+        now_or_never(store.apply_batch(&mut batch)).unwrap();
+    }
+}
+
 /// `n` distinct phone-number contacts of one business number.
 pub fn keys(n: usize) -> Vec<ContactKey> {
     (0..n)
