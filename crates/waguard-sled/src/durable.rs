@@ -161,6 +161,10 @@ impl SledStore {
         operation: &'static str,
         apply: impl FnOnce(Covered) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // Checked again here, under the caller's key locks: a writer that passed the check at
+        // its start may have waited for the stripe of a batch that then failed, and must not
+        // write over that batch's unapplied keys.
+        self.usable()?;
         let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
         let Some(journal) = &self.journal else {
             let out = apply(Covered::BySled)?;
