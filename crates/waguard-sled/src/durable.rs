@@ -202,10 +202,16 @@ impl SledStore {
     /// and the close skips its checkpoint, so the journal keeps the write and the next open
     /// applies it whole.
     pub(crate) fn stop(&self, failure: StoreError) -> StoreError {
-        let _ = self.stopped.set(failure.to_string());
+        // The backend's own error, not the `Backend` wrapper, whose advice ("not applied,
+        // retry") is wrong here.
+        let source: waguard::BoxError = match failure {
+            StoreError::Backend { source, .. } => source,
+            other => Box::new(other),
+        };
+        let _ = self.stopped.set(source.to_string());
         StoreError::MustReopen {
             path: self.path.clone().unwrap_or_default(),
-            source: Box::new(failure),
+            source,
         }
     }
 
@@ -302,6 +308,8 @@ mod tests {
             );
             let message = failed.unwrap_err().to_string();
             assert!(message.contains("reopen the store"), "{message}");
+            assert!(message.contains("apply failed midway"), "{message}");
+            assert!(!message.contains("retry"), "{message}");
             // sled now holds one key of the batch; the store refuses to show or extend it.
             let applied = keys
                 .iter()
