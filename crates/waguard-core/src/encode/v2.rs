@@ -39,28 +39,55 @@ const FAILURES: u64 = 1 << 14;
 const ATTEMPTS: u64 = 1 << 15;
 const CONTACT_BITS: u64 = (1 << 16) - 1;
 
-/// The optional instants of a contact record other than the base, in bitmap order, with
-/// their names for errors: `contact_slots!(state, &)` for writing, `contact_slots!(state, &mut)`
-/// for reading. One list for both directions, so the order `encode_contact` writes is the
-/// order `decode_contact` reads.
-macro_rules! contact_slots {
-    ($s:expr, $($borrow:tt)+) => {
-        [
-            (LAST_INBOUND, "last_inbound", $($borrow)+ $s.last_inbound),
-            (LAST_TEMPLATE, "last_template_at", $($borrow)+ $s.last_template_at),
-            (FIRST_TEMPLATE, "first_template_at", $($borrow)+ $s.first_template_at),
-            (LAST_DELIVERED, "last_delivered_at", $($borrow)+ $s.last_delivered_at),
-            (PAIR_BUDGET, "pair_budget_tat", $($borrow)+ $s.pair_budget_tat),
-            (ERASED, "erased_at", $($borrow)+ $s.erased_at),
-            (REFERRAL, "referral_at", $($borrow)+ $s.referral_at),
-            (CLOSED_MARK, "closed_mark", $($borrow)+ $s.closed_mark),
-            (OPT_ALL_OUT, "opt_all.out_at", $($borrow)+ $s.opt_all.out_at),
-            (OPT_ALL_IN, "opt_all.in_at", $($borrow)+ $s.opt_all.in_at),
-            (OPT_MARKETING_OUT, "opt_marketing.out_at", $($borrow)+ $s.opt_marketing.out_at),
-            (OPT_MARKETING_IN, "opt_marketing.in_at", $($borrow)+ $s.opt_marketing.in_at),
-        ]
+/// The optional instants of a contact record other than the base, in bitmap order, with their
+/// names for errors, handed to the macro `$then` (after its own leading arguments). One list
+/// for both directions, so the order `encode_contact` writes is the order `decode_contact`
+/// reads; bits increase down the list, so reading the set bits from the lowest up is that
+/// order too.
+macro_rules! with_contact_slots {
+    ($then:ident!($($arg:tt)*)) => {
+        $then!($($arg)*;
+            LAST_INBOUND "last_inbound" last_inbound,
+            LAST_TEMPLATE "last_template_at" last_template_at,
+            FIRST_TEMPLATE "first_template_at" first_template_at,
+            LAST_DELIVERED "last_delivered_at" last_delivered_at,
+            PAIR_BUDGET "pair_budget_tat" pair_budget_tat,
+            ERASED "erased_at" erased_at,
+            REFERRAL "referral_at" referral_at,
+            CLOSED_MARK "closed_mark" closed_mark,
+            OPT_ALL_OUT "opt_all.out_at" opt_all.out_at,
+            OPT_ALL_IN "opt_all.in_at" opt_all.in_at,
+            OPT_MARKETING_OUT "opt_marketing.out_at" opt_marketing.out_at,
+            OPT_MARKETING_IN "opt_marketing.in_at" opt_marketing.in_at,
+        )
     };
 }
+
+/// `(bit, &slot)` of every slot of `$s`, in list order (for writing).
+macro_rules! slot_refs {
+    ($s:expr; $($bit:ident $name:literal $($field:ident).+,)*) => {
+        [$(($bit, &$s.$($field).+)),*]
+    };
+}
+
+/// The bits of all slots.
+macro_rules! slot_bits {
+    (; $($bit:ident $name:literal $($field:ident).+,)*) => {
+        0 $(| $bit)*
+    };
+}
+
+/// The name and the field of the slot of one bit (for reading), `None` for another bit.
+macro_rules! slot_of {
+    ($s:expr, $one:expr; $($bit:ident $name:literal $($field:ident).+,)*) => {
+        match $one {
+            $($bit => Some(($name, &mut $s.$($field).+)),)*
+            _ => None,
+        }
+    };
+}
+
+const SLOT_BITS: u64 = with_contact_slots!(slot_bits!());
 
 pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
     let f = &s.feedback;
@@ -70,12 +97,12 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         out: Vec::with_capacity(capacity),
     };
     w.out.push(VERSION);
-    let slots = contact_slots!(s, &);
+    let slots = with_contact_slots!(slot_refs!(s));
     let mut bitmap = 0;
     if s.latest_event.is_some() {
         bitmap |= LATEST_EVENT;
     }
-    for (bit, _, slot) in &slots {
+    for (bit, slot) in &slots {
         if slot.is_some() {
             bitmap |= bit;
         }
@@ -97,8 +124,8 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         }
         None => 0,
     };
-    // Instants in `contact_slots!` order, which `decode_contact` reads back the same way.
-    for (_, _, slot) in slots {
+    // Instants in list order, which `decode_contact` reads back the same way.
+    for (_, slot) in slots {
         if let Some(at) = *slot {
             w.time(at, base);
         }
@@ -155,9 +182,12 @@ pub(super) fn decode_contact(
     } else {
         0
     };
-    let slots = contact_slots!(s, &mut);
-    for (bit, field, slot) in slots {
-        if has(bit) {
+    // The set slot bits, lowest first: list order.
+    let mut pending = bitmap & SLOT_BITS;
+    while pending != 0 {
+        let bit = pending & pending.wrapping_neg();
+        pending &= pending - 1;
+        if let Some((field, slot)) = with_contact_slots!(slot_of!(s, bit)) {
             *slot = Some(r.time(field, base)?);
         }
     }
