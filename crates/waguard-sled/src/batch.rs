@@ -188,8 +188,9 @@ impl SledStore {
     /// batch fails after applying its first key, as a backend failure midway would.
     #[cfg(test)]
     fn fail_here_in_tests(&self) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering;
-        if self.fail_next_apply.swap(false, Ordering::SeqCst) {
+        let armed = self.fail_next_apply.lock().take();
+        if let Some(delay) = armed {
+            std::thread::sleep(delay);
             let failure = sled::Error::Unsupported("test: apply failed midway".into());
             return Err(backend("apply_batch", None, failure));
         }

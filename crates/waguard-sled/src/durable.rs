@@ -257,7 +257,7 @@ impl Drop for SledStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     use waguard::{Batch, ContactKey, Store, StoreError, UpdateAction};
 
@@ -300,7 +300,7 @@ mod tests {
                 .apply_batch(&mut batch_writing(&keys, b"old"))
                 .await
                 .unwrap();
-            store.fail_next_apply.store(true, Ordering::SeqCst);
+            *store.fail_next_apply.lock() = Some(Duration::ZERO);
             let failed = store.apply_batch(&mut batch_writing(&keys, b"new")).await;
             assert!(
                 matches!(failed, Err(StoreError::MustReopen { .. })),
@@ -336,6 +336,48 @@ mod tests {
             store.recovered_writes() >= 1,
             "the reopen replays the journal"
         );
+        run(async {
+            for key in &keys {
+                let loaded = store.load(key).await.unwrap();
+                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
+            }
+        });
+    }
+
+    /// A writer that passed the stop check before a batch failed, then waited for that
+    /// batch's stripe, is refused when it gets there: it must not write over the batch's
+    /// unapplied keys (its record would follow the batch's in the journal and win at the
+    /// replay).
+    #[test]
+    fn a_writer_queued_behind_a_failing_batch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        let store = SledStore::open(&path).unwrap();
+        run(store.apply_batch(&mut batch_writing(&keys, b"old"))).unwrap();
+        // The batch fails 300 ms into its apply, holding its stripes all that time.
+        *store.fail_next_apply.lock() = Some(Duration::from_millis(300));
+        let last = keys.last().unwrap().clone();
+        let (batch, queued) = std::thread::scope(|scope| {
+            let batch = scope.spawn(|| run(store.apply_batch(&mut batch_writing(&keys, b"new"))));
+            std::thread::sleep(Duration::from_millis(100));
+            let queued = scope.spawn(|| {
+                let mut write =
+                    |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Write(b"later".to_vec()));
+                run(store.update(&last, &mut write))
+            });
+            (batch.join().unwrap(), queued.join().unwrap())
+        });
+        assert!(
+            matches!(batch, Err(StoreError::MustReopen { .. })),
+            "{batch:?}"
+        );
+        assert!(
+            matches!(queued, Err(StoreError::MustReopen { .. })),
+            "{queued:?}"
+        );
+        drop(store);
+        let store = SledStore::open(&path).unwrap();
         run(async {
             for key in &keys {
                 let loaded = store.load(key).await.unwrap();

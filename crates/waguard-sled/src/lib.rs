@@ -140,9 +140,10 @@ pub struct SledStore {
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
     /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
     stopped: std::sync::OnceLock<String>,
-    /// Test hook: the next journaled batch fails after applying its first key.
+    /// Test hook: the next journaled batch fails after applying its first key, after
+    /// waiting this long (with the batch's stripes held).
     #[cfg(test)]
-    fail_next_apply: std::sync::atomic::AtomicBool,
+    fail_next_apply: Mutex<Option<Duration>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -257,7 +258,7 @@ impl SledStore {
             recovered_writes: 0,
             stopped: std::sync::OnceLock::new(),
             #[cfg(test)]
-            fail_next_apply: std::sync::atomic::AtomicBool::new(false),
+            fail_next_apply: Mutex::new(None),
         })
     }
 
