@@ -57,6 +57,14 @@ fn corrupt(version: u8, source: MalformedRecord) -> DecodeError {
     }
 }
 
+/// A format-1 contact record whose list is out of order or has repeats: the state machine
+/// never writes one, so the record is damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("its {field} list is out of order or has repeated entries")]
+struct UnorderedList {
+    field: &'static str,
+}
+
 impl ConversationState {
     /// The stored form of this state (format [`FORMAT_VERSION`]). Equal states give equal bytes.
     ///
@@ -120,8 +128,17 @@ impl ConversationState {
                 }
                 Ok(())
             }
-            (_, body) => {
-                *self = decode_v1(body)?;
+            (version, body) => {
+                let state: ConversationState = decode_v1(body)?;
+                // Format 1 did not check its lists; format 2 requires them in order, so a
+                // damaged one would decode now and make the next write unreadable.
+                if let Some(field) = v2::unordered_list(&state) {
+                    return Err(DecodeError::Corrupt {
+                        version,
+                        source: Box::new(UnorderedList { field }),
+                    });
+                }
+                *self = state;
                 Ok(())
             }
         }
@@ -272,6 +289,44 @@ mod tests {
         let mut v1 = vec![1];
         v1.extend(postcard::to_allocvec(&sender).unwrap());
         assert_eq!(SenderState::decode(&v1).unwrap(), sender);
+    }
+
+    /// Found by the `record_decode` fuzz target: format 1 did not check list order, and a
+    /// damaged format-1 record with unordered lists decoded into a state whose format-2
+    /// encoding its own decoder refuses, so the next write would have made the contact
+    /// unreadable. Such a record is now refused when read.
+    #[test]
+    fn a_version_1_record_with_unordered_lists_is_refused() {
+        let v1 = |s: &ConversationState| {
+            let mut bytes = vec![1];
+            bytes.extend(postcard::to_allocvec(s).unwrap());
+            bytes
+        };
+        let mut s = busy();
+        s.feedback.failures.reverse();
+        let e = ConversationState::decode(&v1(&s)).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::Corrupt { version: 1, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("failures list is out of order"),
+            "{e}"
+        );
+        let mut s = busy();
+        let repeated = s.feedback.deliveries[0];
+        s.feedback.deliveries.push(repeated);
+        let e = ConversationState::decode(&v1(&s)).unwrap_err();
+        assert!(e.to_string().contains("deliveries"), "{e}");
+        let mut s = busy();
+        let repeated = s.attempts[0];
+        s.attempts.push(repeated);
+        let e = ConversationState::decode(&v1(&s)).unwrap_err();
+        assert!(e.to_string().contains("attempts"), "{e}");
+        // In order, a format-1 record still reads, and its format-2 form reads back.
+        let s = busy();
+        let decoded = ConversationState::decode(&v1(&s)).unwrap();
+        assert_eq!(ConversationState::decode(&decoded.encode()).unwrap(), s);
     }
 
     #[test]

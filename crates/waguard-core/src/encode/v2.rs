@@ -206,7 +206,10 @@ pub(super) fn decode_contact(
             };
             let at = r.time("failures.at", base)?;
             let entry = FailureEntry { wamid, at, code };
-            if failures.last().is_some_and(|last| *last >= entry) {
+            if failures
+                .last()
+                .is_some_and(|last| !failure_order(last, &entry))
+            {
                 return Err(r.error("failures", RecordProblem::NotSorted));
             }
             failures.push(entry);
@@ -219,10 +222,14 @@ pub(super) fn decode_contact(
         for _ in 0..n {
             let wamid = WamidHash::from_raw(r.hash("deliveries.wamid")?);
             let at = r.time("deliveries.at", base)?;
-            if deliveries.last().is_some_and(|last| last.wamid >= wamid) {
+            let entry = DeliveryEntry { wamid, at };
+            if deliveries
+                .last()
+                .is_some_and(|last| !delivery_order(last, &entry))
+            {
                 return Err(r.error("deliveries", RecordProblem::NotSorted));
             }
-            deliveries.push(DeliveryEntry { wamid, at });
+            deliveries.push(entry);
         }
     }
     if has(ATTEMPTS) {
@@ -233,20 +240,52 @@ pub(super) fn decode_contact(
             let key_hash = r.hash("attempts.key_hash")?;
             let first_at = r.time("attempts.first_at", base)?;
             let count = r.u32("attempts.count")?;
-            if attempts
-                .last()
-                .is_some_and(|last| last.key_hash >= key_hash)
-            {
-                return Err(r.error("attempts", RecordProblem::NotSorted));
-            }
-            attempts.push(Attempts {
+            let entry = Attempts {
                 key_hash,
                 first_at,
                 count,
-            });
+            };
+            if attempts
+                .last()
+                .is_some_and(|last| !attempt_order(last, &entry))
+            {
+                return Err(r.error("attempts", RecordProblem::NotSorted));
+            }
+            attempts.push(entry);
         }
     }
     Ok(r.remaining())
+}
+
+// The order of each list: strictly increasing, so sorted and free of repeats, as the state
+// machine keeps them. Format 2 writes lists in this order and its decoder refuses any other;
+// `canonical_lists` holds format 1 records to the same.
+fn failure_order(a: &FailureEntry, b: &FailureEntry) -> bool {
+    a < b
+}
+
+fn delivery_order(a: &DeliveryEntry, b: &DeliveryEntry) -> bool {
+    a.wamid < b.wamid
+}
+
+fn attempt_order(a: &Attempts, b: &Attempts) -> bool {
+    a.key_hash < b.key_hash
+}
+
+/// The first list of `s` that is not in its order, if any (by its field name).
+pub(super) fn unordered_list(s: &ConversationState) -> Option<&'static str> {
+    fn ordered<T>(items: &[T], order: fn(&T, &T) -> bool) -> bool {
+        items.windows(2).all(|w| order(&w[0], &w[1]))
+    }
+    if !ordered(&s.feedback.failures, failure_order) {
+        Some("failures")
+    } else if !ordered(&s.feedback.deliveries, delivery_order) {
+        Some("deliveries")
+    } else if !ordered(&s.attempts, attempt_order) {
+        Some("attempts")
+    } else {
+        None
+    }
 }
 
 // Bits of the sender bitmap.
