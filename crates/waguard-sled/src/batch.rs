@@ -26,6 +26,8 @@ impl SledStore {
         if let [BatchOp::Contact { key, update }] = batch.ops_mut() {
             return self.update_sync(key, update.as_mut(), true);
         }
+        // (`update_sync` checks this itself.)
+        self.usable()?;
         let storage_keys: Vec<Option<Vec<u8>>> = batch
             .ops_mut()
             .iter()

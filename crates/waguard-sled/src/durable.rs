@@ -215,7 +215,10 @@ impl SledStore {
         }
     }
 
-    /// `Err(MustReopen)` once the store has stopped (see [`stop`](SledStore::stop)).
+    /// `Err(MustReopen)` once the store has stopped (see [`stop`](SledStore::stop)). Called
+    /// once at the start of every operation, reads included (an update whose closure keeps
+    /// the record is a read too), and again by [`journaled`](SledStore::journaled) under the
+    /// writer's key locks.
     pub(crate) fn usable(&self) -> Result<(), StoreError> {
         match self.stopped.get() {
             None => Ok(()),

@@ -554,7 +554,6 @@ impl Store for SledStore {
     }
 
     async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
-        self.usable()?;
         if batch.is_empty() {
             return Ok(());
         }

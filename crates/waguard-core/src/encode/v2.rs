@@ -259,7 +259,7 @@ pub(super) fn decode_contact(
 
 // The order of each list: strictly increasing, so sorted and free of repeats, as the state
 // machine keeps them. Format 2 writes lists in this order and its decoder refuses any other;
-// `canonical_lists` holds format 1 records to the same.
+// `unordered_list` holds format 1 records to the same.
 fn failure_order(a: &FailureEntry, b: &FailureEntry) -> bool {
     a < b
 }
