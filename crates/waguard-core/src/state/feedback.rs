@@ -87,7 +87,12 @@ impl Feedback {
     }
 
     /// The latest unvoided failure whose code has `effect`.
+    #[inline]
     pub fn latest_unvoided(&self, effect: CodeEffect) -> Option<Timestamp> {
+        // Most contacts have no failure, and a decision asks up to four times.
+        if self.failures.is_empty() {
+            return None;
+        }
         self.failures
             .iter()
             .filter(|f| CodeEffect::of(f.code) == effect && !self.is_voided(f))
