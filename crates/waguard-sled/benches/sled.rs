@@ -119,6 +119,7 @@ fn bench_check(c: &mut Criterion) {
             dir_size(dir.path()),
             dir_size(dir.path()) as f64 / n as f64,
         );
+        eprintln!("sled n={n}: record cache {:?}", store.record_cache_usage());
         let tree = db.open_tree("contacts").unwrap();
         let raw_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();
         let guard = Guard::new(store, policy.clone()).unwrap();
@@ -155,6 +156,19 @@ fn bench_check(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        // The same check with the contact record cache off: every check walks sled's tree.
+        // (A second store over the same trees, for reads only.)
+        let uncached = SledStore::from_sled_with(db.clone(), options().with_record_cache(0));
+        let uncached = Guard::new(uncached.unwrap(), policy.clone()).unwrap();
+        group.bench_function(BenchmarkId::new("check_uncached", n), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (order.len() - 1);
+                now_or_never(uncached.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
+                    .unwrap()
+            })
+        });
+        drop(uncached);
         group.bench_function(BenchmarkId::new("block_on_overhead", n), |b| {
             b.iter(|| rt.block_on(async { black_box(1) }))
         });

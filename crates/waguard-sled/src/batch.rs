@@ -130,11 +130,14 @@ impl SledStore {
         let err = |e| backend("apply_batch", None, e);
         if covered == Covered::ByJournal {
             for (k, v) in contacts {
-                match v {
+                let written = match v {
                     Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
                     None => self.contacts.remove(*k).map(drop),
-                }
-                .map_err(err)?;
+                };
+                // The new record once sled has it; nothing cached if the write failed.
+                self.records
+                    .put(k, v.as_deref().filter(|_| written.is_ok()));
+                written.map_err(err)?;
                 self.fail_here_in_tests()?;
             }
             for (business, value) in senders {
@@ -155,7 +158,9 @@ impl SledStore {
                     None => writes.remove(*k),
                 }
             }
-            return self.contacts.apply_batch(writes).map_err(err);
+            let written = self.contacts.apply_batch(writes);
+            self.cache_batch(contacts, written.is_ok());
+            return written.map_err(err);
         }
         let result: Result<(), TransactionError<()>> =
             (&self.contacts, &self.senders).transaction(|(tc, ts)| {
@@ -173,6 +178,7 @@ impl SledStore {
                 }
                 Ok(())
             });
+        self.cache_batch(contacts, result.is_ok());
         match result {
             Ok(()) => {}
             Err(TransactionError::Storage(e)) => return Err(err(e)),
@@ -186,6 +192,14 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Records an atomic sled write of a batch's contacts in the record cache: their new
+    /// records, or, when the write failed, their absence (sled's state is then unknown).
+    fn cache_batch(&self, contacts: &HashMap<&[u8], Option<IVec>>, written: bool) {
+        for (k, v) in contacts {
+            self.records.put(k, v.as_deref().filter(|_| written));
+        }
+    }
+
     /// Unit tests' failure injection: after arming `fail_next_apply`, the next journaled
     /// batch fails after applying its first key, as a backend failure midway would.
     #[cfg(test)]

@@ -376,3 +376,111 @@ async fn sender_cache_stays_coherent_under_concurrent_sender_writes() {
     assert_eq!(via_cache.throughput_at, Some(t(2049)));
     assert_eq!(path_less, Some(via_cache.encode()));
 }
+
+/// The contact record cache never serves a record older than the last write that returned.
+/// One task counts up in one key through both write paths (a single-key update, a batch of
+/// two keys) and publishes each value once its write returned; a second task writes and
+/// removes many other keys so that the tiny cache keeps emptying its shards and readers keep
+/// refilling them; readers note the published value before each read and fail if the read
+/// returns less: what a write path that forgot the cache would show (both paths fail this
+/// test when their cache update is removed), or a fill that lost its race with a write (a
+/// narrow window here; `cache.rs` checks that rule step by step). At the end every read path
+/// agrees with the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_record_cache_never_serves_a_record_older_than_the_last_write() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use waguard::Batch;
+
+    fn counter(bytes: Option<&[u8]>) -> u64 {
+        bytes.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+    }
+    // About two typical entries per shard: most reads miss and fill.
+    let options = SledOptions::default().with_record_cache(64 * 200);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open_with(dir.path().join("db"), options).unwrap());
+    let published = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let counted = key(0);
+
+    let writer = {
+        let (store, published, counted) = (store.clone(), published.clone(), counted.clone());
+        tokio::spawn(async move {
+            for i in 1..=2_000u64 {
+                let write = |old: Option<&[u8]>| {
+                    assert_eq!(counter(old), i - 1, "the writer sees its own last write");
+                    Ok(UpdateAction::Write(i.to_le_bytes().to_vec()))
+                };
+                if i % 2 == 0 {
+                    store
+                        .update(&counted, &mut |old, _| write(old))
+                        .await
+                        .unwrap();
+                } else {
+                    let mut batch = Batch::new();
+                    batch.contact(counted.clone(), move |old, _| write(old));
+                    batch.contact(key(1), move |_, _| Ok(UpdateAction::Write(vec![1; 8])));
+                    store.apply_batch(&mut batch).await.unwrap();
+                }
+                published.store(i, Ordering::SeqCst);
+            }
+        })
+    };
+    let churn = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                n += 1;
+                let k = key(2 + n % 500);
+                if n % 3 == 0 {
+                    store.remove(&k).await.unwrap();
+                } else {
+                    plant(&store, &k, &u64::from(n).to_le_bytes()).await;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (store, published, done, counted) = (
+            store.clone(),
+            published.clone(),
+            done.clone(),
+            counted.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                let floor = published.load(Ordering::SeqCst);
+                let seen = counter(store.load(&counted).await.unwrap().contact.as_deref());
+                assert!(
+                    seen >= floor,
+                    "read {seen} after the write of {floor} returned"
+                );
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        }));
+    }
+    writer.await.unwrap();
+    done.store(true, Ordering::SeqCst);
+    churn.await.unwrap();
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+    let tree = store.sled_db().open_tree("contacts").unwrap();
+    for n in 0..502 {
+        let k = key(n);
+        let from_tree = tree.get(k.storage_key()).unwrap().map(|v| v.to_vec());
+        assert_eq!(store.load(&k).await.unwrap().contact, from_tree, "{k}");
+    }
+    assert_eq!(
+        counter(tree.get(counted.storage_key()).unwrap().as_deref()),
+        2_000
+    );
+    let usage = store.record_cache_usage();
+    assert!(usage.records > 0 && usage.bytes <= 64 * 200, "{usage:?}");
+}

@@ -44,7 +44,9 @@ pub type SenderUpdate<'a> =
     dyn FnMut(Option<&[u8]>) -> Result<UpdateAction, StoreError> + Send + 'a;
 
 /// The closure of [`Store::load_with`]: it sees the contact record and its sender record,
-/// borrowed from the store, so reading costs no copy.
+/// borrowed from the store, so reading costs no copy. In-process stores run it under a read
+/// lock of the record: keep it short, and do not call the store from it (a recursive read
+/// lock can deadlock behind a waiting writer).
 pub type ReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) + Send + 'a;
 
 /// The two records a decision needs, as [`Store::load`] returns them.
