@@ -57,8 +57,7 @@ impl SledStore {
                     let current = match contacts.get(&k[..]) {
                         Some(staged) => staged.clone(),
                         None => self
-                            .contacts
-                            .get(k)
+                            .contact_bytes(k)
                             .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
                     };
                     let sender = match senders.get(&key.business) {

@@ -373,6 +373,22 @@ impl SledStore {
         })
     }
 
+    /// The contact record under `k`, from the record cache or the tree (filling the cache).
+    /// Under the key's stripe, a cached record is the tree's: every write of the key holds
+    /// the stripe and updates the cache before letting go of it.
+    fn contact_bytes(&self, k: &[u8]) -> Result<Option<IVec>, sled::Error> {
+        let hash = self.records.hash(k);
+        let ticket = match self.records.read(k, hash, |record| IVec::from(record)) {
+            Cached::Hit(record) => return Ok(Some(record)),
+            Cached::Miss(ticket) => ticket,
+        };
+        let record = self.contacts.get(k)?;
+        if let Some(record) = &record {
+            self.records.fill(k, hash, ticket, record);
+        }
+        Ok(record)
+    }
+
     fn stripe_of(&self, storage_key: &[u8]) -> usize {
         use std::hash::BuildHasher;
         self.stripe_hasher.hash_one(storage_key) as usize % STRIPES
@@ -390,9 +406,10 @@ impl SledStore {
         let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
         let _stripe = self.stripes[self.stripe_of(&k)].lock();
         // Under the stripe no store write races this one; the compare-and-swap still guards
-        // against writes from outside the store (`sled_db()`).
+        // against writes from outside the store (`sled_db()`): after a failed swap the record
+        // is read from the tree again, not from the cache.
+        let mut current = self.contact_bytes(&k).map_err(err)?;
         loop {
-            let current = self.contacts.get(&k).map_err(err)?;
             let sender = self.sender_bytes(&key.business)?;
             let new = match update(current.as_deref(), sender.as_deref())? {
                 UpdateAction::Keep => return Ok(false),
@@ -409,7 +426,7 @@ impl SledStore {
                 .journaled(&[op], durable, "update", |_| {
                     Ok(self
                         .contacts
-                        .compare_and_swap(&k, current, new.as_deref())
+                        .compare_and_swap(&k, current.clone(), new.as_deref())
                         .map_err(err)?
                         .is_ok())
                 })
@@ -420,6 +437,8 @@ impl SledStore {
             }
             // Another writer got there first: run the closure again on what it wrote (its
             // journal record then follows this attempt's, and wins at a replay).
+            current = self.contacts.get(&k).map_err(err)?;
+            self.records.put(&k, current.as_deref());
         }
     }
 

@@ -484,3 +484,39 @@ async fn the_record_cache_never_serves_a_record_older_than_the_last_write() {
     let usage = store.record_cache_usage();
     assert!(usage.records > 0 && usage.bytes <= 64 * 200, "{usage:?}");
 }
+
+/// A write behind the store's back (which `sled_db` says not to do) makes the cached record
+/// stale, but an update still builds on what the tree holds: its compare-and-swap fails on
+/// the cached record, and the retry reads the tree (and puts the cache right).
+#[tokio::test]
+async fn an_update_builds_on_a_write_made_behind_the_stores_back() {
+    let store = SledStore::temporary().unwrap();
+    let k = key(1);
+    plant(&store, &k, b"through the store").await;
+    let tree = store.sled_db().open_tree("contacts").unwrap();
+    tree.insert(k.storage_key(), &b"behind its back"[..])
+        .unwrap();
+    let mut seen = Vec::new();
+    store
+        .update(&k, &mut |old, _| {
+            seen.push(old.map(<[u8]>::to_vec));
+            Ok(UpdateAction::Write(b"after".to_vec()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            Some(b"through the store".to_vec()),
+            Some(b"behind its back".to_vec())
+        ]
+    );
+    assert_eq!(
+        store.load(&k).await.unwrap().contact.as_deref(),
+        Some(&b"after"[..])
+    );
+    assert_eq!(
+        tree.get(k.storage_key()).unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+}
