@@ -46,6 +46,7 @@
 
 mod clock;
 mod guard;
+mod keyed_record;
 mod memory;
 mod store;
 #[cfg(feature = "testing")]
@@ -55,6 +56,7 @@ pub use waguard_core::*;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use guard::{Guard, GuardError, IngestReport};
+pub use keyed_record::KeyedRecord;
 pub use memory::MemoryStore;
 pub use store::{
     with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, ReadFn, RecordKey, Records,

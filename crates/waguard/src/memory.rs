@@ -11,41 +11,10 @@ use crate::store::{
     with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, ScanStream, SenderUpdate, Store,
     StoreError, UpdateAction,
 };
-use crate::{BusinessId, ContactKey};
+use crate::{BusinessId, ContactKey, KeyedRecord};
 
-type Contacts = HashTable<Entry>;
+type Contacts = HashTable<KeyedRecord>;
 type Senders = HashTable<(BusinessId, Vec<u8>)>;
-
-/// A contact record and its storage key in one allocation: `[key length: u32 LE][storage
-/// key][record]`. A lookup compares the key and reads the record in one heap block, where a
-/// `(ContactKey, Vec<u8>)` pair would touch three (business id, contact id, record): with
-/// millions of contacts each is a cache miss.
-struct Entry(Box<[u8]>);
-
-impl Entry {
-    fn new(key: &[u8], record: &[u8]) -> Entry {
-        let mut bytes = Vec::with_capacity(4 + key.len() + record.len());
-        // Storage keys are a few hundred bytes at most (ids are validated), far below 4 GiB.
-        bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(record);
-        Entry(bytes.into_boxed_slice())
-    }
-
-    fn split(&self) -> (&[u8], &[u8]) {
-        let (len, rest) = self.0.split_at(4);
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        rest.split_at(len)
-    }
-
-    fn key(&self) -> &[u8] {
-        self.split().0
-    }
-
-    fn record(&self) -> &[u8] {
-        self.split().1
-    }
-}
 
 /// A store in process memory: nothing survives a restart.
 ///
@@ -130,7 +99,9 @@ impl MemoryStore {
     }
 
     fn contact_slot<'t>(table: &'t Contacts, hash: u64, key: &[u8]) -> Option<&'t [u8]> {
-        table.find(hash, |e| e.key() == key).map(Entry::record)
+        table
+            .find(hash, |e| e.key() == key)
+            .map(KeyedRecord::record)
     }
 
     fn sender_slot<'t>(table: &'t Senders, hash: u64, business: &BusinessId) -> Option<&'t [u8]> {
@@ -140,14 +111,14 @@ impl MemoryStore {
     }
 
     fn write_contact(&self, table: &mut Contacts, hash: u64, key: &[u8], value: Option<&[u8]>) {
-        let hasher = |e: &Entry| self.hash(e.key());
+        let hasher = |e: &KeyedRecord| self.hash(e.key());
         match (table.find_entry(hash, |e| e.key() == key), value) {
-            (Ok(mut entry), Some(bytes)) => *entry.get_mut() = Entry::new(key, bytes),
+            (Ok(mut entry), Some(bytes)) => *entry.get_mut() = KeyedRecord::new(key, bytes),
             (Ok(entry), None) => {
                 entry.remove();
             }
             (Err(_), Some(bytes)) => {
-                table.insert_unique(hash, Entry::new(key, bytes), hasher);
+                table.insert_unique(hash, KeyedRecord::new(key, bytes), hasher);
             }
             (Err(_), None) => {}
         }
