@@ -18,6 +18,8 @@ const FIGURES: &[&str] = &[
     "ratio_memory_check_over_floor",
     "sled_ingest_group_commit_eps",
     "sled_check_ns",
+    "sled_record_cache_share",
+    "sled_record_cache_mb",
     "sled_floor_ns",
     "ratio_sled_check_over_floor",
     "sled_bytes_per_contact",

@@ -394,6 +394,23 @@ async fn measure_size(
         n,
         "same run, interleaved in chunks of 10 000",
     );
+    let cached = sled_store.record_cache_usage();
+    figure(
+        figures,
+        "sled_record_cache_share",
+        cached.records as f64 / n as f64,
+        "share",
+        n,
+        "contacts in the store's record cache after the checks (default 128 MiB budget)",
+    );
+    figure(
+        figures,
+        "sled_record_cache_mb",
+        cached.bytes as f64 / (1 << 20) as f64,
+        "MiB",
+        n,
+        "memory of the record cache after the checks, estimated by the cache",
+    );
     let on_disk = sled_store.size_on_disk()?;
     figure(
         figures,
