@@ -247,6 +247,76 @@ mod tests {
         assert_eq!(cached(&cache, b"k").as_deref(), Some(&b"current"[..]));
     }
 
+    /// One step of the model test below.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A store write: the tree, then the cache, in one step (the key's stripe is held).
+        Write(u8, Option<u8>),
+        /// Reader `r` looks `key` up; on a miss it holds a ticket.
+        Look(usize, u8),
+        /// Reader `r` reads the tree after its miss.
+        ReadTree(usize),
+        /// Reader `r` fills the cache with what it read.
+        Fill(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, proptest::option::of(any::<u8>())).prop_map(|(k, v)| Step::Write(k, v)),
+            (0..3usize, 0..6u8).prop_map(|(r, k)| Step::Look(r, k)),
+            (0..3usize).prop_map(Step::ReadTree),
+            (0..3usize).prop_map(Step::Fill),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a model of the tree, whatever the interleaving of writes and of three
+        /// readers' miss, tree read and fill: every cached record is the tree's, at every
+        /// step. With one shard's worth of budget, evictions happen too.
+        #[test]
+        fn a_cached_record_is_always_the_trees(
+            steps in proptest::collection::vec(step(), 1..200),
+            budget in proptest::sample::select(vec![0u64, 64 * 60, 1 << 20]),
+        ) {
+            let cache = RecordCache::new(budget);
+            let mut tree: std::collections::HashMap<u8, u8> = Default::default();
+            // Per reader: the key and ticket of its miss, then what it read.
+            let mut readers: [(Option<(u8, Ticket)>, Option<Option<u8>>); 3] = Default::default();
+            for step in steps {
+                match step {
+                    Step::Write(k, v) => {
+                        match v {
+                            Some(v) => tree.insert(k, v),
+                            None => tree.remove(&k),
+                        };
+                        cache.put(&[k], v.as_ref().map(std::slice::from_ref));
+                    }
+                    Step::Look(r, k) => match cache.read(&[k], cache.hash(&[k]), <[u8]>::to_vec) {
+                        Cached::Hit(v) => proptest::prop_assert_eq!(Some(&v[0]), tree.get(&k)),
+                        Cached::Miss(ticket) => readers[r] = (Some((k, ticket)), None),
+                    },
+                    Step::ReadTree(r) => {
+                        if let (Some((k, _)), read) = &mut readers[r] {
+                            *read = Some(tree.get(k).copied());
+                        }
+                    }
+                    Step::Fill(r) => {
+                        if let (Some((k, ticket)), Some(Some(v))) = readers[r] {
+                            cache.fill(&[k], cache.hash(&[k]), ticket, &[v]);
+                        }
+                        readers[r] = Default::default();
+                    }
+                }
+                for k in 0..6u8 {
+                    if let Cached::Hit(v) = cache.read(&[k], cache.hash(&[k]), <[u8]>::to_vec) {
+                        proptest::prop_assert_eq!(Some(&v[0]), tree.get(&k), "key {}", k);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_budget_bounds_the_cache_and_zero_turns_it_off() {
         let budget = 64 * 1024;
