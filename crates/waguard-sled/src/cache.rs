@@ -260,6 +260,13 @@ mod tests {
         Fill(usize),
     }
 
+    /// A reader of the model test: the key and ticket of its miss, then what it read.
+    #[derive(Clone, Copy, Default)]
+    struct ModelReader {
+        miss: Option<(u8, Ticket)>,
+        read: Option<Option<u8>>,
+    }
+
     fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         use proptest::prelude::*;
         prop_oneof![
@@ -281,8 +288,7 @@ mod tests {
         ) {
             let cache = RecordCache::new(budget);
             let mut tree: std::collections::HashMap<u8, u8> = Default::default();
-            // Per reader: the key and ticket of its miss, then what it read.
-            let mut readers: [(Option<(u8, Ticket)>, Option<Option<u8>>); 3] = Default::default();
+            let mut readers: [ModelReader; 3] = Default::default();
             for step in steps {
                 match step {
                     Step::Write(k, v) => {
@@ -294,15 +300,17 @@ mod tests {
                     }
                     Step::Look(r, k) => match cache.read(&[k], cache.hash(&[k]), <[u8]>::to_vec) {
                         Cached::Hit(v) => proptest::prop_assert_eq!(Some(&v[0]), tree.get(&k)),
-                        Cached::Miss(ticket) => readers[r] = (Some((k, ticket)), None),
+                        Cached::Miss(ticket) => {
+                            readers[r] = ModelReader { miss: Some((k, ticket)), read: None }
+                        }
                     },
                     Step::ReadTree(r) => {
-                        if let (Some((k, _)), read) = &mut readers[r] {
-                            *read = Some(tree.get(k).copied());
+                        if let Some((k, _)) = readers[r].miss {
+                            readers[r].read = Some(tree.get(&k).copied());
                         }
                     }
                     Step::Fill(r) => {
-                        if let (Some((k, ticket)), Some(Some(v))) = readers[r] {
+                        if let ModelReader { miss: Some((k, ticket)), read: Some(Some(v)) } = readers[r] {
                             cache.fill(&[k], cache.hash(&[k]), ticket, &[v]);
                         }
                         readers[r] = Default::default();
