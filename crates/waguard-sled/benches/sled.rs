@@ -33,13 +33,22 @@ use support::{
     keys, loaded_len, now_or_never, other_typical_record, populate, sizes, t, typical_state,
 };
 
-/// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size.
+/// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size,
+/// `WAGUARD_BENCH_JOURNAL_MB` the journal's.
 fn options() -> SledOptions {
-    let options = SledOptions::default();
-    match std::env::var("WAGUARD_BENCH_SLED_CACHE_MB") {
-        Ok(mb) => options.with_cache_capacity(mb.parse::<u64>().unwrap() << 20),
-        Err(_) => options,
+    let mb = |name| {
+        std::env::var(name)
+            .ok()
+            .map(|mb: String| mb.parse::<u64>().unwrap() << 20)
+    };
+    let mut options = SledOptions::default();
+    if let Some(bytes) = mb("WAGUARD_BENCH_SLED_CACHE_MB") {
+        options = options.with_cache_capacity(bytes);
     }
+    if let Some(bytes) = mb("WAGUARD_BENCH_JOURNAL_MB") {
+        options = options.with_journal_capacity(bytes);
+    }
+    options
 }
 
 /// `count` inbound messages on uniformly random keys, each a second after the last.
