@@ -9,7 +9,9 @@
 //!
 //! `cargo bench -p waguard-sled --bench check_under_ingest` (`WAGUARD_BENCH_SIZES` picks the
 //! contact counts, default 10000,100000,1000000; `WAGUARD_BENCH_SECONDS` the time per phase,
-//! default 3).
+//! default 3; `WAGUARD_BENCH_RECORD_CACHE_MB` the store's contact record cache, default the
+//! store's: with every contact cached, checks never reach sled, so `0` is what shows sled's
+//! lock at work).
 //!
 //! The phases run in this order on purpose: once any `sled::Batch` has been applied in a
 //! process, sled routes every later read through that shared lock's read side (it never
@@ -33,6 +35,14 @@ use support::{keys, now_or_never, other_typical_record, populate, sizes, t, typi
 
 /// Events (or writes) per batch of the background thread.
 const BATCH: usize = 1000;
+
+/// The store's options, with `WAGUARD_BENCH_RECORD_CACHE_MB` if set.
+fn options() -> SledOptions {
+    match std::env::var("WAGUARD_BENCH_RECORD_CACHE_MB") {
+        Ok(mb) => SledOptions::default().with_record_cache(mb.parse::<u64>().unwrap() << 20),
+        Err(_) => SledOptions::default(),
+    }
+}
 
 fn phase_time() -> Duration {
     let seconds = std::env::var("WAGUARD_BENCH_SECONDS")
@@ -112,7 +122,7 @@ fn main() {
         let keys = keys(n);
         let record = typical_state(&keys[0], &policy).encode();
         let other = other_typical_record(&keys[0], &policy);
-        let store = SledStore::open_with(dir.path().join("db"), SledOptions::default()).unwrap();
+        let store = SledStore::open_with(dir.path().join("db"), options()).unwrap();
         populate(&store, &keys, &record);
         rt.block_on(store.flush()).unwrap();
         let tree = store.sled_db().open_tree("contacts").unwrap();
