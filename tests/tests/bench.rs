@@ -19,6 +19,7 @@ const FIGURES: &[&str] = &[
     "sled_ingest_group_commit_eps",
     "sled_check_ns",
     "sled_record_cache_share",
+    "sled_record_cache_hit_rate",
     "sled_record_cache_mb",
     "sled_floor_ns",
     "ratio_sled_check_over_floor",

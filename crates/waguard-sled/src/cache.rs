@@ -21,6 +21,7 @@
 //! of its entries: cheaper than tracking recency, and it never empties the whole cache.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -45,6 +46,10 @@ struct Shard {
     bytes: usize,
     /// Writes that reached this shard so far (rule 2 above).
     writes: u64,
+    /// Lookups that found their record, and those that did not (counted under the read
+    /// lock, so atomics; one pair per shard keeps threads off each other's cache lines).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 /// What the contact record cache holds ([`SledStore::record_cache_usage`](crate::SledStore::record_cache_usage)).
@@ -56,6 +61,12 @@ pub struct CacheUsage {
     /// Their estimated memory: key and record bytes plus a fixed cost per entry for its
     /// table slot and allocation. Stays within [`SledOptions::record_cache`](crate::SledOptions::record_cache).
     pub bytes: usize,
+    /// Lookups since the store was opened that found their record in the cache: reads, and
+    /// the reads of updates and batches. (None while the cache is off.)
+    pub hits: u64,
+    /// Lookups since the store was opened that went to sled. `hits / (hits + misses)` is the
+    /// figure to size the cache by.
+    pub misses: u64,
 }
 
 /// Handed out by a miss: lets the reader fill the entry unless a write came in between.
@@ -111,10 +122,16 @@ impl RecordCache {
         }
         let shard = self.shard(hash).read();
         match shard.table.find(hash, |e| e.key() == key) {
-            Some(entry) => Cached::Hit(f(entry.record())),
-            None => Cached::Miss(Ticket {
-                writes: shard.writes,
-            }),
+            Some(entry) => {
+                shard.hits.fetch_add(1, Ordering::Relaxed);
+                Cached::Hit(f(entry.record()))
+            }
+            None => {
+                shard.misses.fetch_add(1, Ordering::Relaxed);
+                Cached::Miss(Ticket {
+                    writes: shard.writes,
+                })
+            }
         }
     }
 
@@ -190,6 +207,8 @@ impl RecordCache {
             CacheUsage {
                 records: sum.records + s.table.len(),
                 bytes: sum.bytes + s.bytes,
+                hits: sum.hits + s.hits.load(Ordering::Relaxed),
+                misses: sum.misses + s.misses.load(Ordering::Relaxed),
             }
         })
     }
@@ -223,7 +242,10 @@ mod tests {
         assert_eq!(cache.usage().records, 1);
         cache.put(b"a", None);
         assert_eq!(cached(&cache, b"a"), None);
-        assert_eq!(cache.usage(), CacheUsage::default());
+        // The first two lookups found the key, the last one did not.
+        let usage = cache.usage();
+        assert_eq!((usage.records, usage.bytes), (0, 0));
+        assert_eq!((usage.hits, usage.misses), (2, 1));
     }
 
     #[test]
@@ -332,7 +354,7 @@ mod tests {
         for i in 0..10_000u32 {
             cache.put(&i.to_le_bytes(), Some(&[7; 30]));
         }
-        let CacheUsage { records, bytes } = cache.usage();
+        let CacheUsage { records, bytes, .. } = cache.usage();
         assert!(
             bytes as u64 <= budget,
             "{bytes} bytes over a budget of {budget}"

@@ -355,6 +355,7 @@ async fn measure_size(
     }
     raw.flush()?;
     drop(storage_keys);
+    let before = sled_store.record_cache_usage();
     let (sled_check, sled_floor) = interleaved_ns(
         &indices,
         |i| {
@@ -395,6 +396,15 @@ async fn measure_size(
         "same run, interleaved in chunks of 10 000",
     );
     let cached = sled_store.record_cache_usage();
+    let (hits, misses) = (cached.hits - before.hits, cached.misses - before.misses);
+    figure(
+        figures,
+        "sled_record_cache_hit_rate",
+        hits as f64 / (hits + misses).max(1) as f64,
+        "share",
+        n,
+        "share of the checks above answered from the store's record cache",
+    );
     figure(
         figures,
         "sled_record_cache_share",
