@@ -18,9 +18,12 @@
 pub struct KeyedRecord(Box<[u8]>);
 
 impl KeyedRecord {
-    /// Copies `key` and `record` into one allocation. Keys are storage keys, a few hundred
-    /// bytes at most (ids are validated); a key of 4 GiB or more would not fit its length
-    /// prefix and panics.
+    /// Copies `key` and `record` into one allocation.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is 4 GiB or longer (its length would not fit the prefix). Storage keys are a
+    /// few hundred bytes at most: their ids are validated when parsed.
     pub fn new(key: &[u8], record: &[u8]) -> KeyedRecord {
         let len = u32::try_from(key.len()).expect("a storage key shorter than 4 GiB");
         let mut bytes = Vec::with_capacity(4 + key.len() + record.len());
