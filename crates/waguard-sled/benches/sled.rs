@@ -30,7 +30,7 @@ use waguard_sled::{SledOptions, SledStore};
 #[path = "../../waguard/benches/support/mod.rs"]
 mod support;
 use support::{
-    keys, loaded_len, now_or_never, other_typical_record, populate, sizes, t, typical_state,
+    keys, loaded_len, next_check, other_typical_record, populate, sizes, t, typical_state,
 };
 
 /// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size,
@@ -156,26 +156,16 @@ fn bench_check(c: &mut Criterion) {
                 loaded_len(guard.store(), black_box(&keys[order[i]]))
             })
         });
+        // SledStore's reads never wait: polled once, like the floor, with no executor.
         group.bench_function(BenchmarkId::new("check", n), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) & (order.len() - 1);
-                // SledStore's reads never wait: poll once, like the floor, with no executor.
-                now_or_never(guard.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
-                    .unwrap()
-            })
+            b.iter(next_check(&guard, &keys, &order, now))
         });
         // The same check with the contact record cache off: every check walks sled's tree.
         // (A second store over the same trees, for reads only.)
         let uncached = SledStore::from_sled_with(db.clone(), options().with_record_cache(0));
         let uncached = Guard::new(uncached.unwrap(), policy.clone()).unwrap();
         group.bench_function(BenchmarkId::new("check_uncached", n), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) & (order.len() - 1);
-                now_or_never(uncached.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
-                    .unwrap()
-            })
+            b.iter(next_check(&uncached, &keys, &order, now))
         });
         drop(uncached);
         group.bench_function(BenchmarkId::new("block_on_overhead", n), |b| {

@@ -28,18 +28,23 @@ impl SledStore {
         }
         // (`update_sync` checks this itself.)
         self.usable()?;
-        let storage_keys: Vec<Option<Vec<u8>>> = batch
+        // Each contact operation's storage key and its record-cache hash, built once.
+        let storage_keys: Vec<Option<(Vec<u8>, u64)>> = batch
             .ops_mut()
             .iter()
             .map(|op| match op {
-                BatchOp::Contact { key, .. } => Some(key.storage_key()),
+                BatchOp::Contact { key, .. } => {
+                    let k = key.storage_key();
+                    let hash = self.records.hash(&k);
+                    Some((k, hash))
+                }
                 _ => None,
             })
             .collect();
         let mut stripes: Vec<usize> = storage_keys
             .iter()
             .flatten()
-            .map(|k| self.stripe_of(k))
+            .map(|&(_, hash)| Self::stripe_of(hash))
             .collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -53,11 +58,11 @@ impl SledStore {
         let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
         for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
             match (op, k) {
-                (BatchOp::Contact { key, update }, Some(k)) => {
+                (BatchOp::Contact { key, update }, Some((k, hash))) => {
                     let current = match contacts.get(&k[..]) {
                         Some(staged) => staged.clone(),
                         None => self
-                            .contact_bytes(k)
+                            .contact_bytes(k, *hash)
                             .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
                     };
                     let sender = match senders.get(&key.business) {
@@ -134,8 +139,9 @@ impl SledStore {
                     None => self.contacts.remove(*k).map(drop),
                 };
                 // The new record once sled has it; nothing cached if the write failed.
+                let hash = self.records.hash(k);
                 self.records
-                    .put(k, v.as_deref().filter(|_| written.is_ok()));
+                    .put(k, hash, v.as_deref().filter(|_| written.is_ok()));
                 written.map_err(err)?;
                 self.fail_here_in_tests()?;
             }
@@ -195,7 +201,8 @@ impl SledStore {
     /// records, or, when the write failed, their absence (sled's state is then unknown).
     fn cache_batch(&self, contacts: &HashMap<&[u8], Option<IVec>>, written: bool) {
         for (k, v) in contacts {
-            self.records.put(k, v.as_deref().filter(|_| written));
+            self.records
+                .put(k, self.records.hash(k), v.as_deref().filter(|_| written));
         }
     }
 

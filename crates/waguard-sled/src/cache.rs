@@ -102,7 +102,8 @@ impl RecordCache {
         }
     }
 
-    /// The hash of a storage key, computed once per operation.
+    /// The hash of a storage key, computed once per operation: the store also picks the key's
+    /// stripe from it.
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -150,11 +151,10 @@ impl RecordCache {
         }
     }
 
-    /// Records a write of `key`: its new record, or `None` when it was deleted or when the
-    /// write failed and sled's state of the key is unknown. Call after the write reached sled,
-    /// with the key's stripe still held.
-    pub(crate) fn put(&self, key: &[u8], record: Option<&[u8]>) {
-        let hash = self.hash(key);
+    /// Records a write of `key` (whose [`hash`](RecordCache::hash) is `hash`): its new record,
+    /// or `None` when it was deleted or when the write failed and sled's state of the key is
+    /// unknown. Call after the write reached sled, with the key's stripe still held.
+    pub(crate) fn put(&self, key: &[u8], hash: u64, record: Option<&[u8]>) {
         let mut shard = self.shard(hash).write();
         shard.writes += 1;
         if let Ok(old) = shard.table.find_entry(hash, |e| e.key() == key) {
@@ -235,12 +235,12 @@ mod tests {
     #[test]
     fn writes_replace_and_delete_entries() {
         let cache = RecordCache::new(1 << 20);
-        cache.put(b"a", Some(b"one"));
+        cache.put(b"a", cache.hash(b"a"), Some(b"one"));
         assert_eq!(cached(&cache, b"a").as_deref(), Some(&b"one"[..]));
-        cache.put(b"a", Some(b"two"));
+        cache.put(b"a", cache.hash(b"a"), Some(b"two"));
         assert_eq!(cached(&cache, b"a").as_deref(), Some(&b"two"[..]));
         assert_eq!(cache.usage().records, 1);
-        cache.put(b"a", None);
+        cache.put(b"a", cache.hash(b"a"), None);
         assert_eq!(cached(&cache, b"a"), None);
         // The first two lookups found the key, the last one did not.
         let usage = cache.usage();
@@ -254,13 +254,13 @@ mod tests {
         // A read misses, then reads sled (the old record), then a write lands: the read's
         // fill would put the old record back over the write's.
         let ticket = miss(&cache, b"k");
-        cache.put(b"k", Some(b"new"));
+        cache.put(b"k", cache.hash(b"k"), Some(b"new"));
         cache.fill(b"k", cache.hash(b"k"), ticket, b"old");
         assert_eq!(cached(&cache, b"k").as_deref(), Some(&b"new"[..]));
         // Also when the write deleted the key.
-        cache.put(b"k", None);
+        cache.put(b"k", cache.hash(b"k"), None);
         let ticket = miss(&cache, b"k");
-        cache.put(b"k", None);
+        cache.put(b"k", cache.hash(b"k"), None);
         cache.fill(b"k", cache.hash(b"k"), ticket, b"old");
         assert_eq!(cached(&cache, b"k"), None);
         // Without a write in between, the fill stays.
@@ -318,7 +318,7 @@ mod tests {
                             Some(v) => tree.insert(k, v),
                             None => tree.remove(&k),
                         };
-                        cache.put(&[k], v.as_ref().map(std::slice::from_ref));
+                        cache.put(&[k], cache.hash(&[k]), v.as_ref().map(std::slice::from_ref));
                     }
                     Step::Look(r, k) => match cache.read(&[k], cache.hash(&[k]), <[u8]>::to_vec) {
                         Cached::Hit(v) => proptest::prop_assert_eq!(Some(&v[0]), tree.get(&k)),
@@ -352,7 +352,11 @@ mod tests {
         let budget = 64 * 1024;
         let cache = RecordCache::new(budget);
         for i in 0..10_000u32 {
-            cache.put(&i.to_le_bytes(), Some(&[7; 30]));
+            cache.put(
+                &i.to_le_bytes(),
+                cache.hash(&i.to_le_bytes()),
+                Some(&[7; 30]),
+            );
         }
         let CacheUsage { records, bytes, .. } = cache.usage();
         assert!(
@@ -373,7 +377,7 @@ mod tests {
         assert!(cached(&cache, &9_999u32.to_le_bytes()).is_some());
 
         let off = RecordCache::new(0);
-        off.put(b"a", Some(b"one"));
+        off.put(b"a", off.hash(b"a"), Some(b"one"));
         let ticket = miss(&off, b"a");
         off.fill(b"a", off.hash(b"a"), ticket, b"one");
         assert_eq!(cached(&off, b"a"), None);

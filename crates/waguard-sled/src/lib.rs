@@ -137,7 +137,6 @@ pub struct SledStore {
     /// of its keys (ascending), so a batch can read, decide and write without a sled
     /// transaction and no update slips in between. Always taken before `sender_write`.
     stripes: Box<[Mutex<()>]>,
-    stripe_hasher: foldhash::fast::RandomState,
     syncer: Syncer,
     /// The write-ahead journal (`None` for temporary stores and [`SledStore::from_sled`]).
     journal: Option<Journal>,
@@ -269,7 +268,6 @@ impl SledStore {
             sender_write: Mutex::new(()),
             records: RecordCache::new(options.record_cache),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            stripe_hasher: foldhash::fast::RandomState::default(),
             journal: None,
             checkpoint_gate: RwLock::new(()),
             recovered_writes: 0,
@@ -373,11 +371,11 @@ impl SledStore {
         })
     }
 
-    /// The contact record under `k`, from the record cache or the tree (filling the cache).
+    /// The contact record under `k` (of record-cache hash `hash`), from the record cache or the
+    /// tree (filling the cache).
     /// Under the key's stripe, a cached record is the tree's: every write of the key holds
     /// the stripe and updates the cache before letting go of it.
-    fn contact_bytes(&self, k: &[u8]) -> Result<Option<IVec>, sled::Error> {
-        let hash = self.records.hash(k);
+    fn contact_bytes(&self, k: &[u8], hash: u64) -> Result<Option<IVec>, sled::Error> {
         let ticket = match self.records.read(k, hash, |record| IVec::from(record)) {
             Cached::Hit(record) => return Ok(Some(record)),
             Cached::Miss(ticket) => ticket,
@@ -389,9 +387,9 @@ impl SledStore {
         Ok(record)
     }
 
-    fn stripe_of(&self, storage_key: &[u8]) -> usize {
-        use std::hash::BuildHasher;
-        self.stripe_hasher.hash_one(storage_key) as usize % STRIPES
+    /// The stripe of a storage key, from its record-cache hash (one hash per operation).
+    fn stripe_of(hash: u64) -> usize {
+        hash as usize % STRIPES
     }
 
     /// One contact's read-modify-write; `durable`: on disk when this returns.
@@ -404,11 +402,12 @@ impl SledStore {
         self.usable()?;
         let k = key.storage_key();
         let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
-        let _stripe = self.stripes[self.stripe_of(&k)].lock();
+        let hash = self.records.hash(&k);
+        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
         // Under the stripe no store write races this one; the compare-and-swap still guards
         // against writes from outside the store (`sled_db()`): after a failed swap the record
         // is read from the tree again, not from the cache.
-        let mut current = self.contact_bytes(&k).map_err(err)?;
+        let mut current = self.contact_bytes(&k, hash).map_err(err)?;
         loop {
             let sender = self.sender_bytes(&key.business)?;
             let new = match update(current.as_deref(), sender.as_deref())? {
@@ -430,15 +429,15 @@ impl SledStore {
                         .map_err(err)?
                         .is_ok())
                 })
-                .inspect_err(|_| self.records.put(&k, None))?;
+                .inspect_err(|_| self.records.put(&k, hash, None))?;
             if swapped {
-                self.records.put(&k, new.as_deref());
+                self.records.put(&k, hash, new.as_deref());
                 return Ok(true);
             }
             // Another writer got there first: run the closure again on what it wrote (its
             // journal record then follows this attempt's, and wins at a replay).
             current = self.contacts.get(&k).map_err(err)?;
-            self.records.put(&k, current.as_deref());
+            self.records.put(&k, hash, current.as_deref());
         }
     }
 
@@ -564,7 +563,8 @@ impl Store for SledStore {
         self.usable()?;
         let k = key.storage_key();
         let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
-        let _stripe = self.stripes[self.stripe_of(&k)].lock();
+        let hash = self.records.hash(&k);
+        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
         if !self.contacts.contains_key(&k).map_err(err)? {
             return Ok(false);
         }
@@ -577,7 +577,7 @@ impl Store for SledStore {
             self.contacts.remove(&k).map(drop).map_err(err)
         });
         // Removed, or unknown after a failure: either way not cached any more.
-        self.records.put(&k, None);
+        self.records.put(&k, hash, None);
         removed?;
         Ok(true)
     }
@@ -677,7 +677,8 @@ impl SledStore {
     /// Stores raw bytes under a raw key of the contacts tree, bypassing every check (feature
     /// `testing`; for tests of damaged stores).
     pub fn put_raw_contact_key(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        let _stripe = self.stripes[self.stripe_of(key)].lock();
+        let hash = self.records.hash(key);
+        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
         let op = Op {
             tree: journal::Tree::Contacts,
             key,
@@ -689,7 +690,8 @@ impl SledStore {
                 .map(drop)
                 .map_err(|e| backend("put_raw_contact_key", None, e))
         });
-        self.records.put(key, written.as_ref().ok().map(|()| bytes));
+        self.records
+            .put(key, hash, Some(bytes).filter(|_| written.is_ok()));
         written
     }
 }

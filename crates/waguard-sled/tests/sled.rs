@@ -520,3 +520,29 @@ async fn an_update_builds_on_a_write_made_behind_the_stores_back() {
         Some(&b"after"[..])
     );
 }
+
+/// `from_sled_with` applies the options' record cache: off, nothing is cached or counted;
+/// on (the default of `from_sled`), the update's read of the existing record misses, its
+/// write is cached, and the next read is a hit.
+#[tokio::test]
+async fn from_sled_with_applies_the_record_cache_option() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let off = SledOptions::default().with_record_cache(0);
+    let store = SledStore::from_sled_with(db.clone(), off).unwrap();
+    plant(&store, &key(1), b"record").await;
+    store.load(&key(1)).await.unwrap();
+    let usage = store.record_cache_usage();
+    assert_eq!((usage.records, usage.hits), (0, 0), "{usage:?}");
+    drop(store);
+
+    let store = SledStore::from_sled(db, Durability::EachWrite).unwrap();
+    plant(&store, &key(1), b"record").await;
+    let loaded = store.load(&key(1)).await.unwrap();
+    assert_eq!(loaded.contact.as_deref(), Some(&b"record"[..]));
+    let usage = store.record_cache_usage();
+    assert_eq!(
+        (usage.records, usage.misses, usage.hits),
+        (1, 1, 1),
+        "{usage:?}"
+    );
+}

@@ -21,7 +21,7 @@ use waguard::*;
 
 #[allow(dead_code)] // the store benches' shared helpers; this one needs only some
 mod support;
-use support::{keys, loaded_len, now_or_never, populate, sizes, t, typical_state};
+use support::{keys, loaded_len, next_check, now_or_never, populate, sizes, t, typical_state};
 
 fn bench_check(c: &mut Criterion) {
     let policy = Policy::default();
@@ -100,12 +100,7 @@ fn bench_check(c: &mut Criterion) {
             })
         });
         group.bench_function(BenchmarkId::new("check", n), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) & (order.len() - 1);
-                now_or_never(guard.check(black_box(&keys[order[i]]), Outgoing::FreeForm, now))
-                    .unwrap()
-            })
+            b.iter(next_check(&guard, &keys, &order, now))
         });
         group.bench_function(BenchmarkId::new("reserve", n), |b| {
             let mut i = 0;

@@ -30,6 +30,22 @@ pub fn now_or_never<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The body of the `check` benches: each call checks a free-form message to the next key of
+/// `order` (walked round and round; its length a power of two), polled once.
+pub fn next_check<'a, S: Store>(
+    guard: &'a Guard<S>,
+    keys: &'a [ContactKey],
+    order: &'a [usize],
+    now: Timestamp,
+) -> impl FnMut() -> Decision + 'a {
+    let mut i = 0;
+    move || {
+        i = (i + 1) & (order.len() - 1);
+        let key = std::hint::black_box(&keys[order[i]]);
+        now_or_never(guard.check(key, Outgoing::FreeForm, now)).unwrap()
+    }
+}
+
 /// The store's read alone, without decode or decision: the lengths of the contact and sender
 /// records of `key` (stores whose reads never wait; `load_only` in both store benches).
 pub fn loaded_len<S: Store>(store: &S, key: &ContactKey) -> usize {
