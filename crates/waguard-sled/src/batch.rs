@@ -133,7 +133,12 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let err = |e| backend("apply_batch", None, e);
         if covered == Covered::ByJournal {
-            for (k, v) in contacts {
+            // In key order: consecutive inserts then walk the same upper levels of sled's tree
+            // and often reach the same leaf, still in the processor's cache (+5-22% batched
+            // ingest at 1e5-1e6 random keys, docs/performance.md).
+            let mut in_order: Vec<(&&[u8], &Option<IVec>)> = contacts.iter().collect();
+            in_order.sort_unstable_by_key(|(k, _)| **k);
+            for (k, v) in in_order {
                 let written = match v {
                     Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
                     None => self.contacts.remove(*k).map(drop),
