@@ -120,12 +120,13 @@ fn sled_soak(cycles: u64) -> bool {
     match crash_harness::run(cycles, seed, &spawn, &mut progress) {
         Ok(report) => {
             println!(
-                "sled soak: {cycles} cycles, {} events acknowledged, {} found, 0 lost, {} writes recovered from the journal, interrupted batches whole {} / absent {} / torn 0, {:.1} s (seed {seed})",
+                "sled soak: {cycles} cycles, {} events acknowledged, {} found, 0 lost, {} writes recovered from the journal, interrupted batches whole {} / absent {} / torn 0 ({} large), {:.1} s (seed {seed})",
                 report.acknowledged,
                 report.acknowledged,
                 report.recovered,
                 report.interrupted_whole,
                 report.interrupted_absent,
+                report.interrupted_large,
                 report.elapsed.as_secs_f64()
             );
             true

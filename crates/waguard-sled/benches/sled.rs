@@ -37,7 +37,8 @@ use support::{
 };
 
 /// The store's options; `WAGUARD_BENCH_SLED_CACHE_MB` overrides sled's page cache size,
-/// `WAGUARD_BENCH_JOURNAL_MB` the journal's.
+/// `WAGUARD_BENCH_JOURNAL_MB` the journal's, `WAGUARD_BENCH_BATCH_THREADS` the threads that
+/// write a large batch.
 fn options() -> SledOptions {
     let mb = |name| {
         std::env::var(name)
@@ -50,6 +51,9 @@ fn options() -> SledOptions {
     }
     if let Some(bytes) = mb("WAGUARD_BENCH_JOURNAL_MB") {
         options = options.with_journal_capacity(bytes);
+    }
+    if let Ok(threads) = std::env::var("WAGUARD_BENCH_BATCH_THREADS") {
+        options = options.with_batch_threads(threads.parse().unwrap());
     }
     options
 }

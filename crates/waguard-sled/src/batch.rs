@@ -12,6 +12,10 @@ use crate::durable::Covered;
 use crate::journal::{self, Op};
 use crate::{backend, SledStore};
 
+/// The fewest contact writes a batch gives each thread writing it: below that, starting a
+/// thread (tens of microseconds) costs more than it saves (sled writes a key in 5-20 µs).
+pub(crate) const MIN_KEYS_PER_THREAD: usize = 128;
+
 impl SledStore {
     /// Runs a batch all or nothing, durably; returns whether anything was written.
     ///
@@ -136,20 +140,10 @@ impl SledStore {
             // In key order: consecutive inserts then walk the same upper levels of sled's tree
             // and often reach the same leaf, still in the processor's cache (+5-22% batched
             // ingest at 1e5-1e6 random keys, docs/performance.md).
-            let mut in_order: Vec<(&&[u8], &Option<IVec>)> = contacts.iter().collect();
-            in_order.sort_unstable_by_key(|(k, _)| **k);
-            for (k, v) in in_order {
-                let written = match v {
-                    Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
-                    None => self.contacts.remove(*k).map(drop),
-                };
-                // The new record once sled has it; nothing cached if the write failed.
-                let hash = self.records.hash(k);
-                self.records
-                    .put(k, hash, v.as_deref().filter(|_| written.is_ok()));
-                written.map_err(err)?;
-                self.fail_here_in_tests()?;
-            }
+            let mut in_order: Vec<(&[u8], &Option<IVec>)> =
+                contacts.iter().map(|(k, v)| (*k, v)).collect();
+            in_order.sort_unstable_by_key(|(k, _)| *k);
+            self.write_contacts_in_parts(&in_order)?;
             for (business, value) in senders {
                 match value {
                     Some(v) => self.senders.insert(business.as_str(), v.clone()).map(drop),
@@ -202,6 +196,74 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Writes a journaled batch's contacts (sorted by key) to sled and the record cache, in
+    /// up to [`SledOptions::batch_threads`](crate::SledOptions::batch_threads) contiguous
+    /// parts at once, each on its own thread: sled takes inserts from several threads side by
+    /// side, and the batch's stripes, held by the caller, keep every other writer of these
+    /// keys out meanwhile. Every part runs to its end or its first failure; the first
+    /// failure is returned (the caller then stops the store, and the reopen replays the
+    /// batch whole).
+    fn write_contacts_in_parts(
+        &self,
+        in_order: &[(&[u8], &Option<IVec>)],
+    ) -> Result<(), StoreError> {
+        let parts = self
+            .batch_threads
+            .min(in_order.len() / MIN_KEYS_PER_THREAD)
+            .max(1);
+        #[cfg(test)]
+        self.last_batch_parts
+            .store(parts, std::sync::atomic::Ordering::Relaxed);
+        if parts == 1 {
+            return self.write_contacts(in_order);
+        }
+        let per_part = in_order.len().div_ceil(parts);
+        std::thread::scope(|scope| {
+            let mut chunks = in_order.chunks(per_part);
+            let first = chunks.next().unwrap_or_default();
+            let helpers: Vec<_> = chunks
+                .map(|chunk| {
+                    std::thread::Builder::new()
+                        .name("waguard-sled-batch".into())
+                        .spawn_scoped(scope, move || self.write_contacts(chunk))
+                        // No thread to be had (a process limit): this thread writes the part.
+                        .map_err(|_| chunk)
+                })
+                .collect();
+            let mut result = self.write_contacts(first);
+            for helper in helpers {
+                let part = match helper {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(chunk) => self.write_contacts(chunk),
+                };
+                if result.is_ok() {
+                    result = part;
+                }
+            }
+            result
+        })
+    }
+
+    /// Writes contacts to sled one key at a time, each followed by its record cache update;
+    /// stops at the first failure.
+    fn write_contacts(&self, part: &[(&[u8], &Option<IVec>)]) -> Result<(), StoreError> {
+        for &(k, v) in part {
+            let written = match v {
+                Some(v) => self.contacts.insert(k, v.clone()).map(drop),
+                None => self.contacts.remove(k).map(drop),
+            };
+            // The new record once sled has it; nothing cached if the write failed.
+            let hash = self.records.hash(k);
+            self.records
+                .put(k, hash, v.as_deref().filter(|_| written.is_ok()));
+            written.map_err(|e| backend("apply_batch", None, e))?;
+            self.fail_here_in_tests()?;
+        }
+        Ok(())
+    }
+
     /// Records an atomic sled write of a batch's contacts in the record cache: their new
     /// records, or, when the write failed, their absence (sled's state is then unknown).
     fn cache_batch(&self, contacts: &HashMap<&[u8], Option<IVec>>, written: bool) {

@@ -260,11 +260,12 @@ impl Drop for SledStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use waguard::{Batch, ContactKey, Store, StoreError, UpdateAction};
 
-    use crate::SledStore;
+    use crate::{SledOptions, SledStore};
 
     fn run<T>(future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
@@ -339,6 +340,86 @@ mod tests {
             store.recovered_writes() >= 1,
             "the reopen replays the journal"
         );
+        run(async {
+            for key in &keys {
+                let loaded = store.load(key).await.unwrap();
+                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
+            }
+        });
+    }
+
+    fn many_keys(n: usize) -> Vec<ContactKey> {
+        (0..n)
+            .map(|i| format!("100000001/p:336{i:08}").parse().unwrap())
+            .collect()
+    }
+
+    /// A batch large enough for several threads writes every key, to sled and to the record
+    /// cache alike, and the threads really ran (each part's keys are in sled).
+    #[test]
+    fn a_large_batch_written_by_several_threads_writes_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SledOptions::default().with_batch_threads(4);
+        let store = SledStore::open_with(dir.path().join("db"), options).unwrap();
+        let keys = many_keys(4 * crate::batch::MIN_KEYS_PER_THREAD + 37);
+        run(async {
+            store
+                .apply_batch(&mut batch_writing(&keys, b"one"))
+                .await
+                .unwrap();
+            store
+                .apply_batch(&mut batch_writing(&keys, b"two"))
+                .await
+                .unwrap();
+            for key in &keys {
+                let tree = store.contacts.get(key.storage_key()).unwrap();
+                assert_eq!(tree.as_deref(), Some(&b"two"[..]), "{key} in sled");
+                let loaded = store.load(key).await.unwrap();
+                assert_eq!(loaded.contact.as_deref(), Some(&b"two"[..]), "{key} read");
+            }
+        });
+        assert_eq!(store.record_cache_usage().records, keys.len());
+        assert_eq!(store.last_batch_parts.load(Ordering::Relaxed), 4);
+        // A webhook-sized batch stays on the calling thread.
+        run(store.apply_batch(&mut batch_writing(&keys[..200], b"three"))).unwrap();
+        assert_eq!(store.last_batch_parts.load(Ordering::Relaxed), 1);
+    }
+
+    /// When one part of a batch written by several threads fails, the store stops as for a
+    /// single thread, and the reopen applies the batch whole.
+    #[test]
+    fn a_large_batch_failing_in_one_part_stops_the_store_until_a_reopen_applies_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = many_keys(3 * crate::batch::MIN_KEYS_PER_THREAD);
+        let options = SledOptions::default().with_batch_threads(3);
+        run(async {
+            let store = SledStore::open_with(&path, options.clone()).unwrap();
+            store
+                .apply_batch(&mut batch_writing(&keys, b"old"))
+                .await
+                .unwrap();
+            *store.fail_next_apply.lock() = Some(Duration::ZERO);
+            let failed = store.apply_batch(&mut batch_writing(&keys, b"new")).await;
+            assert!(
+                matches!(failed, Err(StoreError::MustReopen { .. })),
+                "{failed:?}"
+            );
+            let applied = keys
+                .iter()
+                .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
+                .count();
+            // One part stopped after its first key; the other two ran to their end.
+            assert_eq!(store.last_batch_parts.load(Ordering::Relaxed), 3);
+            let part = crate::batch::MIN_KEYS_PER_THREAD;
+            assert_eq!(applied, 1 + 2 * part);
+            assert!(matches!(
+                store.load(&keys[0]).await,
+                Err(StoreError::MustReopen { .. })
+            ));
+        });
+        let store = SledStore::open_with(&path, options).unwrap();
+        assert!(store.recovered_writes() >= 1);
         run(async {
             for key in &keys {
                 let loaded = store.load(key).await.unwrap();

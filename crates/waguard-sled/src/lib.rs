@@ -144,6 +144,8 @@ pub struct SledStore {
     /// exclusively by a checkpoint, so a checkpoint's sled flush covers every record it
     /// retires.
     checkpoint_gate: RwLock<()>,
+    /// Threads a large journaled batch is written to sled with (at least 1).
+    batch_threads: usize,
     /// Journal records applied to sled when the store was opened.
     recovered_writes: usize,
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
@@ -153,6 +155,9 @@ pub struct SledStore {
     /// waiting this long (with the batch's stripes held).
     #[cfg(test)]
     fail_next_apply: Mutex<Option<Duration>>,
+    /// Test record: how many parts the last journaled batch was written in.
+    #[cfg(test)]
+    last_batch_parts: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -267,6 +272,7 @@ impl SledStore {
             sender_cache: RwLock::new(HashMap::default()),
             sender_write: Mutex::new(()),
             records: RecordCache::new(options.record_cache),
+            batch_threads: options.batch_threads.max(1),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             journal: None,
             checkpoint_gate: RwLock::new(()),
@@ -274,6 +280,8 @@ impl SledStore {
             stopped: std::sync::OnceLock::new(),
             #[cfg(test)]
             fail_next_apply: Mutex::new(None),
+            #[cfg(test)]
+            last_batch_parts: Default::default(),
         })
     }
 

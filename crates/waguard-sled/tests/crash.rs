@@ -56,11 +56,12 @@ fn every_acknowledged_event_survives_sigkill() {
     let report =
         crash_harness::run(cycles, seed, &spawn, &mut |_, _| {}).unwrap_or_else(|e| panic!("{e}"));
     println!(
-        "crash test: {cycles} SIGKILL cycles, {} acknowledged events, 0 lost, {} writes recovered from the journal, interrupted batches found whole {} and absent {} (none torn), {:.1}s (seed {seed})",
+        "crash test: {cycles} SIGKILL cycles, {} acknowledged events, 0 lost, {} writes recovered from the journal, interrupted batches found whole {} and absent {} (none torn; {} of them large), {:.1}s (seed {seed})",
         report.acknowledged,
         report.recovered,
         report.interrupted_whole,
         report.interrupted_absent,
+        report.interrupted_large,
         report.elapsed.as_secs_f64()
     );
     assert!(

@@ -33,6 +33,9 @@ use waguard_sled::{Durability, SledOptions, SledStore};
 /// Events one child records at most.
 const PER_CYCLE: u64 = 4_000;
 
+/// Events in a large webhook batch (over about as many contacts: three parts of at least 128).
+const LARGE_BATCH: usize = 400;
+
 fn at(cycle: u64, seq: u64) -> Timestamp {
     // 2026-03-01T00:00:00Z, one millisecond per event: a soak of 1000 cycles stays within 70
     // minutes, so no acknowledged fact expires legitimately (G1 attempts live 24h, feedback 8
@@ -52,10 +55,13 @@ fn reserve_key(n: u32) -> ContactKey {
 /// Odd cycles run in group-commit mode, where a reservation is acknowledged only after an
 /// explicit flush.
 fn options(cycle: u64) -> SledOptions {
+    // Three threads for large batches whatever the machine's cores, so that kills also land
+    // while several threads write one batch.
+    let options = SledOptions::default().with_batch_threads(3);
     if cycle & 1 == 0 {
-        SledOptions::default()
+        options
     } else {
-        SledOptions::default().with_durability(Durability::GroupCommit {
+        options.with_durability(Durability::GroupCommit {
             every: Duration::from_millis(200),
         })
     }
@@ -95,11 +101,23 @@ pub fn child(dir: &Path, cycle: u64) -> ! {
         while seq < PER_CYCLE {
             if rng.u8(0..4) < 3 {
                 // A webhook batch: acknowledged after `ingest` returns (one durable commit).
-                let n = rng.u64(1..=32).min(PER_CYCLE - seq);
+                // Now and then a large one, over many contacts, which the store writes to
+                // sled from several threads (`SledOptions::batch_threads`).
+                let large = rng.u8(0..16) == 0;
+                let n = if large {
+                    LARGE_BATCH as u64
+                } else {
+                    rng.u64(1..=32)
+                };
+                let n = n.min(PER_CYCLE - seq);
                 let mut events = Vec::new();
                 let mut acks = Vec::new();
                 for _ in 0..n {
-                    let key = failure_key(rng.u32(0..200));
+                    let key = failure_key(if large {
+                        200 + rng.u32(0..5_000)
+                    } else {
+                        rng.u32(0..200)
+                    });
                     let wamid = format!("wamid.c{cycle}s{seq}");
                     events.push(failure(&key, at(cycle, seq), &wamid));
                     acks.push(format!("ack f {key} {wamid}"));
@@ -151,6 +169,8 @@ pub struct Report {
     pub interrupted_whole: usize,
     /// See `interrupted_whole`.
     pub interrupted_absent: usize,
+    /// Of those, the large batches (written to sled by several threads).
+    pub interrupted_large: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -174,6 +194,7 @@ pub fn run(
     let mut acked: Vec<Ack> = Vec::new();
     let mut recovered = 0usize;
     let (mut interrupted_whole, mut interrupted_absent) = (0usize, 0usize);
+    let mut interrupted_large = 0usize;
     let started = Instant::now();
     for cycle in 0..cycles {
         let mut child = spawn(&path, cycle)
@@ -255,6 +276,9 @@ pub fn run(
             ));
         }
         if batch.interrupted() {
+            if batch.events.len() >= LARGE_BATCH {
+                interrupted_large += 1;
+            }
             let found = runtime.block_on(count_present(&guard, &batch.events));
             match found {
                 0 => interrupted_absent += 1,
@@ -276,6 +300,7 @@ pub fn run(
         recovered,
         interrupted_whole,
         interrupted_absent,
+        interrupted_large,
         elapsed: started.elapsed(),
     })
 }
