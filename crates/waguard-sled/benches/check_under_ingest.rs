@@ -11,7 +11,7 @@
 //! contact counts, default 10000,100000,1000000; `WAGUARD_BENCH_SECONDS` the time per phase,
 //! default 3; `WAGUARD_BENCH_RECORD_CACHE_MB` the store's contact record cache, default the
 //! store's: with every contact cached, checks never reach sled, so `0` is what shows sled's
-//! lock at work).
+//! lock at work; `WAGUARD_BENCH_BATCH_THREADS` the threads that write each batch).
 //!
 //! The phases run in this order on purpose: once any `sled::Batch` has been applied in a
 //! process, sled routes every later read through that shared lock's read side (it never
@@ -36,12 +36,17 @@ use support::{keys, now_or_never, other_typical_record, populate, sizes, t, typi
 /// Events (or writes) per batch of the background thread.
 const BATCH: usize = 1000;
 
-/// The store's options, with `WAGUARD_BENCH_RECORD_CACHE_MB` if set.
+/// The store's options, with `WAGUARD_BENCH_RECORD_CACHE_MB` and
+/// `WAGUARD_BENCH_BATCH_THREADS` if set.
 fn options() -> SledOptions {
-    match std::env::var("WAGUARD_BENCH_RECORD_CACHE_MB") {
-        Ok(mb) => SledOptions::default().with_record_cache(mb.parse::<u64>().unwrap() << 20),
-        Err(_) => SledOptions::default(),
+    let mut options = SledOptions::default();
+    if let Ok(mb) = std::env::var("WAGUARD_BENCH_RECORD_CACHE_MB") {
+        options = options.with_record_cache(mb.parse::<u64>().unwrap() << 20);
     }
+    if let Ok(threads) = std::env::var("WAGUARD_BENCH_BATCH_THREADS") {
+        options = options.with_batch_threads(threads.parse().unwrap());
+    }
+    options
 }
 
 fn phase_time() -> Duration {
