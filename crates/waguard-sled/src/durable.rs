@@ -290,6 +290,53 @@ mod tests {
         batch
     }
 
+    /// Writes `old` to every key, then a batch of `new` whose apply fails after the first key
+    /// of one of its parts (the store must stop); returns how many keys sled then holds `new`
+    /// for. The store is left stopped.
+    async fn fail_a_batch_midway(store: &SledStore, keys: &[ContactKey]) -> usize {
+        store
+            .apply_batch(&mut batch_writing(keys, b"old"))
+            .await
+            .unwrap();
+        *store.fail_next_apply.lock() = Some(Duration::ZERO);
+        let failed = store.apply_batch(&mut batch_writing(keys, b"new")).await;
+        assert!(
+            matches!(failed, Err(StoreError::MustReopen { .. })),
+            "{failed:?}"
+        );
+        let message = failed.unwrap_err().to_string();
+        assert!(message.contains("reopen the store"), "{message}");
+        assert!(message.contains("apply failed midway"), "{message}");
+        assert!(!message.contains("retry"), "{message}");
+        // The store refuses to show what sled holds now.
+        assert!(matches!(
+            store.load(&keys[0]).await,
+            Err(StoreError::MustReopen { .. })
+        ));
+        keys.iter()
+            .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
+            .count()
+    }
+
+    /// Reopens the store at `path` and checks that the replay applied the failed batch whole.
+    fn assert_the_reopen_applies_it_whole(
+        path: &std::path::Path,
+        options: SledOptions,
+        keys: &[ContactKey],
+    ) {
+        let store = SledStore::open_with(path, options).unwrap();
+        assert!(
+            store.recovered_writes() >= 1,
+            "the reopen replays the journal"
+        );
+        run(async {
+            for key in keys {
+                let loaded = store.load(key).await.unwrap();
+                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
+            }
+        });
+    }
+
     /// A batch that reached the journal but failed midway in sled stops the store: nothing
     /// reads its half or writes over it, the close keeps the journal, and the next open
     /// applies the batch whole.
@@ -300,30 +347,9 @@ mod tests {
         let keys = keys();
         run(async {
             let store = SledStore::open(&path).unwrap();
-            store
-                .apply_batch(&mut batch_writing(&keys, b"old"))
-                .await
-                .unwrap();
-            *store.fail_next_apply.lock() = Some(Duration::ZERO);
-            let failed = store.apply_batch(&mut batch_writing(&keys, b"new")).await;
-            assert!(
-                matches!(failed, Err(StoreError::MustReopen { .. })),
-                "{failed:?}"
-            );
-            let message = failed.unwrap_err().to_string();
-            assert!(message.contains("reopen the store"), "{message}");
-            assert!(message.contains("apply failed midway"), "{message}");
-            assert!(!message.contains("retry"), "{message}");
-            // sled now holds one key of the batch; the store refuses to show or extend it.
-            let applied = keys
-                .iter()
-                .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
-                .count();
+            let applied = fail_a_batch_midway(&store, &keys).await;
             assert_eq!(applied, 1, "the hook fails after the first key");
-            assert!(matches!(
-                store.load(&keys[0]).await,
-                Err(StoreError::MustReopen { .. })
-            ));
+            // Nor does it let anything build on it.
             let mut write =
                 |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Write(b"later".to_vec()));
             assert!(matches!(
@@ -335,17 +361,7 @@ mod tests {
                 Err(StoreError::MustReopen { .. })
             ));
         });
-        let store = SledStore::open(&path).unwrap();
-        assert!(
-            store.recovered_writes() >= 1,
-            "the reopen replays the journal"
-        );
-        run(async {
-            for key in &keys {
-                let loaded = store.load(key).await.unwrap();
-                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
-            }
-        });
+        assert_the_reopen_applies_it_whole(&path, SledOptions::default(), &keys);
     }
 
     fn many_keys(n: usize) -> Vec<ContactKey> {
@@ -395,37 +411,12 @@ mod tests {
         let options = SledOptions::default().with_batch_threads(3);
         run(async {
             let store = SledStore::open_with(&path, options.clone()).unwrap();
-            store
-                .apply_batch(&mut batch_writing(&keys, b"old"))
-                .await
-                .unwrap();
-            *store.fail_next_apply.lock() = Some(Duration::ZERO);
-            let failed = store.apply_batch(&mut batch_writing(&keys, b"new")).await;
-            assert!(
-                matches!(failed, Err(StoreError::MustReopen { .. })),
-                "{failed:?}"
-            );
-            let applied = keys
-                .iter()
-                .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
-                .count();
+            let applied = fail_a_batch_midway(&store, &keys).await;
             // One part stopped after its first key; the other two ran to their end.
             assert_eq!(store.last_batch_parts.load(Ordering::Relaxed), 3);
-            let part = crate::batch::MIN_KEYS_PER_THREAD;
-            assert_eq!(applied, 1 + 2 * part);
-            assert!(matches!(
-                store.load(&keys[0]).await,
-                Err(StoreError::MustReopen { .. })
-            ));
+            assert_eq!(applied, 1 + 2 * crate::batch::MIN_KEYS_PER_THREAD);
         });
-        let store = SledStore::open_with(&path, options).unwrap();
-        assert!(store.recovered_writes() >= 1);
-        run(async {
-            for key in &keys {
-                let loaded = store.load(key).await.unwrap();
-                assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
-            }
-        });
+        assert_the_reopen_applies_it_whole(&path, options, &keys);
     }
 
     /// A writer that passed the stop check before a batch failed, then waited for that
