@@ -108,6 +108,35 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The floor of a durable write: 100 bytes overwritten in place, 4 KiB further each time, in
+/// a zero-filled 1 MiB file (no file size to journal), then `fdatasync`.
+struct InPlaceSync {
+    file: std::fs::File,
+    offset: u64,
+}
+
+impl InPlaceSync {
+    fn new(path: &std::path::Path) -> Self {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        file.set_len(1 << 20).unwrap();
+        file.sync_all().unwrap();
+        InPlaceSync { file, offset: 0 }
+    }
+
+    fn write_and_sync(&mut self) {
+        use std::os::unix::fs::FileExt;
+        self.offset = (self.offset + 4096) % (1 << 20);
+        self.file.write_all_at(&[7u8; 100], self.offset).unwrap();
+        self.file.sync_data().unwrap();
+    }
+}
+
 /// Durable single writes and the disk's floor in turns: one `ingest` of one event, one
 /// `reserve`, one 100-byte overwrite + `fdatasync` (as the `fdatasync_overwrite_floor` bench),
 /// `WAGUARD_BENCH_PAIRED` rounds (default 1000), each operation timed on its own. Prints the
@@ -122,20 +151,11 @@ fn paired_durable(
     dir: &std::path::Path,
     n: usize,
 ) {
-    use std::os::unix::fs::FileExt;
     let rounds: usize = std::env::var("WAGUARD_BENCH_PAIRED")
         .ok()
         .map(|r| r.parse().unwrap())
         .unwrap_or(1000);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.join("fdatasync-paired"))
-        .unwrap();
-    file.set_len(1 << 20).unwrap();
-    file.sync_all().unwrap();
+    let mut disk = InPlaceSync::new(&dir.join("fdatasync-paired"));
     let tpl = Outgoing::Template(TemplateCategory::Utility);
     let timed = |f: &mut dyn FnMut()| {
         let started = Instant::now();
@@ -143,7 +163,7 @@ fn paired_durable(
         started.elapsed()
     };
     let (mut ingest, mut reserve, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
+    for _ in 0..rounds {
         *at += 1;
         let event = KeyedEvent::Contact {
             key: keys[rng.usize(..n)].clone(),
@@ -161,11 +181,7 @@ fn paired_durable(
         reserve.push(timed(&mut || {
             rt.block_on(guard.reserve(key, tpl, None, t(*at))).unwrap();
         }));
-        floor.push(timed(&mut || {
-            file.write_all_at(&[7u8; 100], (round as u64 * 4096) % (1 << 20))
-                .unwrap();
-            file.sync_data().unwrap();
-        }));
+        floor.push(timed(&mut || disk.write_and_sync()));
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort_unstable();
@@ -365,23 +381,9 @@ fn bench_check(c: &mut Criterion) {
                 file.sync_data().unwrap();
             })
         });
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(dir.path().join("fdatasync-overwrite"))
-            .unwrap();
-        file.set_len(1 << 20).unwrap();
-        file.sync_all().unwrap();
-        let mut offset = 0u64;
+        let mut disk = InPlaceSync::new(&dir.path().join("fdatasync-overwrite"));
         group.bench_function(BenchmarkId::new("fdatasync_overwrite_floor", n), |b| {
-            b.iter(|| {
-                use std::os::unix::fs::FileExt;
-                offset = (offset + 4096) % (1 << 20);
-                file.write_all_at(&[7u8; 100], offset).unwrap();
-                file.sync_data().unwrap();
-            })
+            b.iter(|| disk.write_and_sync())
         });
         group.throughput(Throughput::Elements(1));
         group.sample_size(100);

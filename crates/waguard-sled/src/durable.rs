@@ -371,7 +371,7 @@ mod tests {
     }
 
     /// A batch large enough for several threads writes every key, to sled and to the record
-    /// cache alike, and the threads really ran (each part's keys are in sled).
+    /// cache alike, in as many parts as threads; a small batch stays in one part.
     #[test]
     fn a_large_batch_written_by_several_threads_writes_every_key() {
         let dir = tempfile::tempdir().unwrap();

@@ -43,10 +43,11 @@
 //!   once, and writes the result as one journal record, then applies it to sled one key at a
 //!   time, in key order (a batch of hundreds of contacts or more in contiguous parts on up to
 //!   [`SledOptions::batch_threads`] threads at once): all or nothing, also across a crash,
-//!   because a reopen replays the journal record whole. No writer sees a batch half applied (its keys' stripes are held); a reader may see
-//!   some of its keys changed and others not yet, each key changing atomically. The store
-//!   avoids sled's own `apply_batch` and transactions where it can, because they take a lock
-//!   shared by every sled tree of the process: every read, so every `check`, would wait for
+//!   because a reopen replays the journal record whole. No writer sees a batch half applied
+//!   (its keys' stripes are held); a reader may see some of its keys changed and others not
+//!   yet, each key changing atomically. The store avoids sled's own `apply_batch` and
+//!   transactions where it can, because they take a lock shared by every sled tree of the
+//!   process: every read, so every `check`, would wait for
 //!   a whole batch (milliseconds for a thousand events). Where no journal holds the batch (a
 //!   store from [`SledStore::from_sled`] or [`SledStore::temporary`], or a batch larger than
 //!   the whole journal), sled's atomic `sled::Batch` (or a transaction, with sender
