@@ -88,6 +88,11 @@ pub struct Policy {
     pub restricted_countries: Vec<String>,
     /// R3: refuse marketing templates to US numbers and `US.` user ids (default on).
     pub block_us_marketing: bool,
+    /// E5: how far ahead of the receive time a webhook item's own timestamp may be (default 5
+    /// minutes). A later timestamp is clamped to the receive time plus this; an imported record
+    /// holding an instant beyond the import time plus this is refused.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
 }
 
 /// The default R1 prefixes: Cuba, Iran, North Korea, Syria, Crimea and Sevastopol (Russian
@@ -119,6 +124,7 @@ impl Default for Policy {
             restrict_turkey: false,
             restricted_countries: DEFAULT_RESTRICTED_COUNTRIES.map(String::from).to_vec(),
             block_us_marketing: true,
+            max_clock_skew: Duration::from_secs(300),
         }
     }
 }
@@ -202,6 +208,13 @@ impl Policy {
                 "1 to 255 attempts",
             );
         }
+        if self.max_clock_skew > DAY {
+            return bad(
+                "max_clock_skew",
+                format!("{:?}", self.max_clock_skew),
+                "at most 24h (the default is 5 minutes)",
+            );
+        }
         for prefix in &self.restricted_prefixes {
             let ok = (1..=15).contains(&prefix.len())
                 && prefix.bytes().all(|b| b.is_ascii_digit())
@@ -251,12 +264,11 @@ impl Policy {
     /// assert_eq!(p.keyword("Start."), Some(Keyword::Start));
     /// ```
     pub fn keyword(&self, text: &str) -> Option<Keyword> {
-        // Keywords are short: a long text is a sentence, never a keyword.
-        if text.len() > 64 {
-            return None;
-        }
+        // Keywords are short: a long text is a sentence, never a keyword. The length is
+        // judged after the trailing run of `.`, `!` and whitespace is dropped (O1: a run of any
+        // length), so `STOP` followed by many `!` is still a STOP.
         let text = normalise_keyword(text);
-        if text.is_empty() {
+        if text.is_empty() || text.len() > 64 {
             return None;
         }
         let matches =
@@ -322,6 +334,12 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(p.keyword("arrêt"), Some(Keyword::Stop));
+        let shouted = format!("STOP{}", "!".repeat(70));
+        assert_eq!(
+            p.keyword(&shouted),
+            Some(Keyword::Stop),
+            "O1: any trailing run"
+        );
         assert_eq!(p.keyword("Stop!"), Some(Keyword::Stop));
         assert_eq!(p.keyword("arret"), None);
         assert_eq!(p.keyword("stopp"), None);
