@@ -62,6 +62,7 @@ pub use policy::{
 };
 pub use rules::{decide, reserve, Subject};
 pub use state::{
-    Attempts, ConversationState, DeliveryEntry, FailureEntry, Feedback, OptRegister, SenderState,
+    Attempts, ConversationState, DeliveryEntry, FailureEntry, Feedback, Link, OptRegister,
+    SenderState,
 };
 pub use time::Timestamp;

@@ -485,10 +485,10 @@ impl<S: Store> Guard<S> {
             .update(key, &mut |contact, _sender| {
                 let Ok(mut state) = decode_contact(key, contact) else {
                     return Ok(UpdateAction::Write(
-                        ConversationState::tombstone(at).encode(),
+                        ConversationState::tombstone(at, false).encode(),
                     ));
                 };
-                Ok(if state.erase(at, policy) {
+                Ok(if state.erase(at, false, policy) {
                     UpdateAction::Write(state.encode())
                 } else {
                     UpdateAction::Keep

@@ -1,10 +1,14 @@
-//! Format version 2, the compact layout written since waguard 0.1's store benchmarks showed
-//! postcard's serde path costing more than the decision itself.
+//! Format versions 2 and 3, the compact layout written since waguard 0.1's store benchmarks
+//! showed postcard's serde path costing more than the decision itself.
 //!
 //! ```text
-//! contact record: 2 | bitmap (varint) | instants | failures | deliveries | attempts
-//! sender record:  2 | bitmap (varint) | instants
+//! contact record: 3 | bitmap (varint) | instants | failures | deliveries | attempts | link | moved_to
+//! sender record:  3 | bitmap (varint) | instants
 //! ```
+//! Version 3 adds three bits to the contact bitmap (the consent erasure of E4, the K5 link and
+//! the K6 forward); a version-2 record is a version-3 record without them, so both are read by
+//! one decoder that refuses the new bits under version 2. A link is the phone's digits as a
+//! varint and its instant.
 //! The bitmap says which optional instants and which non-empty lists follow, in bit order.
 //! Instants of a contact record are relative to its newest event (written first, relative to
 //! the Unix epoch); see [`wire`](super::wire). Lists are a count and their entries in their
@@ -13,11 +17,14 @@
 
 use super::wire::{Reader, Writer};
 use crate::error::{MalformedRecord, RecordProblem};
-use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, SenderState};
+use crate::id::PhoneNumber;
+use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, Link, SenderState};
 use crate::time::Timestamp;
 use crate::WamidHash;
 
-pub(super) const VERSION: u8 = 2;
+pub(super) const VERSION: u8 = 3;
+/// The previous version, still read.
+pub(super) const VERSION_2: u8 = 2;
 
 // Bits of the contact bitmap. The fields a typical contact has come first, so that its bitmap
 // fits in one byte.
@@ -37,7 +44,11 @@ const OPT_MARKETING_OUT: u64 = 1 << 12;
 const OPT_MARKETING_IN: u64 = 1 << 13;
 const FAILURES: u64 = 1 << 14;
 const ATTEMPTS: u64 = 1 << 15;
-const CONTACT_BITS: u64 = (1 << 16) - 1;
+const CONSENT_ERASED: u64 = 1 << 16;
+const LINK: u64 = 1 << 17;
+const MOVED_TO: u64 = 1 << 18;
+const CONTACT_BITS_V2: u64 = (1 << 16) - 1;
+const CONTACT_BITS: u64 = (1 << 19) - 1;
 
 /// The optional instants of a contact record other than the base, in bitmap order, with their
 /// names for errors, handed to the macro `$then` (after its own leading arguments). One list
@@ -59,6 +70,7 @@ macro_rules! with_contact_slots {
             OPT_ALL_IN "opt_all.in_at" opt_all.in_at,
             OPT_MARKETING_OUT "opt_marketing.out_at" opt_marketing.out_at,
             OPT_MARKETING_IN "opt_marketing.in_at" opt_marketing.in_at,
+            CONSENT_ERASED "consent_erased_at" consent_erased_at,
         )
     };
 }
@@ -111,6 +123,8 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         (DELIVERIES, f.deliveries.is_empty()),
         (FAILURES, f.failures.is_empty()),
         (ATTEMPTS, s.attempts.is_empty()),
+        (LINK, s.link.is_none()),
+        (MOVED_TO, s.moved_to.is_none()),
     ] {
         if !empty {
             bitmap |= bit;
@@ -155,7 +169,19 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
             w.varint(u64::from(a.count));
         }
     }
+    for link in [&s.link, &s.moved_to].into_iter().flatten() {
+        w.varint(link.phone.digits().parse().unwrap_or(0));
+        w.time(link.at, base);
+    }
     w.out
+}
+
+fn read_link(r: &mut Reader<'_>, field: &'static str, base: i64) -> Result<Link, MalformedRecord> {
+    let digits = r.varint(field)?;
+    let phone = PhoneNumber::parse(&digits.to_string())
+        .map_err(|_| r.error(field, RecordProblem::OutOfRange))?;
+    let at = r.time(field, base)?;
+    Ok(Link { phone, at })
 }
 
 /// Reads a contact record body into `s` (an empty state, as `ConversationState::clear` leaves
@@ -163,16 +189,19 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
 /// one, saves copying a 300-byte struct through every layer of `Result`, and the lists are
 /// pushed into `s`'s own vectors, so a reused state's capacity serves again.
 pub(super) fn decode_contact(
+    version: u8,
     body: &[u8],
     s: &mut ConversationState,
 ) -> Result<usize, MalformedRecord> {
     let mut r = Reader::new(body, 1);
     let bitmap = r.varint("bitmap")?;
-    if bitmap & !CONTACT_BITS != 0 {
-        return Err(r.error(
-            "bitmap",
-            RecordProblem::UnknownFields(bitmap & !CONTACT_BITS),
-        ));
+    let known = if version == VERSION_2 {
+        CONTACT_BITS_V2
+    } else {
+        CONTACT_BITS
+    };
+    if bitmap & !known != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !known)));
     }
     let has = |bit: u64| bitmap & bit != 0;
     let base = if has(LATEST_EVENT) {
@@ -253,6 +282,12 @@ pub(super) fn decode_contact(
             }
             attempts.push(entry);
         }
+    }
+    if has(LINK) {
+        s.link = Some(read_link(&mut r, "link", base)?);
+    }
+    if has(MOVED_TO) {
+        s.moved_to = Some(read_link(&mut r, "moved_to", base)?);
     }
     Ok(r.remaining())
 }
