@@ -155,8 +155,15 @@ async fn apply_line(guard: &Guard<MemoryStore>, Timed { at, line }: Timed<'_>) {
         Line::OptIn { key, scope } => {
             let _ = guard.opt_in(&key, scope, at).await;
         }
-        Line::Forget { key } => {
-            let _ = guard.forget(&key, at).await;
+        Line::Forget {
+            key,
+            include_opt_out,
+        } => {
+            let _ = if include_opt_out {
+                guard.forget_including_opt_out(&key, at).await
+            } else {
+                guard.forget(&key, at).await
+            };
         }
         Line::ClearSender { business } => {
             let _ = guard.clear_sender(&business, at).await;

@@ -4,7 +4,7 @@ use std::fmt;
 
 use waguard_core::{
     Bsuid, BusinessId, ContactId, ContactKey, DeliveryStatus, Event, GroupId, KeyedEvent,
-    PhoneNumber, Preference, SenderEvent, Timestamp, WamidHash,
+    PhoneNumber, Preference, Timestamp, WamidHash,
 };
 
 use crate::error::{ItemError, ItemProblem, ParseError, Shown};
@@ -23,6 +23,10 @@ pub struct Parsed {
     pub events: Vec<KeyedEvent>,
     /// Items that were skipped, in payload order.
     pub errors: Vec<ItemError>,
+    /// Items that arrived and carry nothing the guard decides by (H1): changes of other
+    /// fields, value-level `errors[]`, system messages other than a number change, statuses
+    /// and preferences the rules do not read. Counted so a user can see they arrived.
+    pub ignored: usize,
 }
 
 impl Parsed {
@@ -144,7 +148,11 @@ impl Notification<'_> {
                                 "messages" => FieldKind::Messages,
                                 "user_preferences" => FieldKind::UserPreferences,
                                 "calls" => FieldKind::Calls,
-                                _ => continue, // H1: other fields are ignored.
+                                _ => {
+                                    // H1: other fields are ignored, and counted.
+                                    out.ignored += 1;
+                                    continue;
+                                }
                             },
                             Some(other) => {
                                 let field = format!("{at}.field");
@@ -297,6 +305,7 @@ fn convert_change(
         contacts,
         at,
         received_at,
+        latest: None,
         out,
     };
     match kind {
@@ -314,6 +323,7 @@ fn convert_change(
         // messages, and are not read.
         FieldKind::Calls => cx.each(value.calls.as_ref(), "calls", Cx::call),
     }
+    cx.contact_links();
 }
 
 /// The conversion of one change's items.
@@ -322,10 +332,54 @@ struct Cx<'p, 'a> {
     contacts: &'p [Obj<Contact<'a>>],
     at: ChangePath,
     received_at: Timestamp,
+    /// The latest item instant of this change: the time of its `contacts[]` links (K5).
+    latest: Option<Timestamp>,
     out: &'p mut Parsed,
 }
 
 impl<'p, 'a> Cx<'p, 'a> {
+    /// An item's timestamp, remembered as the change's latest.
+    fn timestamp(&mut self, v: Option<&Value<'_>>, p: &ItemPath) -> Result<Timestamp, ItemProblem> {
+        let at = timestamp(v, p, "timestamp")?;
+        self.latest = self.latest.max(Some(at));
+        Ok(at)
+    }
+
+    /// K5: a phone and a BSUID of the same business number seen together are one person.
+    fn link(&mut self, phone: &ContactId, user: Option<Bsuid>, at: Timestamp) {
+        if let (ContactId::Phone(phone), Some(user)) = (phone, user) {
+            self.out.events.push(KeyedEvent::Link {
+                business: self.key.business.clone(),
+                user,
+                phone: phone.clone(),
+                at,
+            });
+        }
+    }
+
+    /// K5: every `contacts[]` entry with both a `wa_id` and a `user_id` links them, at the
+    /// change's latest item time (the entry has none of its own). Entries that do not parse
+    /// link nothing; the items that name them report their own errors.
+    fn contact_links(&mut self) {
+        let at = self.latest.unwrap_or(self.received_at);
+        for c in self.contacts {
+            let Some(c) = c.get() else { continue };
+            let field = |v: &Option<Value<'_>>| {
+                v.as_ref()
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+            };
+            let (Some(wa_id), Some(user_id)) = (field(&c.wa_id), field(&c.user_id)) else {
+                continue;
+            };
+            if let (Ok(phone), Ok(user)) = (PhoneNumber::parse(&wa_id), Bsuid::parse(&user_id)) {
+                if !user.is_parent() {
+                    self.link(&ContactId::Phone(phone), Some(user), at);
+                }
+            }
+        }
+    }
     /// Runs `f` on each object of the list, reporting failures with the item's path and going
     /// on with the next item (H1).
     fn each<T>(
@@ -365,20 +419,31 @@ impl<'p, 'a> Cx<'p, 'a> {
         // Unknown and missing types count as inbound (H1); only `system` does not (W1).
         let ty = m.r#type.as_ref().and_then(Value::as_str);
         if ty == Some("system") {
-            return Ok(());
+            return self.system(m, p);
         }
-        let at = timestamp(m.timestamp.as_ref(), &p, "timestamp")?;
+        let at = self.timestamp(m.timestamp.as_ref(), &p)?;
         let contact = match opt_str(m.group_id.as_ref(), &p, "group_id")? {
             // W7: a group message opens the group's window, not the sender's.
             Some(group) => ContactId::Group(
                 GroupId::parse(group).map_err(|e| e.with_field(p.field("group_id")))?,
             ),
-            None => self.who(
-                &p,
-                (m.from.as_ref(), "from"),
-                (m.from_user_id.as_ref(), "from_user_id"),
-                (m.from_parent_user_id.as_ref(), "from_parent_user_id"),
-            )?,
+            None => {
+                let from = opt_str(m.from.as_ref(), &p, "from")?;
+                let from_user = opt_str(m.from_user_id.as_ref(), &p, "from_user_id")?;
+                if from.is_none() && from_user.is_none() {
+                    // K3: a message naming no sender belongs to the value's only contact.
+                    self.sole_contact(&p)?
+                } else {
+                    let (contact, user) = self.who(
+                        &p,
+                        (m.from.as_ref(), "from"),
+                        (m.from_user_id.as_ref(), "from_user_id"),
+                        (m.from_parent_user_id.as_ref(), "from_parent_user_id"),
+                    )?;
+                    self.link(&contact, user, at);
+                    contact
+                }
+            }
         };
         // O1: the raw text goes to the core's policy, which matches keywords.
         let text = match ty {
@@ -409,6 +474,87 @@ impl<'p, 'a> Cx<'p, 'a> {
         Ok(())
     }
 
+    /// K3: the contact of a message that names no sender: the value's only `contacts[]` entry,
+    /// by its `wa_id`, else its `user_id`; no entry or several is an item error.
+    fn sole_contact(&self, p: &ItemPath) -> Result<ContactId, ItemProblem> {
+        let missing = || ItemProblem::NoContact {
+            phone: "from",
+            user: "from_user_id",
+        };
+        let [only] = self.contacts else {
+            return Err(missing());
+        };
+        let c = only.get().ok_or_else(missing)?;
+        let base = format!("{}.value.contacts[0]", self.at);
+        if let Some(wa_id) = c
+            .wa_id
+            .as_ref()
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return PhoneNumber::parse(wa_id)
+                .map(ContactId::Phone)
+                .map_err(|e| e.with_field(format!("{base}.wa_id")).into());
+        }
+        if let Some(user) = c
+            .user_id
+            .as_ref()
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            let user = Bsuid::parse(user).map_err(|e| e.with_field(format!("{base}.user_id")))?;
+            if user.is_parent() {
+                return Err(missing());
+            }
+            return Ok(ContactId::User(user));
+        }
+        let _ = p;
+        Err(missing())
+    }
+
+    /// K6: a `user_changed_number` (or `customer_changed_number`) system message moves the
+    /// sender's objections to the new number. Other system messages are ignored (W1: none
+    /// opens a window).
+    fn system(&mut self, m: &Message<'a>, p: ItemPath) -> Result<(), ItemProblem> {
+        let system = m.system.as_ref().and_then(Obj::get);
+        let kind = system
+            .and_then(|s| s.r#type.as_ref())
+            .and_then(Value::as_str);
+        if !matches!(
+            kind,
+            Some("user_changed_number" | "customer_changed_number")
+        ) {
+            self.out.ignored += 1;
+            return Ok(());
+        }
+        let at = self.timestamp(m.timestamp.as_ref(), &p)?;
+        let from = opt_str(m.from.as_ref(), &p, "from")?.ok_or_else(|| ItemProblem::Missing {
+            field: p.field("from"),
+        })?;
+        let from = PhoneNumber::parse(from).map_err(|e| e.with_field(p.field("from")))?;
+        let system = system.expect("the kind was read from it");
+        let (new, field) = match opt_str(system.wa_id.as_ref(), &p, "system.wa_id")? {
+            Some(n) => (Some(n), "system.wa_id"),
+            None => (
+                opt_str(system.new_wa_id.as_ref(), &p, "system.new_wa_id")?,
+                "system.new_wa_id",
+            ),
+        };
+        let new = new.ok_or_else(|| ItemProblem::Missing {
+            field: p.field("system.wa_id"),
+        })?;
+        let to = PhoneNumber::parse(new).map_err(|e| e.with_field(p.field(field)))?;
+        if to != from {
+            self.out.events.push(KeyedEvent::NumberChanged {
+                business: self.key.business.clone(),
+                from,
+                to,
+                at,
+            });
+        }
+        Ok(())
+    }
+
     /// W3, W4, D1-D5, S1: what happened to an outgoing message.
     fn status(&mut self, s: &Status<'a>, p: ItemPath) -> Result<(), ItemProblem> {
         let state = match s.status.as_ref() {
@@ -420,14 +566,18 @@ impl<'p, 'a> Cx<'p, 'a> {
             Some(Value::Str(v)) => match &**v {
                 "sent" => Some(DeliveryStatus::Sent),
                 "delivered" => Some(DeliveryStatus::Delivered),
-                "read" => Some(DeliveryStatus::Read),
+                // H1: a voice message played counts as read.
+                "read" | "played" => Some(DeliveryStatus::Read),
                 "failed" => None,
-                // `played`, `deleted`, `warning` and statuses Meta adds later change nothing.
-                _ => return Ok(()),
+                // `deleted`, `warning` and statuses Meta adds later change nothing.
+                _ => {
+                    self.out.ignored += 1;
+                    return Ok(());
+                }
             },
             Some(other) => return Err(wrong(p.field("status"), "a string", other.kind())),
         };
-        let at = timestamp(s.timestamp.as_ref(), &p, "timestamp")?;
+        let at = self.timestamp(s.timestamp.as_ref(), &p)?;
         let is_group = s.recipient_type.as_ref().and_then(Value::as_str) == Some("group");
         let contact = if is_group {
             // W7: statuses of group messages carry the group id as `recipient_id`.
@@ -440,7 +590,7 @@ impl<'p, 'a> Cx<'p, 'a> {
                 GroupId::parse(group).map_err(|e| e.with_field(p.field("recipient_id")))?,
             )
         } else {
-            self.who(
+            let (contact, user) = self.who(
                 &p,
                 (s.recipient_id.as_ref(), "recipient_id"),
                 (s.recipient_user_id.as_ref(), "recipient_user_id"),
@@ -448,7 +598,9 @@ impl<'p, 'a> Cx<'p, 'a> {
                     s.recipient_parent_user_id.as_ref(),
                     "recipient_parent_user_id",
                 ),
-            )?
+            )?;
+            self.link(&contact, user, at);
+            contact
         };
         let wamid = opt_str(s.id.as_ref(), &p, "id")?.map(WamidHash::of);
         match state {
@@ -503,37 +655,38 @@ impl<'p, 'a> Cx<'p, 'a> {
         Ok(())
     }
 
-    /// S1-S3: value-level errors concern the business number; they carry no time, so they are
-    /// dated with the receive time.
+    /// H1: value-level errors report an inbound item Meta could not process (131000
+    /// "Unsupported webhook payload", 131051, ...). They say nothing about the business's
+    /// ability to send: they change no state and are counted as ignored. A malformed one is
+    /// still reported.
     fn value_error(&mut self, e: &ErrorObject<'a>, p: ItemPath) -> Result<(), ItemProblem> {
-        let code = code_of(e.code.as_ref(), &p.to_string())?;
-        self.out.events.push(KeyedEvent::Sender {
-            business: self.key.business.clone(),
-            event: SenderEvent::Failure {
-                at: self.received_at,
-                code,
-            },
-        });
+        code_of(e.code.as_ref(), &p.to_string())?;
+        self.out.ignored += 1;
         Ok(())
     }
 
     /// O2: `user_preferences` with `category: marketing_messages`, `stop` or `resume`.
     fn preference(&mut self, u: &UserPreference<'a>, p: ItemPath) -> Result<(), ItemProblem> {
         if u.category.as_ref().and_then(Value::as_str) != Some("marketing_messages") {
+            self.out.ignored += 1;
             return Ok(());
         }
         let value = match u.value.as_ref().and_then(Value::as_str) {
             Some("stop") => Preference::Stop,
             Some("resume") => Preference::Resume,
-            _ => return Ok(()),
+            _ => {
+                self.out.ignored += 1;
+                return Ok(());
+            }
         };
-        let at = timestamp(u.timestamp.as_ref(), &p, "timestamp")?;
-        let contact = self.who(
+        let at = self.timestamp(u.timestamp.as_ref(), &p)?;
+        let (contact, user) = self.who(
             &p,
             (u.wa_id.as_ref(), "wa_id"),
             (u.user_id.as_ref(), "user_id"),
             (u.parent_user_id.as_ref(), "parent_user_id"),
         )?;
+        self.link(&contact, user, at);
         self.out
             .contact(&self.key, contact, Event::MarketingPreference { at, value });
         Ok(())
@@ -549,15 +702,17 @@ impl<'p, 'a> Cx<'p, 'a> {
                 .is_some_and(|s| s.eq_ignore_ascii_case(want))
         };
         if !is(&c.direction, "USER_INITIATED") || !is(&c.event, "connect") {
+            self.out.ignored += 1;
             return Ok(());
         }
-        let at = timestamp(c.timestamp.as_ref(), &p, "timestamp")?;
-        let contact = self.who(
+        let at = self.timestamp(c.timestamp.as_ref(), &p)?;
+        let (contact, user) = self.who(
             &p,
             (c.from.as_ref(), "from"),
             (c.from_user_id.as_ref(), "from_user_id"),
             (c.from_parent_user_id.as_ref(), "from_parent_user_id"),
         )?;
+        self.link(&contact, user, at);
         self.out.contact(
             &self.key,
             contact,
@@ -570,46 +725,55 @@ impl<'p, 'a> Cx<'p, 'a> {
         Ok(())
     }
 
-    /// K3: the contact an item is about. The phone wins when known, from the item itself or
-    /// from the `contacts[]` entry with the same user id; else the BSUID; else the parent BSUID.
-    /// A BSUID found in the phone field (and no user id field) is taken as the user id.
+    /// K3: the contact an item is about, and the BSUID seen with it when the contact is a
+    /// phone (a K5 link). The phone wins when known, from the item itself or from the
+    /// `contacts[]` entry with the same user id; else the BSUID. A parent BSUID is never a key:
+    /// an item naming its contact only by one is an error. A BSUID found in the phone field
+    /// (and no user id field) is taken as the user id.
     fn who(
         &self,
         p: &ItemPath,
         phone: (Option<&Value<'a>>, &'static str),
         user: (Option<&Value<'a>>, &'static str),
         parent: (Option<&Value<'a>>, &'static str),
-    ) -> Result<ContactId, ItemProblem> {
+    ) -> Result<(ContactId, Option<Bsuid>), ItemProblem> {
         let mut user_id = opt_str(user.0, p, user.1)?;
+        let mut user_field = user.1;
+        let mut number_found = None;
         if let Some(number) = opt_str(phone.0, p, phone.1)? {
             match PhoneNumber::parse(number) {
-                Ok(number) => return Ok(ContactId::Phone(number)),
+                Ok(number) => number_found = Some(number),
                 // A message sent to a BSUID may name it where a phone is expected: a BSUID is
                 // never a valid phone (it has letters and a dot), so read it as what it is.
                 Err(_) if user_id.is_none() && Bsuid::parse(number).is_ok() => {
                     user_id = Some(number);
+                    user_field = phone.1;
                 }
                 Err(e) => return Err(e.with_field(p.field(phone.1)).into()),
             }
         }
+        // The user id, when it is one that can be linked (a parent id never is).
+        let linkable = match user_id {
+            Some(id) => {
+                let parsed = Bsuid::parse(id).map_err(|e| e.with_field(p.field(user_field)))?;
+                (!parsed.is_parent()).then_some(parsed)
+            }
+            None => None,
+        };
+        if let Some(number) = number_found {
+            return Ok((ContactId::Phone(number), linkable));
+        }
         let parent_id = opt_str(parent.0, p, parent.1)?;
         if let Some((k, wa_id)) = self.phone_in_contacts(user_id, parent_id) {
             return PhoneNumber::parse(wa_id)
-                .map(ContactId::Phone)
+                .map(|n| (ContactId::Phone(n), linkable.clone()))
                 .map_err(|e| {
                     e.with_field(format!("{}.value.contacts[{k}].wa_id", self.at))
                         .into()
                 });
         }
-        if let Some(id) = user_id {
-            return Bsuid::parse(id)
-                .map(ContactId::User)
-                .map_err(|e| e.with_field(p.field(user.1)).into());
-        }
-        if let Some(id) = parent_id {
-            return Bsuid::parse(id)
-                .map(ContactId::User)
-                .map_err(|e| e.with_field(p.field(parent.1)).into());
+        if let Some(user) = linkable {
+            return Ok((ContactId::User(user), None));
         }
         Err(ItemProblem::NoContact {
             phone: phone.1,
@@ -662,7 +826,8 @@ fn timestamp(v: Option<&Value<'_>>, p: &ItemPath, name: &str) -> Result<Timestam
         field: p.field(name),
         value: Shown(v).to_string(),
     };
-    let seconds = v.as_integer().ok_or_else(bad)?;
+    // E5: non-negative integers only (as strings or numbers).
+    let seconds = v.as_integer().filter(|s| *s >= 0).ok_or_else(bad)?;
     // In range, build the instant directly: `Timestamp::from_unix_seconds` formats its error
     // value even on success, which would cost an allocation per event on the hot path.
     if let Some(nanos) = seconds.checked_mul(1_000_000_000) {

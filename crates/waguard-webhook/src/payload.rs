@@ -256,6 +256,8 @@ lenient_struct! {
         body: Value<'a> = "body",
         /// The new phone number, for `user_changed_number`.
         wa_id: Value<'a> = "wa_id",
+        /// The new phone number in older payloads.
+        new_wa_id: Value<'a> = "new_wa_id",
     }
 }
 

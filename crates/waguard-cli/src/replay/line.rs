@@ -56,6 +56,8 @@ pub enum Line<'a> {
     Forget {
         /// The contact to erase (E4).
         key: ContactKey,
+        /// Erase the consent registers too (`include_opt_out`, E4).
+        include_opt_out: bool,
     },
     /// `clear_sender`.
     ClearSender {
@@ -136,6 +138,8 @@ struct Fields<'a> {
     wamid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     scope: Option<Cow<'a, str>>,
+    #[serde(default)]
+    include_opt_out: Option<serde_json::Value>,
 }
 
 impl Fields<'_> {
@@ -151,6 +155,7 @@ impl Fields<'_> {
             ("code", self.code.is_some()),
             ("wamid", self.wamid.is_some()),
             ("scope", self.scope.is_some()),
+            ("include_opt_out", self.include_opt_out.is_some()),
         ];
         match present
             .iter()
@@ -271,9 +276,22 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
     }
     if let Some(f) = raw.forget {
         kinds.push("forget");
-        f.only("forget", &CONTACT)?;
+        f.only(
+            "forget",
+            &[CONTACT.as_slice(), &["include_opt_out"]].concat(),
+        )?;
+        let include_opt_out = match &f.include_opt_out {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "`forget.include_opt_out`: {other} is not true or false"
+                ))
+            }
+        };
         line = Some(Line::Forget {
             key: contact_key("forget", &f)?,
+            include_opt_out,
         });
     }
     if let Some(f) = raw.clear_sender {
@@ -364,6 +382,9 @@ mod tests {
             format!(r#"{{{at},"opt_out":{{"from":"1","to":"33612345678","scope":"marketing"}}}}"#),
             format!(r#"{{{at},"opt_in":{{"from":"1","to":"33612345678"}}}}"#),
             format!(r#"{{{at},"forget":{{"from":"1","to":"33612345678"}}}}"#),
+            format!(
+                r#"{{{at},"forget":{{"from":"1","to":"33612345678","include_opt_out":true}}}}"#
+            ),
             format!(r#"{{{at},"clear_sender":{{"from":"1"}}}}"#),
             format!(r#"{{{at},"webhook":{{"object":"whatsapp_business_account","entry":[]}}}}"#),
             format!(r#"{{{at},"webhook_raw":"{{}}","signature":"sha256=00"}}"#),
@@ -394,5 +415,7 @@ mod tests {
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","send_error":{"from":"1","to":"33612345678","code":-1}}"#).contains("code"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"1","to":"33612345678","scope":"some"}}"#).contains("scope"));
         assert!(err(r#"[1,2]"#).contains("replay line"));
+        assert!(err(r#"{"at":"2026-03-01T00:00:00Z","forget":{"from":"1","to":"33612345678","include_opt_out":"yes"}}"#).contains("include_opt_out"));
+        assert!(err(r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"1","to":"33612345678","include_opt_out":true}}"#).contains("include_opt_out"));
     }
 }

@@ -101,8 +101,19 @@ async fn apply<S: Store>(
             .await
             .map(|_| None)
             .map_err(|e| e.to_string()),
-        Line::Forget { key } => guard
+        Line::Forget {
+            key,
+            include_opt_out: false,
+        } => guard
             .forget(&key, at)
+            .await
+            .map(|_| None)
+            .map_err(|e| e.to_string()),
+        Line::Forget {
+            key,
+            include_opt_out: true,
+        } => guard
+            .forget_including_opt_out(&key, at)
             .await
             .map(|_| None)
             .map_err(|e| e.to_string()),
@@ -172,7 +183,8 @@ async fn webhook<S: Store>(
         error_answer(out, number, &item.problem.to_string(), Some(&item.path))?;
         failed = true;
     }
-    if let Err(e) = guard.ingest(parsed.events).await {
+    // `at` is the receive time: item instants beyond it plus the allowed skew are clamped (E5).
+    if let Err(e) = guard.ingest_at(parsed.events, at).await {
         error_answer(out, number, &format!("webhook: {e}"), None)?;
         failed = true;
     }
