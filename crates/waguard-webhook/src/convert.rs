@@ -540,9 +540,11 @@ impl<'p, 'a> Cx<'p, 'a> {
                 "system.new_wa_id",
             ),
         };
-        let new = new.ok_or_else(|| ItemProblem::Missing {
-            field: p.field("system.wa_id"),
-        })?;
+        // A change that does not name the new number has nothing to carry over.
+        let Some(new) = new else {
+            self.out.ignored += 1;
+            return Ok(());
+        };
         let to = PhoneNumber::parse(new).map_err(|e| e.with_field(p.field(field)))?;
         if to != from {
             self.out.events.push(KeyedEvent::NumberChanged {

@@ -494,9 +494,13 @@ pub async fn forget_leaves_a_tombstone<S: Store + 'static>(store: Arc<S>) {
     let d = guard.check(&k, Outgoing::FreeForm, t(310)).await.unwrap();
     assert!(matches!(d, Decision::FreeForm { .. }), "{d:?}");
 
-    // Forgetting a key never seen still leaves a tombstone.
+    // Forgetting a key never seen still leaves a tombstone. With `include_opt_out` even a
+    // late opt-out older than the erasure stays out (without it, consent always applies, E4).
     let fresh = key(4, 2);
-    guard.forget(&fresh, t(500)).await.unwrap();
+    guard
+        .forget_including_opt_out(&fresh, t(500))
+        .await
+        .unwrap();
     assert!(
         store.load(&fresh).await.unwrap().contact.is_some(),
         "the tombstone is stored"
