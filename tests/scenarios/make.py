@@ -535,6 +535,27 @@ s.check("2026-01-01T09:00:00Z", "template", "template_required", True, "first_co
 s.check("2026-01-01T09:00:00Z", "template", "blocked", False, "marketing_unavailable_in_region", None, category="marketing", to="+1 202 555 0143")
 S.append(s)
 
+# ---- S2 codes and S4 pacing ----
+s = Scenario("sender-limits", "S2 S4 S1")
+s.line({"at": "2026-01-01T00:00:00Z", "send_error": {**contact(to=FR), "code": 131016}})
+s.check("2026-01-01T00:00:01Z", "template", "blocked", False, "service_unavailable", "2026-01-01T00:01:00Z", category="utility", to=FR)
+s.line({"at": "2026-01-01T00:00:30Z", "send_error": {**contact(to=FR), "code": 4}})
+# api_rate_limited comes before service_unavailable (section 7)
+s.check("2026-01-01T00:00:31Z", "template", "blocked", False, "api_rate_limited", "2026-01-01T00:01:30Z", category="utility", to=FR)
+s.check("2026-01-01T00:01:30Z", "template", "template_required", True, "first_contact", None, category="utility", to=FR)
+s.line({"at": "2026-01-01T00:02:00Z", "send_error": {**contact(to=FR), "code": 80007}})
+s.check("2026-01-01T00:02:01Z", "free_form", "blocked", False, "api_rate_limited", "2026-01-01T00:03:00Z", to=FR)
+# S4: 80 reservations of one number in the same instant go, the 81st waits one interval
+AT = "2026-01-01T01:00:00Z"
+for i in range(80):
+    to = "3361234%04d" % (5000 + i % 4)
+    s.reserve(AT, "template", "template_required", True, "first_contact" if i < 4 else "awaiting_reply", None, category="utility", to=to)
+s.reserve(AT, "template", "blocked", False, "throughput_limited", "2026-01-01T01:00:00.0125Z", category="utility", to="33612349999")
+# check reports the exhausted pace read-only; a refused reservation consumed nothing
+s.check(AT, "template", "blocked", False, "throughput_limited", "2026-01-01T01:00:00.0125Z", category="utility", to="33612349999")
+s.reserve("2026-01-01T01:00:00.0125Z", "template", "template_required", True, "first_contact", None, category="utility", to="33612349999")
+S.append(s)
+
 for s in S:
     s.write()
 print("wrote", len(S), "scenarios:", ", ".join(f"{s.name} ({s.rules})" for s in S))

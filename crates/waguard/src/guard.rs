@@ -201,6 +201,10 @@ struct Inner<S> {
     /// S1: the newest success per business number not yet written (it lifted nothing when it
     /// came), and when the last batch of them was written.
     successes: Mutex<PendingSuccesses>,
+    /// S4: each business number's pace (the GCRA's theoretical arrival time), kept by this
+    /// guard alone: it is about the next milliseconds, and one row written by every send of a
+    /// busy number would serialise them.
+    pace: Mutex<HashMap<BusinessId, Timestamp>>,
 }
 
 #[derive(Default)]
@@ -291,6 +295,7 @@ impl<S: Store> Guard<S> {
                 policy,
                 clock,
                 successes: Mutex::new(PendingSuccesses::default()),
+                pace: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -338,7 +343,47 @@ impl<S: Store> Guard<S> {
             Some(result) => result?,
             None => self.inner.store.load_with(key, &mut read).await?,
         }
-        Ok(out.expect("the store ran the read closure")?)
+        let decision = out.expect("the store ran the read closure")?;
+        Ok(self.paced(&key.business, decision, now))
+    }
+
+    /// S4: `decision` with the business number's pace applied (read-only).
+    fn paced(&self, business: &BusinessId, decision: Decision, now: Timestamp) -> Decision {
+        let pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = pace.get(business).copied();
+        crate::rules::sender::paced(decision, tat, now, &self.inner.policy)
+    }
+
+    /// S4: takes one slot of the business number's pace if it has one at `now`; returns
+    /// whether it did, and the pace before, to give the slot back if the reservation is
+    /// refused.
+    fn take_pace(&self, business: &BusinessId, now: Timestamp) -> (bool, Option<Timestamp>) {
+        let rate = self.inner.policy.throughput;
+        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let before = pace.get(business).copied();
+        if crate::rules::sender::pace_exhausted_until(before, now, rate).is_some() {
+            return (false, before);
+        }
+        pace.insert(
+            business.clone(),
+            crate::rules::sender::pace_consume(before, now, rate),
+        );
+        (true, before)
+    }
+
+    /// S4: gives back a slot taken by [`take_pace`](Self::take_pace) for a refused reservation.
+    fn give_back_pace(&self, business: &BusinessId, before: Option<Timestamp>, now: Timestamp) {
+        let rate = self.inner.policy.throughput;
+        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = pace.get_mut(business) {
+            // Other reservations may have taken slots since: take one interval off, never
+            // below where the pace was or below now.
+            let back = Timestamp::from_unix_nanos(
+                tat.unix_nanos()
+                    .saturating_sub(i64::try_from(rate.interval.as_nanos()).unwrap_or(i64::MAX)),
+            );
+            *tat = back.max(before.unwrap_or(now)).max(now);
+        }
     }
 
     /// [`check`](Guard::check) at the clock's current instant.
@@ -364,10 +409,16 @@ impl<S: Store> Guard<S> {
     ) -> Result<Decision, GuardError> {
         let policy = &self.inner.policy;
         let mut target = self.resolve(key).await?;
+        // S4: the pace refuses after S1; a refused reservation consumes nothing.
+        let (took, before) = self.take_pace(&target.business, now);
+        if !took {
+            return self.check(&target, outgoing, now).await;
+        }
         loop {
             let key = &target;
             let mut out = None;
-            self.inner
+            let updated = self
+                .inner
                 .store
                 .update(key, &mut |contact, sender| {
                     if let Some(phone) = link_of(contact) {
@@ -388,9 +439,18 @@ impl<S: Store> Guard<S> {
                     out = Some(Routed::Done(decision));
                     Ok(action)
                 })
-                .await?;
+                .await;
+            if let Err(e) = updated {
+                self.give_back_pace(&key.business, before, now);
+                return Err(e.into());
+            }
             match out.expect("the store ran the update closure") {
-                Routed::Done(decision) => return Ok(decision),
+                Routed::Done(decision) => {
+                    if !decision.permits(outgoing) {
+                        self.give_back_pace(&key.business, before, now);
+                    }
+                    return Ok(decision);
+                }
                 // K5: linked since it was resolved; the reservation belongs to the phone.
                 Routed::Linked(phone) => target = phone_key(&key.business, phone),
             }

@@ -120,6 +120,31 @@ impl From<&ConversationState> for ContactV1 {
     }
 }
 
+/// The serde form of a sender record as format 1 wrote it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SenderV1 {
+    restricted_at: Option<crate::Timestamp>,
+    cleared_at: Option<crate::Timestamp>,
+    throughput_at: Option<crate::Timestamp>,
+    service_at: Option<crate::Timestamp>,
+    api_update_at: Option<crate::Timestamp>,
+    spam_at: Option<crate::Timestamp>,
+}
+
+impl From<SenderV1> for SenderState {
+    fn from(v: SenderV1) -> Self {
+        SenderState {
+            restricted_at: v.restricted_at,
+            cleared_at: v.cleared_at,
+            throughput_at: v.throughput_at,
+            service_at: v.service_at,
+            api_update_at: v.api_update_at,
+            spam_at: v.spam_at,
+            ..SenderState::default()
+        }
+    }
+}
+
 /// A format-1 contact record whose list is out of order or has repeats: the state machine
 /// never writes one, so the record is damaged.
 #[derive(Debug, thiserror::Error)]
@@ -231,10 +256,11 @@ impl SenderState {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         match split_version(bytes)? {
             (version @ (v2::VERSION | v2::VERSION_2), body) => {
-                let (state, extra) = v2::decode_sender(body).map_err(|e| corrupt(version, e))?;
+                let (state, extra) =
+                    v2::decode_sender(version, body).map_err(|e| corrupt(version, e))?;
                 finish(version, state, extra)
             }
-            (_, body) => decode_v1(body),
+            (_, body) => decode_v1::<SenderV1>(body).map(Into::into),
         }
     }
 }
@@ -347,7 +373,17 @@ mod tests {
             ..SenderState::default()
         };
         let mut v1 = vec![1];
-        v1.extend(postcard::to_allocvec(&sender).unwrap());
+        v1.extend(
+            postcard::to_allocvec(&SenderV1 {
+                restricted_at: None,
+                cleared_at: sender.cleared_at,
+                throughput_at: None,
+                service_at: None,
+                api_update_at: None,
+                spam_at: None,
+            })
+            .unwrap(),
+        );
         assert_eq!(SenderState::decode(&v1).unwrap(), sender);
     }
 
@@ -387,6 +423,31 @@ mod tests {
         let s = busy();
         let decoded = ConversationState::decode(&v1(&s)).unwrap();
         assert_eq!(ConversationState::decode(&decoded.encode()).unwrap(), s);
+    }
+
+    /// Format 2 is format 3 without the bits of the consent erasure, the link and the move:
+    /// a record written by the previous build reads unchanged, and those bits are refused under
+    /// version 2 (such a record would be damaged).
+    #[test]
+    fn version_2_still_reads_and_version_3_fields_round_trip() {
+        let s = busy();
+        let mut v2 = s.encode();
+        v2[0] = 2;
+        assert_eq!(ConversationState::decode(&v2).unwrap(), s);
+
+        let mut linked = busy();
+        linked.consent_erased_at = Some(t(-10));
+        linked.set_link(crate::PhoneNumber::parse("447700900777").unwrap(), t(-5));
+        linked.set_moved_to(crate::PhoneNumber::parse("447700900778").unwrap(), t(-4));
+        let bytes = linked.encode();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(ConversationState::decode(&bytes).unwrap(), linked);
+        let mut as_v2 = bytes.clone();
+        as_v2[0] = 2;
+        assert!(matches!(
+            ConversationState::decode(&as_v2),
+            Err(DecodeError::Corrupt { version: 2, .. })
+        ));
     }
 
     #[test]

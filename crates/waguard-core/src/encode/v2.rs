@@ -323,10 +323,12 @@ pub(super) fn unordered_list(s: &ConversationState) -> Option<&'static str> {
     }
 }
 
-// Bits of the sender bitmap.
-const SENDER_BITS: u64 = (1 << 6) - 1;
+// Bits of the sender bitmap: one per slot, in `sender_slots` order. Version 3 adds the API
+// call limit of S2 (bit 6).
+const SENDER_BITS_V2: u64 = (1 << 6) - 1;
+const SENDER_SLOTS: usize = 7;
 
-fn sender_slots(s: &SenderState) -> [Option<Timestamp>; 6] {
+fn sender_slots(s: &SenderState) -> [Option<Timestamp>; SENDER_SLOTS] {
     [
         s.restricted_at,
         s.cleared_at,
@@ -334,12 +336,13 @@ fn sender_slots(s: &SenderState) -> [Option<Timestamp>; 6] {
         s.service_at,
         s.api_update_at,
         s.spam_at,
+        s.api_rate_at,
     ]
 }
 
 pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
     let mut w = Writer {
-        out: Vec::with_capacity(2 + 6 * 10),
+        out: Vec::with_capacity(2 + SENDER_SLOTS * 10),
     };
     w.out.push(VERSION);
     let slots = sender_slots(s);
@@ -355,30 +358,37 @@ pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
     w.out
 }
 
-pub(super) fn decode_sender(body: &[u8]) -> Result<(SenderState, usize), MalformedRecord> {
-    const FIELDS: [&str; 6] = [
+pub(super) fn decode_sender(
+    version: u8,
+    body: &[u8],
+) -> Result<(SenderState, usize), MalformedRecord> {
+    const FIELDS: [&str; SENDER_SLOTS] = [
         "restricted_at",
         "cleared_at",
         "throughput_at",
         "service_at",
         "api_update_at",
         "spam_at",
+        "api_rate_at",
     ];
     let mut r = Reader::new(body, 1);
     let bitmap = r.varint("bitmap")?;
-    if bitmap & !SENDER_BITS != 0 {
-        return Err(r.error(
-            "bitmap",
-            RecordProblem::UnknownFields(bitmap & !SENDER_BITS),
-        ));
+    let known = if version == VERSION_2 {
+        SENDER_BITS_V2
+    } else {
+        (1 << SENDER_SLOTS) - 1
+    };
+    if bitmap & !known != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !known)));
     }
-    let mut slots = [None; 6];
+    let mut slots = [None; SENDER_SLOTS];
     for (i, slot) in slots.iter_mut().enumerate() {
         if bitmap & (1 << i) != 0 {
             *slot = Some(r.time(FIELDS[i], 0)?);
         }
     }
-    let [restricted_at, cleared_at, throughput_at, service_at, api_update_at, spam_at] = slots;
+    let [restricted_at, cleared_at, throughput_at, service_at, api_update_at, spam_at, api_rate_at] =
+        slots;
     let s = SenderState {
         restricted_at,
         cleared_at,
@@ -386,6 +396,7 @@ pub(super) fn decode_sender(body: &[u8]) -> Result<(SenderState, usize), Malform
         service_at,
         api_update_at,
         spam_at,
+        api_rate_at,
     };
     Ok((s, r.remaining()))
 }

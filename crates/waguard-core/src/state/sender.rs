@@ -25,6 +25,8 @@ pub struct SenderState {
     pub api_update_at: Option<Timestamp>,
     /// S3: the latest 131048.
     pub spam_at: Option<Timestamp>,
+    /// S2: the latest code 4 or 80007 (API call limits).
+    pub api_rate_at: Option<Timestamp>,
 }
 
 impl SenderState {
@@ -41,6 +43,7 @@ impl SenderState {
                 CodeEffect::ServiceUnavailable => raise(&mut self.service_at, at),
                 CodeEffect::ApiUpdate => raise(&mut self.api_update_at, at),
                 CodeEffect::SpamRateLimited => raise(&mut self.spam_at, at),
+                CodeEffect::ApiRateLimited => raise(&mut self.api_rate_at, at),
                 _ => false,
             },
         }
@@ -70,6 +73,7 @@ impl SenderState {
         self.service_at = self.service_at.max(other.service_at);
         self.api_update_at = self.api_update_at.max(other.api_update_at);
         self.spam_at = self.spam_at.max(other.spam_at);
+        self.api_rate_at = self.api_rate_at.max(other.api_rate_at);
     }
 }
 
