@@ -556,6 +556,82 @@ s.check(AT, "template", "blocked", False, "throughput_limited", "2026-01-01T01:0
 s.reserve("2026-01-01T01:00:00.0125Z", "template", "template_required", True, "first_contact", None, category="utility", to="33612349999")
 S.append(s)
 
+# ---- T1-T4: the template registry ----
+def account_change(at, field, value, account="900000001", time=True):
+    entry = {"id": account, "changes": [{"field": field, "value": value}]}
+    if time:
+        entry["time"] = ts(at)
+    return {"object": "whatsapp_business_account", "entry": [entry]}
+
+def tpl_status(at, event, name="order_update", lang="en_US", title=None, category=None):
+    v = {"event": event, "message_template_id": 5551234, "message_template_name": name,
+         "message_template_language": lang, "reason": None}
+    if title:
+        v["other_info"] = {"title": title, "description": "x"}
+    if category:
+        v["message_template_category"] = category
+    return account_change(at, "message_template_status_update", v)
+
+s = Scenario("templates", "T1 T2 T3 T4 O2 R3")
+TPL = {"name": "order_update", "language": "en_US"}
+def ask_tpl(kind, at, decision, allowed, reason, until, category="utility", tpl=TPL, to=FR):
+    body = {**contact(to=to), "message": "template", "category": category, "template": tpl}
+    n = s.line({"at": at, kind: body})
+    s.expected.append({"line": n, "decision": decision, "allowed": allowed, "reason": reason, "until": until})
+# T4: a messages webhook links the number to entry[].id; until then nothing is known
+ask_tpl("check", "2026-01-01T00:00:00Z", "template_required", True, "first_contact", None)
+s.webhook("2026-01-01T00:01:00Z", inbound("2026-01-01T00:01:00Z", FR))
+s.webhook("2026-01-01T00:02:00Z", tpl_status("2026-01-01T00:02:00Z", "DISABLED"))
+ask_tpl("check", "2026-01-01T00:03:00Z", "blocked", False, "template_disabled", None)
+# a later approval lifts it; an older event arriving late changes nothing (last writer wins)
+s.webhook("2026-01-01T00:04:00Z", tpl_status("2026-01-01T00:04:00Z", "APPROVED"))
+s.webhook("2026-01-01T00:05:00Z", tpl_status("2026-01-01T00:03:30Z", "REJECTED"))
+ask_tpl("check", "2026-01-01T00:05:01Z", "free_form", True, None, "2026-01-02T00:01:00Z")
+# at equal times the more restrictive status wins
+s.webhook("2026-01-01T00:06:00Z", tpl_status("2026-01-01T00:06:00Z", "REJECTED"))
+s.webhook("2026-01-01T00:06:00Z", tpl_status("2026-01-01T00:06:00Z", "APPROVED"))
+ask_tpl("check", "2026-01-01T00:06:01Z", "blocked", False, "template_not_approved", None)
+# pauses: second pause 6h, rate-limiting pause without end, then approved again by time
+s.webhook("2026-01-01T01:00:00Z", tpl_status("2026-01-01T01:00:00Z", "PAUSED", title="SECOND_PAUSE"))
+ask_tpl("check", "2026-01-01T01:00:01Z", "blocked", False, "template_paused", "2026-01-01T07:00:00Z")
+ask_tpl("reserve", "2026-01-01T07:00:00Z", "free_form", True, None, "2026-01-02T00:01:00Z")
+s.webhook("2026-01-01T08:00:00Z", tpl_status("2026-01-01T08:00:00Z", "PAUSED", title="RATE_LIMITING_PAUSE"))
+ask_tpl("check", "2026-01-01T20:00:00Z", "blocked", False, "template_paused", None)
+# FLAGGED changes nothing; another language is another template
+s.webhook("2026-01-01T20:00:00Z", tpl_status("2026-01-01T20:00:00Z", "FLAGGED"))
+ask_tpl("check", "2026-01-01T20:00:01Z", "blocked", False, "template_paused", None)
+ask_tpl("check", "2026-01-01T20:00:01Z", "free_form", True, None, "2026-01-02T00:01:00Z", tpl={"name": "order_update", "language": "pt_BR"})
+# T2: a send error naming the template: 132016 disabled, 132015 paused for the first-pause length
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132016, "template": {"name": "receipt", "language": "en"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_disabled", None, tpl={"name": "receipt", "language": "en"})
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132015, "template": {"name": "promo", "language": "en"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_paused", "2026-01-02T00:00:00Z", tpl={"name": "promo", "language": "en"})
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132001, "template": {"name": "hola", "language": "es"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_not_approved", None, tpl={"name": "hola", "language": "es"})
+# T3: a completed recategorisation replaces the caller's category; an advance notice does not
+s.webhook("2026-01-01T22:00:00Z", preference("2026-01-01T22:00:00Z", FR, "stop"))
+s.webhook("2026-01-01T22:01:00Z", account_change("2026-01-01T22:01:00Z", "template_category_update",
+    {"message_template_id": 1, "message_template_name": "notice", "message_template_language": "en",
+     "correct_category": "MARKETING", "category_update_timestamp": ts("2026-02-01T00:00:00Z")}))
+ask_tpl("check", "2026-01-01T22:02:00Z", "free_form", True, None, "2026-01-02T00:01:00Z", tpl={"name": "notice", "language": "en"})
+s.webhook("2026-01-01T22:03:00Z", account_change("2026-01-01T22:03:00Z", "template_category_update",
+    {"message_template_id": 1, "message_template_name": "notice", "message_template_language": "en",
+     "previous_category": "UTILITY", "new_category": "MARKETING"}))
+ask_tpl("check", "2026-01-01T22:04:00Z", "blocked", False, "marketing_opted_out", None, tpl={"name": "notice", "language": "en"})
+# a category alone does not make a template known, and unnamed templates are never refused by T
+ask_tpl("check", "2026-01-01T22:04:00Z", "blocked", False, "marketing_opted_out", None, category="marketing", tpl={"name": "notice", "language": "en"})
+s.check("2026-01-01T22:04:00Z", "template", "free_form", True, None, "2026-01-02T00:01:00Z", category="utility", to=FR)
+# a template named on a free-form line is an error; so is a malformed one
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "free_form", "template": TPL}})
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "template", "category": "utility", "template": {"name": "x"}}})
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "template", "category": "utility", "template": {"name": "x", "language": "en", "id": 5}}})
+# account-level items need a valid entry id and time
+bad_time = tpl_status("2026-01-01T23:00:00Z", "DISABLED")
+bad_time["entry"][0]["time"] = "yesterday"
+s.error({"at": "2026-01-01T23:00:00Z", "webhook": bad_time})
+ask_tpl("check", "2026-01-01T23:00:01Z", "blocked", False, "template_paused", None)
+S.append(s)
+
 for s in S:
     s.write()
 print("wrote", len(S), "scenarios:", ", ".join(f"{s.name} ({s.rules})" for s in S))

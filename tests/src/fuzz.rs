@@ -115,22 +115,32 @@ pub fn replay_line(data: &[u8]) {
 
 async fn apply_line(guard: &Guard<MemoryStore>, Timed { at, line }: Timed<'_>) {
     match line {
-        Line::Check { key, outgoing } => {
-            let Ok(d) = guard.check(&key, outgoing, at).await else {
+        Line::Check {
+            key,
+            outgoing,
+            template,
+        } => {
+            let t = template.as_ref();
+            let Ok(d) = guard.check_named(&key, outgoing, t, at).await else {
                 return;
             };
             check_permits(&d, outgoing);
-            let again = guard.check(&key, outgoing, at).await.expect("read twice");
+            let again = guard
+                .check_named(&key, outgoing, t, at)
+                .await
+                .expect("read twice");
             assert_eq!(d, again, "check is read-only");
         }
         Line::Reserve {
             key,
             outgoing,
             idempotency_key,
+            template,
         } => {
-            let before = guard.check(&key, outgoing, at).await;
+            let t = template.as_ref();
+            let before = guard.check_named(&key, outgoing, t, at).await;
             let Ok(d) = guard
-                .reserve(&key, outgoing, idempotency_key.as_deref(), at)
+                .reserve_named(&key, outgoing, t, idempotency_key.as_deref(), at)
                 .await
             else {
                 return;
@@ -144,9 +154,14 @@ async fn apply_line(guard: &Guard<MemoryStore>, Timed { at, line }: Timed<'_>) {
                 );
             }
         }
-        Line::SendError { key, code, wamid } => {
+        Line::SendError {
+            key,
+            code,
+            wamid,
+            template,
+        } => {
             let _ = guard
-                .record_send_error(&key, code, wamid.as_deref(), at)
+                .record_send_error_named(&key, code, wamid.as_deref(), template.as_ref(), at)
                 .await;
         }
         Line::OptOut { key, scope } => {

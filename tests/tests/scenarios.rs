@@ -190,7 +190,7 @@ fn scenarios_on_postgres() {
 
 /// The examples of `shared/scenarios/next` (rules revised this round) that this build
 /// implements; the others join the list as their rules land.
-const NEXT_EXAMPLES: [&str; 1] = ["consent-after-erasure"];
+const NEXT_EXAMPLES: [&str; 2] = ["consent-after-erasure", "template-registry"];
 
 /// A fresh sled directory for one replay (kept until the process ends).
 fn temp_db() -> String {

@@ -67,3 +67,12 @@ pub fn write_line(out: &mut impl Write, value: &impl Serialize) -> std::io::Resu
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
 }
+
+/// A value shown in an error message: at most 64 characters, then `…`, so that an answer never
+/// echoes a large input back.
+pub fn short(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}

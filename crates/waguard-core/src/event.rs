@@ -318,6 +318,24 @@ pub enum KeyedEvent {
         /// The system message's time.
         at: Timestamp,
     },
+    /// T1-T3: something Meta said about a template (a status or category update, from the
+    /// account-level webhook fields).
+    Template {
+        /// The template identity.
+        template: crate::template::TemplateId,
+        /// What was said.
+        event: crate::template::TemplateEvent,
+    },
+    /// T4: a webhook carrying this business number's `metadata.phone_number_id` named its
+    /// account in `entry[].id`.
+    AccountLink {
+        /// The business number.
+        business: crate::id::BusinessId,
+        /// The account it belongs to.
+        account: crate::id::AccountId,
+        /// The receive time (T4 orders links by it).
+        at: Timestamp,
+    },
 }
 
 impl KeyedEvent {
@@ -352,6 +370,19 @@ impl KeyedEvent {
                 business,
                 from,
                 to,
+                at: at.min(limit),
+            },
+            KeyedEvent::Template { template, event } => KeyedEvent::Template {
+                template,
+                event: event.clamped(limit),
+            },
+            KeyedEvent::AccountLink {
+                business,
+                account,
+                at,
+            } => KeyedEvent::AccountLink {
+                business,
+                account,
                 at: at.min(limit),
             },
         }

@@ -3,8 +3,9 @@
 use std::fmt;
 
 use waguard_core::{
-    Bsuid, BusinessId, ContactId, ContactKey, DeliveryStatus, Event, GroupId, KeyedEvent,
-    PhoneNumber, Preference, Timestamp, WamidHash,
+    AccountId, Bsuid, BusinessId, ContactId, ContactKey, DeliveryStatus, Event, GroupId,
+    KeyedEvent, PauseKind, PhoneNumber, Preference, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateName, TemplateStatus, Timestamp, WamidHash,
 };
 
 use crate::error::{ItemError, ItemProblem, ParseError, Shown};
@@ -136,6 +137,9 @@ impl Notification<'_> {
                     continue;
                 }
             };
+            // H1: the account is `entry[].id`; account-level items take their instant from
+            // `entry[].time`, or the receive time when it is absent.
+            let account = entry_account(entry, e).ok();
             for (c, change) in changes.iter().enumerate() {
                 let at = ChangePath {
                     entry: e,
@@ -148,6 +152,8 @@ impl Notification<'_> {
                                 "messages" => FieldKind::Messages,
                                 "user_preferences" => FieldKind::UserPreferences,
                                 "calls" => FieldKind::Calls,
+                                "message_template_status_update" => FieldKind::TemplateStatus,
+                                "template_category_update" => FieldKind::TemplateCategory,
                                 _ => {
                                     // H1: other fields are ignored, and counted.
                                     out.ignored += 1;
@@ -166,8 +172,33 @@ impl Notification<'_> {
                             }
                         };
                         match &change.value {
+                            Some(Obj::Ok(value))
+                                if matches!(
+                                    kind,
+                                    FieldKind::TemplateStatus | FieldKind::TemplateCategory
+                                ) =>
+                            {
+                                let result = entry_account(entry, e).and_then(|account| {
+                                    let time = match &entry.time {
+                                        None | Some(Value::Null) => received_at,
+                                        Some(v) => entry_timestamp(v, e)?,
+                                    };
+                                    template_change(value, kind, at, &account, time, &mut out)
+                                });
+                                if let Err(problem) = result {
+                                    out.fail(at.to_string(), problem);
+                                }
+                            }
                             Some(Obj::Ok(value)) => {
-                                convert_change(value, kind, at, received_at, &mut out)
+                                let linked = convert_change(value, kind, at, received_at, &mut out);
+                                // T4: the number belongs to the entry's account.
+                                if let (Some(business), Some(account)) = (linked, &account) {
+                                    out.events.push(KeyedEvent::AccountLink {
+                                        business,
+                                        account: account.clone(),
+                                        at: received_at,
+                                    });
+                                }
                             }
                             Some(Obj::Wrong(found)) => {
                                 let field = format!("{at}.value");
@@ -211,6 +242,135 @@ enum FieldKind {
     Messages,
     UserPreferences,
     Calls,
+    TemplateStatus,
+    TemplateCategory,
+}
+
+/// `entry[E].id`: the account (WABA), 1 to 32 digits (a string, or an integer).
+fn entry_account(entry: &crate::payload::Entry<'_>, e: usize) -> Result<AccountId, ItemProblem> {
+    let field = format!("entry[{e}].id");
+    match &entry.id {
+        Some(Value::Str(id)) => AccountId::parse(id).map_err(|err| err.with_field(field).into()),
+        Some(Value::Int(id)) => {
+            AccountId::parse(&id.to_string()).map_err(|err| err.with_field(field).into())
+        }
+        Some(other) => Err(wrong(field, "a string", other.kind())),
+        None => Err(ItemProblem::Missing { field }),
+    }
+}
+
+/// `entry[E].time`: Unix seconds, a non-negative integer (number or string).
+fn entry_timestamp(v: &Value<'_>, e: usize) -> Result<Timestamp, ItemProblem> {
+    let field = format!("entry[{e}].time");
+    let seconds = v
+        .as_integer()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ItemProblem::BadTimestamp {
+            field: field.clone(),
+            value: Shown(v).to_string(),
+        })?;
+    Timestamp::from_unix_seconds(seconds)
+        .map_err(|source| ItemProblem::TimestampOutOfRange { field, source })
+}
+
+/// A string field of a template change, required.
+fn template_field<'v>(
+    v: &'v Option<Value<'_>>,
+    at: ChangePath,
+    name: &str,
+) -> Result<&'v str, ItemProblem> {
+    let field = format!("{at}.value.{name}");
+    match v {
+        Some(Value::Str(s)) if !s.is_empty() => Ok(s),
+        None | Some(Value::Null) | Some(Value::Str(_)) => Err(ItemProblem::Missing { field }),
+        Some(other) => Err(wrong(field, "a string", other.kind())),
+    }
+}
+
+/// T3: a category as Meta writes it, any case; `None` for anything else.
+fn category_of(v: &Option<Value<'_>>) -> Option<TemplateCategory> {
+    let text = v.as_ref().and_then(Value::as_str)?;
+    match text.to_ascii_lowercase().as_str() {
+        "marketing" => Some(TemplateCategory::Marketing),
+        "utility" => Some(TemplateCategory::Utility),
+        "authentication" => Some(TemplateCategory::Authentication),
+        _ => None,
+    }
+}
+
+/// T1, T3: a `message_template_status_update` or `template_category_update` change.
+fn template_change(
+    value: &ChangeValue<'_>,
+    kind: FieldKind,
+    at: ChangePath,
+    account: &AccountId,
+    time: Timestamp,
+    out: &mut Parsed,
+) -> Result<(), ItemProblem> {
+    let name = template_field(&value.message_template_name, at, "message_template_name")?;
+    let language = template_field(
+        &value.message_template_language,
+        at,
+        "message_template_language",
+    )?;
+    let template = TemplateName::new(name, language)
+        .map_err(|e| e.with_field(format!("{at}.value.message_template_name")))?;
+    let id = TemplateId {
+        account: account.clone(),
+        template,
+    };
+    let mut events = Vec::new();
+    match kind {
+        FieldKind::TemplateStatus => {
+            let event = template_field(&value.event, at, "event")?;
+            let title = value
+                .other_info
+                .as_ref()
+                .and_then(Obj::get)
+                .and_then(|o| o.title.as_ref())
+                .and_then(Value::as_str);
+            let status = match event.to_ascii_uppercase().as_str() {
+                "APPROVED" | "REINSTATED" | "UNARCHIVED" => Some(TemplateStatus::Approved),
+                "PAUSED" => Some(TemplateStatus::Paused(match title {
+                    Some("SECOND_PAUSE") => PauseKind::Second,
+                    Some("RATE_LIMITING_PAUSE") => PauseKind::RateLimiting,
+                    _ => PauseKind::First,
+                })),
+                "DISABLED" => Some(TemplateStatus::Disabled),
+                "REJECTED" | "PENDING" | "DELETED" | "PENDING_DELETION" | "ARCHIVED"
+                | "IN_APPEAL" => Some(TemplateStatus::NotApproved),
+                // FLAGGED, LOCKED, LIMIT_EXCEEDED and anything else: no change.
+                _ => None,
+            };
+            let category = category_of(&value.message_template_category);
+            if let Some(status) = status {
+                events.push(TemplateEvent::Status { at: time, status });
+            }
+            if let Some(category) = category {
+                events.push(TemplateEvent::Category { at: time, category });
+            }
+        }
+        _ => {
+            // A completed change carries the previous and the new category; an advance notice
+            // (`correct_category`) changes nothing.
+            if let (true, Some(category)) = (
+                value.previous_category.is_some(),
+                category_of(&value.new_category),
+            ) {
+                events.push(TemplateEvent::Category { at: time, category });
+            }
+        }
+    }
+    if events.is_empty() {
+        out.ignored += 1;
+    }
+    for event in events {
+        out.events.push(KeyedEvent::Template {
+            template: id.clone(),
+            event,
+        });
+    }
+    Ok(())
 }
 
 /// `entry[E].changes[C]`, formatted only when an error needs it.
@@ -254,13 +414,15 @@ fn wrong(field: String, expected: &'static str, found: JsonKind) -> ItemProblem 
     }
 }
 
+/// Converts one `messages`, `user_preferences` or `calls` change; returns its business number
+/// when it had a valid one (T4 links it to the entry's account).
 fn convert_change(
     value: &ChangeValue<'_>,
     kind: FieldKind,
     at: ChangePath,
     received_at: Timestamp,
     out: &mut Parsed,
-) {
+) -> Option<BusinessId> {
     // Every item of a change belongs to its business number (K4).
     let business = match value.metadata.as_ref() {
         Some(Obj::Ok(meta)) => match meta.phone_number_id.as_ref() {
@@ -269,29 +431,29 @@ fn convert_change(
                 Err(e) => {
                     let field = format!("{at}.value.metadata.phone_number_id");
                     out.fail(at.to_string(), e.with_field(field).into());
-                    return;
+                    return None;
                 }
             },
             Some(other) => {
                 let field = format!("{at}.value.metadata.phone_number_id");
                 out.fail(at.to_string(), wrong(field, "a string", other.kind()));
-                return;
+                return None;
             }
             None => {
                 let field = format!("{at}.value.metadata.phone_number_id");
                 out.fail(at.to_string(), ItemProblem::Missing { field });
-                return;
+                return None;
             }
         },
         Some(Obj::Wrong(found)) => {
             let field = format!("{at}.value.metadata");
             out.fail(at.to_string(), wrong(field, "an object", *found));
-            return;
+            return None;
         }
         None => {
             let field = format!("{at}.value.metadata");
             out.fail(at.to_string(), ItemProblem::Missing { field });
-            return;
+            return None;
         }
     };
     let contacts = match &value.contacts {
@@ -322,8 +484,10 @@ fn convert_change(
         // A `calls` change may also carry call `statuses[]`: those are about calls, not
         // messages, and are not read.
         FieldKind::Calls => cx.each(value.calls.as_ref(), "calls", Cx::call),
+        FieldKind::TemplateStatus | FieldKind::TemplateCategory => {}
     }
     cx.contact_links();
+    Some(business)
 }
 
 /// The conversion of one change's items.

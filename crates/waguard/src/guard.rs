@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::store::RegistryKey;
 use crate::store::{Batch, RecordKey, Store, StoreError, UpdateAction};
 use crate::{
-    decide, reserve, Bsuid, BusinessId, CodeEffect, CodeScope, ContactId, ContactKey,
-    ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber, Policy, PolicyError,
-    Scope, SenderEvent, SenderState, Subject, Timestamp, WamidHash,
+    decide_named, reserve_named, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope, ContactId,
+    ContactKey, ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber, Policy,
+    PolicyError, Registry, Scope, SenderEvent, SenderState, Subject, TemplateEvent, TemplateId,
+    TemplateName, TemplateState, Timestamp, WamidHash,
 };
 
 /// How long a success that lifts nothing (S1) may wait in memory before it is written to its
@@ -132,6 +134,10 @@ struct Groups {
     links: BTreeMap<(BusinessId, Bsuid), (PhoneNumber, Timestamp)>,
     /// K6: number changes, in payload order.
     moves: Vec<(BusinessId, PhoneNumber, PhoneNumber, Timestamp)>,
+    /// T1-T3: template events per template identity.
+    templates: BTreeMap<TemplateId, Vec<TemplateEvent>>,
+    /// T4: the winning account link per business number.
+    accounts: BTreeMap<BusinessId, (AccountId, Timestamp)>,
 }
 
 impl Groups {
@@ -167,6 +173,23 @@ impl Groups {
                     to,
                     at,
                 } => groups.moves.push((business, from, to, at)),
+                KeyedEvent::Template { template, event } => {
+                    groups.templates.entry(template).or_default().push(event);
+                }
+                KeyedEvent::AccountLink {
+                    business,
+                    account,
+                    at,
+                } => {
+                    let mut probe = SenderState::default();
+                    if let Some((a, t)) = groups.accounts.get(&business) {
+                        probe.link_account(a, *t);
+                    }
+                    if probe.link_account(&account, at) {
+                        groups.accounts.insert(business.clone(), (account, at));
+                    }
+                    groups.senders.entry(business).or_default();
+                }
                 KeyedEvent::Contact { key, event } => {
                     if let Some(sender_event) = event.sender_event() {
                         groups
@@ -219,6 +242,23 @@ enum Routed<T> {
     Done(T),
     Linked(PhoneNumber),
 }
+
+/// What step 2 sees of a named template: not named, unknown, or the registry's record.
+fn registry_of<'a>(
+    template: Option<&TemplateName>,
+    record: Option<&'a TemplateState>,
+) -> Registry<'a> {
+    match (template, record) {
+        (None, _) => Registry::NotNamed,
+        (Some(_), None) => Registry::Unknown,
+        (Some(_), Some(record)) => Registry::Record(record),
+    }
+}
+
+/// A stored template record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {0}: {1}")]
+struct TemplateDecode(String, #[source] crate::DecodeError);
 
 /// The phone a stored contact record links to (K5), if it is a link record.
 fn link_of(bytes: Option<&[u8]>) -> Option<PhoneNumber> {
@@ -323,9 +363,25 @@ impl<S: Store> Guard<S> {
         outgoing: Outgoing,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
+        self.check_named(key, outgoing, None, now).await
+    }
+
+    /// [`check`](Self::check) of a template message that names its template: step 2 asks the
+    /// template registry (T1), and the category Meta gave it replaces `outgoing`'s (T3).
+    pub async fn check_named(
+        &self,
+        key: &ContactKey,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+        now: Timestamp,
+    ) -> Result<Decision, GuardError> {
         let resolved = self.resolve(key).await?;
         let key = &resolved;
         let policy = &self.inner.policy;
+        let record = self
+            .template_record(&key.business, outgoing, template)
+            .await?;
+        let registry = registry_of(template, record.as_ref());
         let mut out: Option<Result<Decision, StoreError>> = None;
         let mut read = |contact: Option<&[u8]>, sender: Option<&[u8]>| {
             out = Some(decode_sender(&key.business, sender).and_then(|sender| {
@@ -335,7 +391,7 @@ impl<S: Store> Guard<S> {
                         state,
                         sender: &sender,
                     };
-                    decide(subject, outgoing, now, policy)
+                    decide_named(subject, outgoing, registry, now, policy)
                 })
             }));
         };
@@ -345,6 +401,68 @@ impl<S: Store> Guard<S> {
         }
         let decision = out.expect("the store ran the read closure")?;
         Ok(self.paced(&key.business, decision, now))
+    }
+
+    /// T4: the account a business number belongs to: `Policy::accounts` first, else the last
+    /// webhook link in its sender record.
+    pub fn account_of(&self, business: &BusinessId, sender: &SenderState) -> Option<AccountId> {
+        let pinned = self
+            .inner
+            .policy
+            .accounts
+            .iter()
+            .find_map(|(account, numbers)| {
+                numbers
+                    .iter()
+                    .any(|n| n == business.as_str())
+                    .then(|| AccountId::parse(account).ok())
+                    .flatten()
+            });
+        pinned.or_else(|| sender.account.as_ref().map(|(a, _)| a.clone()))
+    }
+
+    /// T1: the registry's record of the template a message names, looked up under its
+    /// number's account. `Ok(None)`: not named, or not known (then `known` says which).
+    async fn template_record(
+        &self,
+        business: &BusinessId,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+    ) -> Result<Option<TemplateState>, GuardError> {
+        let Some(template) = template.filter(|_| outgoing.is_template()) else {
+            return Ok(None);
+        };
+        let Some(id) = self.template_id(business, template).await? else {
+            return Ok(None);
+        };
+        let key = RegistryKey::Template(id);
+        let bytes = self.inner.store.load_registry(&key).await?;
+        let state = match bytes {
+            None => return Ok(None),
+            Some(b) => TemplateState::decode(&b).map_err(|source| {
+                StoreError::backend(
+                    "load_registry",
+                    None,
+                    TemplateDecode(key.to_string(), source),
+                )
+            })?,
+        };
+        Ok(Some(state))
+    }
+
+    /// T1/T4: the identity of a template sent from `business`, if its account is known.
+    async fn template_id(
+        &self,
+        business: &BusinessId,
+        template: &TemplateName,
+    ) -> Result<Option<TemplateId>, GuardError> {
+        let sender = self.sender_state(business).await?;
+        Ok(self
+            .account_of(business, &sender)
+            .map(|account| TemplateId {
+                account,
+                template: template.clone(),
+            }))
     }
 
     /// S4: `decision` with the business number's pace applied (read-only).
@@ -407,13 +525,38 @@ impl<S: Store> Guard<S> {
         idempotency_key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
+        self.reserve_named(key, outgoing, None, idempotency_key, now)
+            .await
+    }
+
+    /// [`reserve`](Self::reserve) of a template message that names its template (see
+    /// [`check_named`](Self::check_named)).
+    pub async fn reserve_named(
+        &self,
+        key: &ContactKey,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+        idempotency_key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Decision, GuardError> {
         let policy = &self.inner.policy;
         let mut target = self.resolve(key).await?;
         // S4: the pace refuses after S1; a refused reservation consumes nothing.
         let (took, before) = self.take_pace(&target.business, now);
         if !took {
-            return self.check(&target, outgoing, now).await;
+            return self.check_named(&target, outgoing, template, now).await;
         }
+        let record = match self
+            .template_record(&target.business, outgoing, template)
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                self.give_back_pace(&target.business, before, now);
+                return Err(e);
+            }
+        };
+        let registry = registry_of(template, record.as_ref());
         loop {
             let key = &target;
             let mut out = None;
@@ -427,8 +570,16 @@ impl<S: Store> Guard<S> {
                     }
                     let sender = decode_sender(&key.business, sender)?;
                     let (decision, action) = with_contact_state(key, contact, |state| {
-                        let decision =
-                            reserve(key, state, &sender, outgoing, idempotency_key, now, policy);
+                        let decision = reserve_named(
+                            key,
+                            state,
+                            &sender,
+                            outgoing,
+                            registry,
+                            idempotency_key,
+                            now,
+                            policy,
+                        );
                         let action = if decision.permits(outgoing) {
                             UpdateAction::Write(state.encode())
                         } else {
@@ -538,6 +689,10 @@ impl<S: Store> Guard<S> {
         };
         let links = std::mem::take(&mut groups.links);
         let moves = std::mem::take(&mut groups.moves);
+        let templates = std::mem::take(&mut groups.templates);
+        for (template, events) in templates {
+            self.apply_template(template, &events).await?;
+        }
         report.contacts_written += self.apply_links(links).await?;
         for round in 0..=MAX_FOLLOW_UP_ROUNDS {
             let (written, follow_up) = self.apply_groups(groups, now, round == 0).await?;
@@ -557,6 +712,40 @@ impl<S: Store> Guard<S> {
             }
         }
         Ok(report)
+    }
+
+    /// T1-T3: applies events to a template's registry record.
+    async fn apply_template(
+        &self,
+        template: TemplateId,
+        events: &[TemplateEvent],
+    ) -> Result<(), GuardError> {
+        let key = RegistryKey::Template(template);
+        self.inner
+            .store
+            .update_registry(&key, &mut |bytes| {
+                let mut state = match bytes {
+                    None => TemplateState::default(),
+                    Some(b) => TemplateState::decode(b).map_err(|source| {
+                        StoreError::backend(
+                            "update_registry",
+                            None,
+                            TemplateDecode(key.to_string(), source),
+                        )
+                    })?,
+                };
+                let mut changed = false;
+                for event in events {
+                    changed |= state.apply(event);
+                }
+                Ok(if changed {
+                    UpdateAction::Write(state.encode())
+                } else {
+                    UpdateAction::Keep
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     /// K5: records each link on its BSUID's record and joins what that record held into the
@@ -745,12 +934,20 @@ impl<S: Store> Guard<S> {
             }
             for ((business, events), written) in senders.iter().zip(sender_written_flags.iter_mut())
             {
+                let account_link = groups.accounts.get(*business).cloned();
                 let pending_success = pending.get(*business).copied();
                 let flush_now = flush.contains_key(*business);
                 let folded = &folded;
                 batch.sender((*business).clone(), move |sender| {
                     let mut state = decode_sender(business, sender)?;
                     let mut changed = false;
+                    // T4: written only when the number's account changes (every webhook
+                    // carries the link).
+                    if let Some((account, at)) = &account_link {
+                        if state.would_change_account(account, *at) {
+                            changed |= state.link_account(account, *at);
+                        }
+                    }
                     for event in events {
                         // S1: a success that lifts nothing waits in memory (coalesced); it is
                         // joined in whenever this record is written, and written on its own
@@ -925,6 +1122,43 @@ impl<S: Store> Guard<S> {
     }
 
     /// Applies one event of one key (the explicit calls below share this).
+    /// [`record_send_error`](Self::record_send_error) of a send that named its template: 132015
+    /// (paused), 132016 (disabled) and 132001 (not approved in that language) also feed the
+    /// template registry at `at` (T2), when the number's account is known (T4).
+    pub async fn record_send_error_named(
+        &self,
+        key: &ContactKey,
+        code: u32,
+        wamid: Option<&str>,
+        template: Option<&TemplateName>,
+        at: Timestamp,
+    ) -> Result<CodeEffect, GuardError> {
+        if let (Some(template), Some(event)) = (template, TemplateEvent::of_send_error(code, at)) {
+            if let Some(id) = self.template_id(&key.business, template).await? {
+                self.apply_template(id, &[event]).await?;
+            }
+        }
+        self.record_send_error(key, code, wamid, at).await
+    }
+
+    /// T1: the registry's record of a template, if it has one.
+    pub async fn template_state(
+        &self,
+        template: &TemplateId,
+    ) -> Result<Option<TemplateState>, GuardError> {
+        let key = RegistryKey::Template(template.clone());
+        match self.inner.store.load_registry(&key).await? {
+            None => Ok(None),
+            Some(b) => Ok(Some(TemplateState::decode(&b).map_err(|source| {
+                StoreError::backend(
+                    "load_registry",
+                    None,
+                    TemplateDecode(key.to_string(), source),
+                )
+            })?)),
+        }
+    }
+
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
         // An explicit call happens at the instant it names: nothing to clamp.
         let at = event.at();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use waguard::{BusinessId, ContactKey, Outgoing, Scope, TemplateCategory, Timestamp};
+use waguard::{BusinessId, ContactKey, Outgoing, Scope, TemplateCategory, TemplateName, Timestamp};
 
 use crate::store::{business_from, key_from_parts};
 
@@ -15,6 +15,8 @@ use crate::store::{business_from, key_from_parts};
 pub enum Line<'a> {
     /// `check`: a read-only decision.
     Check {
+        /// The template the message names (rules T1-T3), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// The message to decide about.
@@ -22,6 +24,8 @@ pub enum Line<'a> {
     },
     /// `reserve`: an atomic check-and-record.
     Reserve {
+        /// The template the message names (rules T1-T3), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// The message to reserve.
@@ -31,6 +35,8 @@ pub enum Line<'a> {
     },
     /// `send_error`: the error code of a synchronous send.
     SendError {
+        /// The template the failed send named (rule T2), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// Meta's error code.
@@ -140,6 +146,8 @@ struct Fields<'a> {
     scope: Option<Cow<'a, str>>,
     #[serde(default)]
     include_opt_out: Option<serde_json::Value>,
+    #[serde(default)]
+    template: Option<serde_json::Value>,
 }
 
 impl Fields<'_> {
@@ -156,6 +164,7 @@ impl Fields<'_> {
             ("wamid", self.wamid.is_some()),
             ("scope", self.scope.is_some()),
             ("include_opt_out", self.include_opt_out.is_some()),
+            ("template", self.template.is_some()),
         ];
         match present
             .iter()
@@ -203,11 +212,13 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
         kinds.push("check");
         f.only(
             "check",
-            &[CONTACT.as_slice(), &["message", "category"]].concat(),
+            &[CONTACT.as_slice(), &["message", "category", "template"]].concat(),
         )?;
+        let outgoing = outgoing("check", &f)?;
         line = Some(Line::Check {
             key: contact_key("check", &f)?,
-            outgoing: outgoing("check", &f)?,
+            template: template("check", &f, Some(outgoing))?,
+            outgoing,
         });
     }
     if let Some(f) = raw.reserve {
@@ -216,7 +227,7 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
             "reserve",
             &[
                 CONTACT.as_slice(),
-                &["message", "category", "idempotency_key"],
+                &["message", "category", "idempotency_key", "template"],
             ]
             .concat(),
         )?;
@@ -224,6 +235,7 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
         let outgoing = outgoing("reserve", &f)?;
         line = Some(Line::Reserve {
             key,
+            template: template("reserve", &f, Some(outgoing))?,
             outgoing,
             idempotency_key: f.idempotency_key,
         });
@@ -232,8 +244,9 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
         kinds.push("send_error");
         f.only(
             "send_error",
-            &[CONTACT.as_slice(), &["code", "wamid"]].concat(),
+            &[CONTACT.as_slice(), &["code", "wamid", "template"]].concat(),
         )?;
+        let named = template("send_error", &f, None)?;
         let key = contact_key("send_error", &f)?;
         let code = match &f.code {
             Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|c| u32::try_from(c).ok()),
@@ -246,6 +259,7 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
         })?;
         line = Some(Line::SendError {
             key,
+            template: named,
             code,
             wamid: f.wamid,
         });
@@ -338,6 +352,40 @@ fn contact_key(kind: &str, f: &Fields<'_>) -> Result<ContactKey, String> {
         f.user_id.as_deref(),
         f.group_id.as_deref(),
     )
+}
+
+/// `template: {"name": N, "language": L}` (rules T1-T3); refused on free-form messages.
+fn template(
+    kind: &str,
+    f: &Fields<'_>,
+    outgoing: Option<Outgoing>,
+) -> Result<Option<TemplateName>, String> {
+    let Some(value) = &f.template else {
+        return Ok(None);
+    };
+    if outgoing.is_some_and(|o| !o.is_template()) {
+        return Err(format!(
+            "`{kind}.template`: only template messages name a template"
+        ));
+    }
+    let object = value.as_object().ok_or_else(|| {
+        format!("`{kind}.template`: an object {{\"name\": ..., \"language\": ...}} is expected")
+    })?;
+    if let Some(other) = object.keys().find(|k| *k != "name" && *k != "language") {
+        return Err(format!(
+            "`{kind}.template.{}`: a template has only `name` and `language`",
+            crate::answer::short(other)
+        ));
+    }
+    let field = |name: &str| -> Result<&str, String> {
+        object
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("`{kind}.template.{name}`: missing, or not a string"))
+    };
+    TemplateName::new(field("name")?, field("language")?)
+        .map(Some)
+        .map_err(|e| format!("`{kind}.template`: {e}"))
 }
 
 fn outgoing(kind: &str, m: &Fields<'_>) -> Result<Outgoing, String> {

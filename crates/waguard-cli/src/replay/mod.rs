@@ -72,8 +72,12 @@ async fn apply<S: Store>(
     options: &Options,
 ) -> std::io::Result<bool> {
     let result: Result<Option<(Decision, Outgoing)>, String> = match line {
-        Line::Check { key, outgoing } => guard
-            .check(&key, outgoing, at)
+        Line::Check {
+            key,
+            outgoing,
+            template,
+        } => guard
+            .check_named(&key, outgoing, template.as_ref(), at)
             .await
             .map(|d| Some((d, outgoing)))
             .map_err(|e| e.to_string()),
@@ -81,13 +85,25 @@ async fn apply<S: Store>(
             key,
             outgoing,
             idempotency_key,
+            template,
         } => guard
-            .reserve(&key, outgoing, idempotency_key.as_deref(), at)
+            .reserve_named(
+                &key,
+                outgoing,
+                template.as_ref(),
+                idempotency_key.as_deref(),
+                at,
+            )
             .await
             .map(|d| Some((d, outgoing)))
             .map_err(|e| e.to_string()),
-        Line::SendError { key, code, wamid } => guard
-            .record_send_error(&key, code, wamid.as_deref(), at)
+        Line::SendError {
+            key,
+            code,
+            wamid,
+            template,
+        } => guard
+            .record_send_error_named(&key, code, wamid.as_deref(), template.as_ref(), at)
             .await
             .map(|_| None)
             .map_err(|e| e.to_string()),

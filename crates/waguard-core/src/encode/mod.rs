@@ -265,6 +265,42 @@ impl SenderState {
     }
 }
 
+impl crate::TemplateState {
+    /// The stored form of a template record (format [`FORMAT_VERSION`]).
+    ///
+    /// ```
+    /// use waguard_core::*;
+    /// let mut s = TemplateState::default();
+    /// s.apply(&TemplateEvent::Status { at: Timestamp::from_unix_seconds(5).unwrap(), status: TemplateStatus::Disabled });
+    /// assert_eq!(TemplateState::decode(&s.encode()).unwrap(), s);
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        v2::encode_template(self)
+    }
+
+    /// Reads a stored template record (format 3, the first to have them).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match split_version(bytes)? {
+            (v2::VERSION, body) => {
+                let (state, extra) =
+                    v2::decode_template(body).map_err(|e| corrupt(v2::VERSION, e))?;
+                finish(v2::VERSION, state, extra)
+            }
+            (version, _) => Err(DecodeError::Corrupt {
+                version,
+                source: Box::new(NoTemplateRecords { version }),
+            }),
+        }
+    }
+}
+
+/// A template record under a format version older than the first to have them.
+#[derive(Debug, thiserror::Error)]
+#[error("format {version} has no template records")]
+struct NoTemplateRecords {
+    version: u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,9 +17,11 @@
 
 use super::wire::{Reader, Writer};
 use crate::error::{MalformedRecord, RecordProblem};
-use crate::id::PhoneNumber;
+use crate::id::{AccountId, PhoneNumber};
 use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, Link, SenderState};
+use crate::template::{PauseKind, TemplateState, TemplateStatus};
 use crate::time::Timestamp;
+use crate::TemplateCategory;
 use crate::WamidHash;
 
 pub(super) const VERSION: u8 = 3;
@@ -351,11 +353,89 @@ pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
         .enumerate()
         .filter(|(_, slot)| slot.is_some())
         .fold(0u64, |b, (i, _)| b | (1 << i));
+    let bitmap = bitmap
+        | if s.account.is_some() {
+            SENDER_ACCOUNT
+        } else {
+            0
+        };
     w.varint(bitmap);
     for at in slots.into_iter().flatten() {
         w.time(at, 0);
     }
+    if let Some((account, at)) = &s.account {
+        w.text(account.as_str());
+        w.time(*at, 0);
+    }
     w.out
+}
+
+/// The sender bitmap's bit for the T4 account link (version 3): the account id as a
+/// length-prefixed string, then its instant.
+const SENDER_ACCOUNT: u64 = 1 << SENDER_SLOTS;
+
+/// A template record: 3 | bitmap (bit 0 status, bit 1 category) | status kind (varint) and
+/// instant | category (varint) and instant.
+pub(super) fn encode_template(s: &TemplateState) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::with_capacity(24),
+    };
+    w.out.push(VERSION);
+    let bitmap = u64::from(s.status.is_some()) | (u64::from(s.category.is_some()) << 1);
+    w.varint(bitmap);
+    if let Some((at, status)) = s.status {
+        let kind = match status {
+            TemplateStatus::Approved => 0,
+            TemplateStatus::Paused(PauseKind::First) => 1,
+            TemplateStatus::Paused(PauseKind::Second) => 2,
+            TemplateStatus::Paused(PauseKind::RateLimiting) => 3,
+            TemplateStatus::NotApproved => 4,
+            TemplateStatus::Disabled => 5,
+        };
+        w.varint(kind);
+        w.time(at, 0);
+    }
+    if let Some((at, category)) = s.category {
+        let kind = match category {
+            TemplateCategory::Marketing => 0,
+            TemplateCategory::Utility => 1,
+            TemplateCategory::Authentication => 2,
+        };
+        w.varint(kind);
+        w.time(at, 0);
+    }
+    w.out
+}
+
+pub(super) fn decode_template(body: &[u8]) -> Result<(TemplateState, usize), MalformedRecord> {
+    let mut r = Reader::new(body, 1);
+    let bitmap = r.varint("bitmap")?;
+    if bitmap & !3 != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !3)));
+    }
+    let mut s = TemplateState::default();
+    if bitmap & 1 != 0 {
+        let status = match r.varint("status")? {
+            0 => TemplateStatus::Approved,
+            1 => TemplateStatus::Paused(PauseKind::First),
+            2 => TemplateStatus::Paused(PauseKind::Second),
+            3 => TemplateStatus::Paused(PauseKind::RateLimiting),
+            4 => TemplateStatus::NotApproved,
+            5 => TemplateStatus::Disabled,
+            _ => return Err(r.error("status", RecordProblem::OutOfRange)),
+        };
+        s.status = Some((r.time("status.at", 0)?, status));
+    }
+    if bitmap & 2 != 0 {
+        let category = match r.varint("category")? {
+            0 => TemplateCategory::Marketing,
+            1 => TemplateCategory::Utility,
+            2 => TemplateCategory::Authentication,
+            _ => return Err(r.error("category", RecordProblem::OutOfRange)),
+        };
+        s.category = Some((r.time("category.at", 0)?, category));
+    }
+    Ok((s, r.remaining()))
 }
 
 pub(super) fn decode_sender(
@@ -376,7 +456,7 @@ pub(super) fn decode_sender(
     let known = if version == VERSION_2 {
         SENDER_BITS_V2
     } else {
-        (1 << SENDER_SLOTS) - 1
+        SENDER_ACCOUNT | ((1 << SENDER_SLOTS) - 1)
     };
     if bitmap & !known != 0 {
         return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !known)));
@@ -389,6 +469,14 @@ pub(super) fn decode_sender(
     }
     let [restricted_at, cleared_at, throughput_at, service_at, api_update_at, spam_at, api_rate_at] =
         slots;
+    let account = if bitmap & SENDER_ACCOUNT != 0 {
+        let text = r.text("account", 32)?;
+        let account =
+            AccountId::parse(text).map_err(|_| r.error("account", RecordProblem::OutOfRange))?;
+        Some((account, r.time("account.at", 0)?))
+    } else {
+        None
+    };
     let s = SenderState {
         restricted_at,
         cleared_at,
@@ -397,6 +485,7 @@ pub(super) fn decode_sender(
         api_update_at,
         spam_at,
         api_rate_at,
+        account,
     };
     Ok((s, r.remaining()))
 }
