@@ -156,6 +156,7 @@
 //! afterwards: `cargo test -p waguard-postgres --all-features`.
 
 mod error;
+mod registry;
 mod schema;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -1105,6 +1106,21 @@ impl<'a> Columns<'a> {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn update_registry(
+        &self,
+        key: &waguard::RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.registry_update(key, update).await
+    }
+
+    async fn load_registry(
+        &self,
+        key: &waguard::RegistryKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.registry_load(key).await
+    }
+
     async fn update(
         &self,
         key: &ContactKey,

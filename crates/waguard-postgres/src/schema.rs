@@ -3,7 +3,7 @@
 use crate::error::{describe, ErrorKind, PostgresError};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`. `{s}` stands for the
 /// quoted schema name. Every statement is idempotent (`IF NOT EXISTS`), so a migration
@@ -24,6 +24,14 @@ const MIGRATIONS: &[&str] = &[
         business   text COLLATE "C" NOT NULL PRIMARY KEY,
         state      bytea NOT NULL,
         version    bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
+    // 2: registry records (templates, rules T1-T3), keyed by their storage key.
+    r#"
+    CREATE TABLE IF NOT EXISTS {s}.registry (
+        key        text COLLATE "C" NOT NULL PRIMARY KEY,
+        state      bytea NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     "#,
