@@ -157,15 +157,20 @@
 
 mod error;
 mod schema;
+mod tls;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Socket};
 use waguard::{
     Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream,
     SenderUpdate, Store, StoreError, UpdateAction,
@@ -175,6 +180,7 @@ use waguard::{
 pub use deadpool_postgres;
 pub use error::{redact_url, ErrorKind, PostgresError};
 pub use schema::SCHEMA_VERSION;
+pub use tls::{RustlsConnect, RustlsConnector, RustlsStream, SslMode, TlsSetupError};
 /// The client crate, re-exported: [`PostgresError::driver_error`] returns its `Error`.
 pub use tokio_postgres;
 
@@ -198,7 +204,39 @@ pub enum Durability {
     Deferred,
 }
 
-/// How to connect a [`PostgresStore`].
+/// Whether connecting may create or upgrade the schema (see the crate documentation,
+/// "Migrations and least privilege").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Migrations {
+    /// The default. Connecting reads the schema's version (read-only); only when the schema is
+    /// missing or older than this build does it run the migrations, which needs a role that
+    /// may create the schema. A role without that privilege connects to an up-to-date schema
+    /// all the same.
+    #[default]
+    OnConnect,
+    /// Connecting never changes the schema: a schema that is missing or behind is an error of
+    /// kind [`ErrorKind::MigrationNeeded`]. Migrations then run explicitly, with
+    /// [`PostgresStore::migrate`] (for instance from a deployment job with an owner role).
+    Never,
+}
+
+/// How to connect a [`PostgresStore`]. Every time-out is a default that the URL can override
+/// where PostgreSQL has a URL parameter for it (`connect_timeout`, `keepalives_idle`,
+/// `options=-c lock_timeout=...`).
+///
+/// | option | default | what expires |
+/// |---|---|---|
+/// | [`pool_wait_timeout`](Self::pool_wait_timeout) | 5 s | waiting for a free connection of the pool ([`ErrorKind::PoolTimeout`]) |
+/// | [`connect_timeout`](Self::connect_timeout) | 5 s | opening a connection, TLS and authentication included ([`ErrorKind::Unreachable`]) |
+/// | [`recycle_timeout`](Self::recycle_timeout) | 5 s | checking a returned connection before reuse (the connection is replaced) |
+/// | [`statement_timeout`](Self::statement_timeout) | 30 s | one statement on the server ([`ErrorKind::StatementTimeout`]) |
+/// | [`lock_timeout`](Self::lock_timeout) | 5 s | waiting for a row lock held by another session ([`ErrorKind::LockTimeout`]) |
+/// | [`keepalives_idle`](Self::keepalives_idle) | 60 s | TCP keepalives: a silent peer is dropped after this plus 3 probes 10 s apart |
+///
+/// None of these expiries leaves a write half done: the server rolls the statement back, and
+/// the error says "nothing was written" ([`PostgresError::write_may_have_happened`] is
+/// `false`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -208,9 +246,34 @@ pub struct PostgresOptions {
     /// The PostgreSQL schema holding the tables (default `waguard`): lower-case ASCII letters,
     /// digits and `_`, at most 63 bytes. Services sharing a schema share their state.
     pub schema: String,
-    /// How long to wait for a new connection before giving up (default 5 s), unless the URL
-    /// sets `connect_timeout` itself.
+    /// How long to wait for a new connection (TCP, TLS and authentication) before giving up
+    /// (default 5 s), unless the URL sets `connect_timeout` itself.
     pub connect_timeout: Duration,
+    /// How long a call waits for a free connection when all of the pool's are busy (default
+    /// 5 s; `None` waits for ever).
+    pub pool_wait_timeout: Option<Duration>,
+    /// How long the check of a returned connection may take before it is replaced (default
+    /// 5 s).
+    pub recycle_timeout: Option<Duration>,
+    /// The session's `statement_timeout` (default 30 s; `None` keeps the server's or role's
+    /// setting).
+    pub statement_timeout: Option<Duration>,
+    /// The session's `lock_timeout` (default 5 s; `None` keeps the server's or role's setting,
+    /// by default to wait for ever).
+    pub lock_timeout: Option<Duration>,
+    /// TCP keepalives: idle time before the first probe (default 60 s, then 3 probes 10 s
+    /// apart); `None` turns them off.
+    pub keepalives_idle: Option<Duration>,
+    /// TLS: `None` (the default) takes the URL's `sslmode`, else [`SslMode::Prefer`]; a mode
+    /// set here wins over the URL's.
+    pub ssl_mode: Option<SslMode>,
+    /// A PEM file of the CA certificates to trust (libpq's `sslrootcert`, which the URL can
+    /// also give). Without one, `verify-ca` and `verify-full` trust the bundled Mozilla roots
+    /// (webpki-roots).
+    pub ca_file: Option<PathBuf>,
+    /// Whether connecting may create or upgrade the schema (default
+    /// [`Migrations::OnConnect`]).
+    pub migrations: Migrations,
     /// How many times an update or a batch runs again after losing a race before it gives up
     /// with [`ErrorKind::Contention`] (default 10 000; each try backs off a little more, up to
     /// 5 ms).
@@ -225,6 +288,14 @@ impl Default for PostgresOptions {
             pool_size: 16,
             schema: "waguard".to_owned(),
             connect_timeout: Duration::from_secs(5),
+            pool_wait_timeout: Some(Duration::from_secs(5)),
+            recycle_timeout: Some(Duration::from_secs(5)),
+            statement_timeout: Some(Duration::from_secs(30)),
+            lock_timeout: Some(Duration::from_secs(5)),
+            keepalives_idle: Some(Duration::from_secs(60)),
+            ssl_mode: None,
+            ca_file: None,
+            migrations: Migrations::OnConnect,
             max_conflicts: 10_000,
             durability: Durability::EachWrite,
         }
@@ -250,6 +321,54 @@ impl PostgresOptions {
         self
     }
 
+    /// These options with another wait for a free connection of the pool.
+    pub fn with_pool_wait_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// These options with another time-out for checking a returned connection.
+    pub fn with_recycle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.recycle_timeout = timeout;
+        self
+    }
+
+    /// These options with another `statement_timeout`.
+    pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// These options with another `lock_timeout`.
+    pub fn with_lock_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// These options with other TCP keepalives (`None`: off).
+    pub fn with_keepalives_idle(mut self, idle: Option<Duration>) -> Self {
+        self.keepalives_idle = idle;
+        self
+    }
+
+    /// These options with a TLS mode, which wins over the URL's `sslmode`.
+    pub fn with_ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// These options trusting the CA certificates of a PEM file.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// These options with another migration policy.
+    pub fn with_migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = migrations;
+        self
+    }
+
     /// These options with another durability.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
@@ -261,6 +380,80 @@ impl PostgresOptions {
         self.max_conflicts = tries;
         self
     }
+
+    /// Sets up a connection configuration as the store's own pool does, for a pool of your
+    /// own ([`PostgresStore::from_pool`]): the connect time-out and keepalives (unless already
+    /// set), the application name `waguard` (unless set), and the session settings
+    /// (`statement_timeout`, `lock_timeout`, and `synchronous_commit = off` for
+    /// [`Durability::Deferred`]) as startup `options`, before any the configuration already
+    /// has (so that those win). TLS is the connector's business, not the configuration's.
+    pub fn configure(&self, config: &mut tokio_postgres::Config) {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.connect_timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("waguard");
+        }
+        match self.keepalives_idle {
+            Some(idle) => {
+                if config.get_keepalives() && config.get_keepalives_idle() == KEEPALIVES_IDLE_DEFAULT
+                {
+                    config
+                        .keepalives_idle(idle)
+                        .keepalives_interval(Duration::from_secs(10))
+                        .keepalives_retries(3);
+                }
+            }
+            None => {
+                config.keepalives(false);
+            }
+        }
+        let mut session = Vec::new();
+        if let Some(t) = self.statement_timeout {
+            session.push(format!("-c statement_timeout={}", t.as_millis().max(1)));
+        }
+        if let Some(t) = self.lock_timeout {
+            session.push(format!("-c lock_timeout={}", t.as_millis().max(1)));
+        }
+        if self.durability == Durability::Deferred {
+            // Session default of the pool's connections; batches and flush turn it back on.
+            session.push("-c synchronous_commit=off".to_owned());
+        }
+        if let Some(own) = config.get_options() {
+            if !own.is_empty() {
+                session.push(own.to_owned());
+            }
+        }
+        if !session.is_empty() {
+            config.options(session.join(" "));
+        }
+    }
+
+    /// The pool time-outs of these options ([`pool_wait_timeout`](Self::pool_wait_timeout),
+    /// [`connect_timeout`](Self::connect_timeout) for creating a connection,
+    /// [`recycle_timeout`](Self::recycle_timeout)), for a pool of your own.
+    pub fn pool_timeouts(&self) -> deadpool_postgres::Timeouts {
+        let mut timeouts = deadpool_postgres::Timeouts::new();
+        timeouts.wait = self.pool_wait_timeout;
+        // Connecting resolves, opens, negotiates TLS and authenticates: the connect time-out
+        // bounds each address tried, this bounds the whole.
+        timeouts.create = Some(self.connect_timeout.saturating_mul(2));
+        timeouts.recycle = self.recycle_timeout;
+        timeouts
+    }
+}
+
+/// tokio-postgres's default idle time before keepalive probes (2 hours).
+const KEEPALIVES_IDLE_DEFAULT: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// What [`PostgresStore::migrate`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// The schema's version before (0: it did not exist).
+    pub from_version: i32,
+    /// The schema's version now ([`SCHEMA_VERSION`]).
+    pub to_version: i32,
 }
 
 /// The SQL of every statement, with the schema name filled in (the keys of the statement
@@ -421,6 +614,7 @@ pub struct PostgresStore {
     sql: Sql,
     max_conflicts: u32,
     durability: Durability,
+    pool_wait: Option<Duration>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -445,86 +639,262 @@ enum Attempt {
     Fail(StoreError),
 }
 
+/// A connection configuration read from a URL, and the TLS it asks for.
+struct Target {
+    config: tokio_postgres::Config,
+    redacted: String,
+    mode: SslMode,
+    ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    fn parse(url: &str, options: &PostgresOptions) -> Result<Self, PostgresError> {
+        let redacted = redact_url(url);
+        let split = tls::split_tls_params(url);
+        let url_mode = match &split.sslmode {
+            None => None,
+            Some(text) => Some(SslMode::parse(text).ok_or_else(|| {
+                PostgresError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the PostgreSQL URL {redacted} has sslmode={text}: use disable, prefer, \
+                         require, verify-ca or verify-full"
+                    ),
+                )
+            })?),
+        };
+        let ca_file = options
+            .ca_file
+            .clone()
+            .or_else(|| split.sslrootcert.as_ref().map(PathBuf::from));
+        let mode = options.ssl_mode.or(url_mode).unwrap_or_default();
+        let mut config: tokio_postgres::Config = split.rest.parse().map_err(|e| {
+            PostgresError::new(
+                ErrorKind::Config,
+                format!(
+                    "cannot read the PostgreSQL URL {redacted}: {e}; expected \
+                     postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full]"
+                ),
+            )
+        })?;
+        config.ssl_mode(mode.negotiation());
+        options.configure(&mut config);
+        Ok(Target {
+            config,
+            redacted,
+            mode,
+            ca_file,
+        })
+    }
+
+    /// A pool manager for this target, with its TLS connector.
+    fn manager(self, url: &str) -> Result<(Manager, String), PostgresError> {
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if self.mode == SslMode::Disable {
+            Manager::from_config(self.config, NoTls, manager_config)
+        } else {
+            let tls = RustlsConnect::new(self.mode, self.ca_file.as_deref()).map_err(|e| {
+                PostgresError::with_source(
+                    ErrorKind::Tls,
+                    format!("cannot set up TLS for PostgreSQL at {}: {e}", redact_url(url)),
+                    Box::new(e),
+                )
+            })?;
+            Manager::from_config(self.config, tls, manager_config)
+        };
+        Ok((manager, self.redacted))
+    }
+}
+
+fn check_schema_name(schema: &str) -> Result<(), PostgresError> {
+    if schema::valid_schema_name(schema) {
+        return Ok(());
+    }
+    Err(PostgresError::new(
+        ErrorKind::Config,
+        format!(
+            "`{schema}` is not a usable schema name: use lower-case ASCII letters, digits and \
+             `_`, not starting with a digit or `pg_`, at most 63 bytes"
+        ),
+    ))
+}
+
+fn build_pool(
+    manager: Manager,
+    options: &PostgresOptions,
+    url: &str,
+) -> Result<Pool, PostgresError> {
+    Pool::builder(manager)
+        .max_size(options.pool_size.max(1))
+        .timeouts(options.pool_timeouts())
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| {
+            PostgresError::new(
+                ErrorKind::Config,
+                format!("cannot build the connection pool for {url}: {e}"),
+            )
+        })
+}
+
 impl PostgresStore {
     /// Connects to the PostgreSQL server at `url` (`postgres://user:password@host:port/db`, or
-    /// the `key=value` form) with default [`PostgresOptions`], and creates or upgrades the
-    /// schema `waguard`.
+    /// the `key=value` form; `sslmode` and `sslrootcert` as libpq reads them) with default
+    /// [`PostgresOptions`], and creates or upgrades the schema `waguard` if it is missing or
+    /// behind (see [`Migrations`]).
     ///
     /// Fails with a [`StoreError::Backend`] (operation `connect`) whose source is a
     /// [`PostgresError`] naming the URL (password redacted) and what to do: nothing listening
-    /// ("is PostgreSQL running at URL?"), authentication refused, missing database, a schema of
-    /// a newer version.
+    /// ("is PostgreSQL running at URL?"), authentication refused, missing database, TLS
+    /// refused or not trusted, a schema to migrate that this role may not migrate, a schema
+    /// of a newer version.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
-    /// Like [`connect`](PostgresStore::connect), with options (pool size, schema name, ...).
+    /// Like [`connect`](PostgresStore::connect), with options (pool size, schema name,
+    /// time-outs, TLS, ...).
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let redacted = redact_url(url);
         let fail = |e: PostgresError| e.into_store("connect", None);
-        if !schema::valid_schema_name(&options.schema) {
-            return Err(fail(PostgresError::new(
-                ErrorKind::Config,
-                format!(
-                    "`{}` is not a usable schema name: use lower-case ASCII letters, digits and \
-                     `_`, not starting with a digit or `pg_`, at most 63 bytes",
-                    options.schema
-                ),
-            )));
-        }
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            fail(PostgresError::new(
-                ErrorKind::Config,
-                format!(
-                    "cannot read the PostgreSQL URL {redacted}: {e}; expected \
-                     postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-                ),
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.connect_timeout);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("waguard");
-        }
-        if options.durability == Durability::Deferred {
-            // Session default of the pool's connections; batches and flush turn it back on.
-            let mut server_options = config.get_options().unwrap_or_default().to_owned();
-            if !server_options.is_empty() {
-                server_options.push(' ');
-            }
-            server_options.push_str("-c synchronous_commit=off");
-            config.options(&server_options);
-        }
+        check_schema_name(&options.schema).map_err(fail)?;
+        let (manager, redacted) = Target::parse(url, &options)
+            .and_then(|target| target.manager(url))
+            .map_err(fail)?;
+        let pool = build_pool(manager, &options, &redacted).map_err(fail)?;
+        Self::open(pool, Some(redacted), options).await
+    }
+
+    /// Connects with a connection configuration and a TLS connector of your own (any
+    /// tokio-postgres `MakeTlsConnect`: [`RustlsConnect`], `postgres-native-tls`, a connector
+    /// that traces, ...). `options` adds what [`PostgresOptions::configure`] sets, and sizes
+    /// the pool; its TLS fields are not used.
+    pub async fn connect_config<T>(
+        mut config: tokio_postgres::Config,
+        tls: T,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let fail = |e: PostgresError| e.into_store("connect", None);
+        check_schema_name(&options.schema).map_err(fail)?;
+        options.configure(&mut config);
+        let label = describe_config(&config);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| {
-                fail(PostgresError::new(
-                    ErrorKind::Config,
-                    format!("cannot build the connection pool for {redacted}: {e}"),
-                ))
-            })?;
-        let store = PostgresStore {
+        let pool = build_pool(manager, &options, &label).map_err(fail)?;
+        Self::open(pool, Some(label), options).await
+    }
+
+    /// A store on a deadpool-postgres pool of your own: its TLS connector, its hooks, its
+    /// tracing, its sizing and time-outs. `options` gives the schema, the durability, the
+    /// migration policy and the conflict bound; its pool and connection fields are not used.
+    ///
+    /// The session settings are the pool's business: build its `tokio_postgres::Config` with
+    /// [`PostgresOptions::configure`] (which sets `statement_timeout`, `lock_timeout` and, for
+    /// [`Durability::Deferred`], `synchronous_commit = off`) and its pool with
+    /// [`PostgresOptions::pool_timeouts`] to get the store's defaults.
+    pub async fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
+        check_schema_name(&options.schema).map_err(|e| e.into_store("connect", None))?;
+        Self::open(pool, None, options).await
+    }
+
+    /// Creates or upgrades the schema of `options` at `url` to [`SCHEMA_VERSION`], as the
+    /// operator's explicit step when services connect with [`Migrations::Never`] or with a role
+    /// that may not create the schema. Run it as a role that may create schemas in the
+    /// database (its owner). Instances running it together migrate one after the other; on an
+    /// up-to-date schema it changes nothing.
+    pub async fn migrate(url: &str, options: PostgresOptions) -> Result<Migrated, StoreError> {
+        let fail = |e: PostgresError| e.into_store("migrate", None);
+        check_schema_name(&options.schema).map_err(fail)?;
+        let options = options.with_pool_size(1);
+        let (manager, redacted) = Target::parse(url, &options)
+            .and_then(|target| target.manager(url))
+            .map_err(fail)?;
+        let pool = build_pool(manager, &options, &redacted).map_err(fail)?;
+        Self::migrate_pool(&pool, &options.schema).await
+    }
+
+    /// Like [`migrate`](PostgresStore::migrate), through a pool of your own.
+    pub async fn migrate_pool(pool: &Pool, schema: &str) -> Result<Migrated, StoreError> {
+        let fail = |e: PostgresError| e.into_store("migrate", None);
+        check_schema_name(schema).map_err(fail)?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| pool_error(e, "the given pool", None).0.into_store("migrate", None))?;
+        let url = server_label(&client).await;
+        let from_version = schema::migrate(&mut client, &url, schema)
+            .await
+            .map_err(fail)?;
+        Ok(Migrated {
+            from_version,
+            to_version: SCHEMA_VERSION,
+        })
+    }
+
+    /// The statements that give `role` what the store needs on `schema` and nothing more (no
+    /// `CREATE`), to run as the schema's owner after [`migrate`](PostgresStore::migrate).
+    pub fn grant_statements(schema: &str, role: &str) -> String {
+        schema::grants(schema, role)
+    }
+
+    /// Checks the schema (and migrates it when allowed) and makes the store.
+    async fn open(
+        pool: Pool,
+        label: Option<String>,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
+        let fail = |e: PostgresError| e.into_store("connect", None);
+        let mut store = PostgresStore {
             pool,
             sql: Sql::new(&options.schema),
             schema: options.schema,
-            url: redacted,
+            url: label.unwrap_or_else(|| "the given pool".to_owned()),
             max_conflicts: options.max_conflicts,
             durability: options.durability,
+            pool_wait: options.pool_wait_timeout,
         };
         let mut client = store.client("connect", None).await?;
-        schema::migrate(&mut client, &store.url, &store.schema)
+        if store.url == "the given pool" {
+            store.url = server_label(&client).await;
+        }
+        // Read-only first: a role with no privilege to create anything connects to an
+        // up-to-date schema without trying to.
+        let current = schema::current_version(&client, &store.url, &store.schema)
             .await
             .map_err(fail)?;
+        if current > SCHEMA_VERSION {
+            return Err(fail(schema::newer(&store.url, &store.schema, current)));
+        }
+        if current < SCHEMA_VERSION {
+            match options.migrations {
+                Migrations::OnConnect => {
+                    schema::migrate(&mut client, &store.url, &store.schema)
+                        .await
+                        .map_err(fail)?;
+                }
+                Migrations::Never => {
+                    return Err(fail(schema::migration_needed(
+                        &store.url,
+                        &store.schema,
+                        current,
+                        "migrations on connect are off (Migrations::Never)",
+                        None,
+                    )));
+                }
+            }
+        }
         Ok(store)
     }
 
@@ -559,10 +929,11 @@ impl PostgresStore {
                 self.schema
             ))
             .await
-            .map_err(|e| PostgresError::query(&self.url, e, true).into_store("drop_schema", None))
+            .map_err(|e| PostgresError::query(&self.url, e, false).into_store("drop_schema", None))
     }
 
-    /// A connection from the pool; connection failures are retried a few times.
+    /// A connection from the pool; connection failures are retried a few times, a pool that
+    /// stays busy is not (its wait was the time-out).
     async fn client(
         &self,
         operation: &'static str,
@@ -572,27 +943,13 @@ impl PostgresStore {
         loop {
             let error = match self.pool.get().await {
                 Ok(client) => return Ok(client),
-                Err(PoolError::Backend(e)) => {
-                    let err = PostgresError::connect(&self.url, e);
-                    if err.kind() != ErrorKind::Unreachable
-                        && err.kind() != ErrorKind::ConnectionLost
-                    {
-                        return Err(err.into_store(operation, record.cloned()));
+                Err(e) => {
+                    let (error, retry) = pool_error(e, &self.url, self.pool_wait);
+                    if !retry {
+                        return Err(error.into_store(operation, record.cloned()));
                     }
-                    err
+                    error
                 }
-                Err(PoolError::Timeout(t)) => PostgresError::new(
-                    ErrorKind::Unreachable,
-                    format!(
-                        "no connection to PostgreSQL at {} could be had ({t:?} timed out): is \
-                         PostgreSQL running at that address, and is the pool large enough?",
-                        self.url
-                    ),
-                ),
-                Err(e) => PostgresError::new(
-                    ErrorKind::Unreachable,
-                    format!("no connection to PostgreSQL at {}: {e}", self.url),
-                ),
             };
             tries += 1;
             if tries > READ_RETRIES || operation == "connect" {
@@ -1026,6 +1383,106 @@ impl PostgresStore {
                 true,
             ))),
         }
+    }
+}
+
+/// A pool's failure to hand out a connection, and whether trying again may help.
+fn pool_error(error: PoolError, url: &str, wait: Option<Duration>) -> (PostgresError, bool) {
+    match error {
+        PoolError::Backend(e) => {
+            let err = PostgresError::connect(url, e);
+            let retry = matches!(
+                err.kind(),
+                ErrorKind::Unreachable | ErrorKind::ConnectionLost
+            );
+            (err, retry)
+        }
+        PoolError::Timeout(TimeoutType::Wait) => (
+            PostgresError::new(
+                ErrorKind::PoolTimeout,
+                format!(
+                    "every connection of the pool to PostgreSQL at {url} stayed busy for {}; \
+                     nothing was sent, so nothing was written: retry, and raise \
+                     PostgresOptions::pool_size (within the server's max_connections) or look \
+                     for slow calls holding connections",
+                    wait.map_or_else(|| "the pool's wait time-out".to_owned(), |w| format!("{w:?}"))
+                ),
+            ),
+            false,
+        ),
+        PoolError::Timeout(TimeoutType::Create) => (
+            PostgresError::new(
+                ErrorKind::Unreachable,
+                format!(
+                    "opening a connection to PostgreSQL at {url} took longer than the connect \
+                     time-out; nothing was written: is PostgreSQL running at that address, \
+                     and does the network let the connection through?"
+                ),
+            ),
+            true,
+        ),
+        PoolError::Timeout(_) => (
+            PostgresError::new(
+                ErrorKind::ConnectionLost,
+                format!(
+                    "checking a pooled connection to PostgreSQL at {url} timed out; nothing was \
+                     written: retry"
+                ),
+            ),
+            true,
+        ),
+        PoolError::PostCreateHook(e) => (
+            PostgresError::new(
+                ErrorKind::Unreachable,
+                format!("a new connection to PostgreSQL at {url} failed the pool's hook: {e}"),
+            ),
+            false,
+        ),
+        e => (
+            PostgresError::new(
+                ErrorKind::Unreachable,
+                format!("no connection to PostgreSQL at {url}: {e}"),
+            ),
+            false,
+        ),
+    }
+}
+
+/// `postgres://USER@HOST:PORT/DATABASE` of a configuration (no password), for messages.
+fn describe_config(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// `postgres://USER@ADDRESS:PORT/DATABASE` as the server reports it, for messages about a
+/// pool of the caller's own.
+async fn server_label(client: &tokio_postgres::Client) -> String {
+    match client
+        .query_one(
+            "SELECT current_user::text, coalesce(host(inet_server_addr()), 'local socket'), \
+             coalesce(inet_server_port(), 0), current_database()::text",
+            &[],
+        )
+        .await
+    {
+        Ok(row) => format!(
+            "postgres://{}@{}:{}/{}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, String>(3)
+        ),
+        Err(_) => "the given pool's server".to_owned(),
     }
 }
 
