@@ -9,11 +9,11 @@
 //! use waguard::{ContactKey, Event, Guard, KeyedEvent, Outgoing, Policy, Timestamp};
 //! use waguard_postgres::{PostgresOptions, PostgresStore};
 //!
-//! // Connects, and creates or upgrades the schema `waguard` if needed.
+//! // Connects, and creates or upgrades the schema `waguard` if it is missing or behind.
 //! let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
 //! // Or with options:
 //! let _other = PostgresStore::connect_with(
-//!     "postgres://app:secret@db.internal/app",
+//!     "postgres://app:secret@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
 //!     PostgresOptions::default().with_pool_size(32).with_schema("waguard_eu"),
 //! )
 //! .await?;
@@ -42,13 +42,47 @@
 //! offline cache to maintain) and a heavier per-query path, and this crate has a dozen fixed
 //! statements that its tests run against a real server anyway.
 //!
-//! Connections are plain TCP (or Unix sockets): this version has no TLS, so a URL with
-//! `sslmode=require` cannot connect; keep the default `sslmode=prefer` (or `disable`) and run the
-//! database on a trusted network, or put a TLS tunnel in front.
+//! # TLS
+//! Connections use TLS through rustls as libpq's `sslmode` says (the URL's `sslmode`
+//! parameter, or [`PostgresOptions::with_ssl_mode`], which wins): `disable`, `prefer` (the
+//! default: TLS when the server offers it, certificate not checked), `require` (TLS, not
+//! checked), `verify-ca` (signed by a trusted CA) and `verify-full` (signed by a trusted CA and
+//! naming the host). The trusted CAs are those of the CA file (`sslrootcert=PATH` in the URL, or
+//! [`PostgresOptions::with_ca_file`]; with `require`, a CA file makes it check as `verify-ca`,
+//! as libpq does), else the bundled Mozilla roots (webpki-roots). Managed PostgreSQL wants
+//! `sslmode=verify-full&sslrootcert=PROVIDER-CA.pem`. Failures are [`ErrorKind::Tls`].
+//! [`RustlsConnect`] is the connector, usable with pools of your own.
+//!
+//! # Time-outs
+//! Every wait is bounded, with the defaults of [`PostgresOptions`] (its documentation has the
+//! table): the pool's wait for a free connection (5 s, [`ErrorKind::PoolTimeout`]), connecting
+//! (5 s), the check of a returned connection (5 s), and per session `statement_timeout` (30 s,
+//! [`ErrorKind::StatementTimeout`]) and `lock_timeout` (5 s, [`ErrorKind::LockTimeout`]), plus
+//! TCP keepalives. A write that meets a row locked by another session (a long transaction
+//! holding `FOR UPDATE`) fails after the lock time-out instead of hanging, and the server
+//! stops waiting too. None of these expiries leaves a write half done: the server rolls the
+//! statement back, and [`PostgresError::write_may_have_happened`] is `false`.
+//!
+//! # Migrations and least privilege
+//! Connecting reads the schema's version with one read-only query. When it is current, that
+//! is all: a role with only `USAGE` on the schema, `SELECT, INSERT, UPDATE, DELETE` on its
+//! tables and `USAGE` on its sequence ([`PostgresStore::grant_statements`]) connects and runs
+//! every operation. When the schema is missing or behind, connecting migrates it
+//! ([`Migrations::OnConnect`], the default) if the role may; a role that may not gets
+//! [`ErrorKind::MigrationNeeded`], saying to run [`PostgresStore::migrate`] as the schema's
+//! owner and listing the grants. [`Migrations::Never`] keeps connecting free of DDL
+//! altogether.
+//!
+//! # Your own pool
+//! [`PostgresStore::from_pool`] takes a deadpool-postgres pool you built (your TLS connector,
+//! hooks, tracing); [`PostgresStore::connect_config`] a `tokio_postgres::Config` and any TLS
+//! connector. [`PostgresOptions::configure`] and [`PostgresOptions::pool_timeouts`] give such a
+//! pool the store's session settings and time-outs.
 //!
 //! # Schema
 //! Everything lives in one PostgreSQL schema (default `waguard`; see
-//! [`PostgresOptions::with_schema`]), created and upgraded on connect by embedded migrations:
+//! [`PostgresOptions::with_schema`]), created and upgraded by embedded migrations (on connect
+//! when needed and allowed, or by [`PostgresStore::migrate`]):
 //!
 //! ```sql
 //! CREATE TABLE waguard.contacts (
@@ -132,9 +166,10 @@
 //!   the resend cap (G1) then counts the lost attempt too, which errs on the side of sending
 //!   less.
 //!
-//! Failures before anything was written (getting a connection, the read of an update, any
-//! statement of a batch before its commit) are retried a few times, with a short back-off,
-//! then returned with kind [`ErrorKind::ConnectionLost`] or [`ErrorKind::Unreachable`].
+//! Broken or refused connections before anything was written (getting a connection, the read
+//! of an update, any statement of a batch before its commit) are retried a few times, with a
+//! short back-off, then returned with kind [`ErrorKind::ConnectionLost`] or
+//! [`ErrorKind::Unreachable`]. Time-outs are returned at once: their wait was the bound.
 //!
 //! # Errors
 //! Every failure of the server or the connection is a [`StoreError::Backend`] naming the
@@ -142,8 +177,13 @@
 //! record (contact key or business number); its source is a [`PostgresError`] whose message
 //! names the server (URL, password replaced by `***`), quotes the server's own message and says
 //! what to do ("is PostgreSQL running at URL?" for a refused connection, the user and
-//! `pg_hba.conf` for a refused password, `createdb` for a missing database, "upgrade" for a
-//! schema of a newer version). Downcast the source to branch on [`PostgresError::kind`].
+//! `pg_hba.conf` for a refused password, `createdb` for a missing database, the CA file and
+//! host for a TLS failure, the grants for a missing privilege, "upgrade" for a schema of a
+//! newer version), with advice that fits its kind: only [`ErrorKind::OutcomeUnknown`] says the
+//! write may have happened. Downcast the source to branch on [`PostgresError::kind`] or
+//! [`PostgresError::write_may_have_happened`]. (The `StoreError::Backend` wrapping it appends
+//! a generic "the operation was not applied, retry it"; for an outcome-unknown failure, the
+//! source's advice is the one to follow.)
 //! Records that cannot be decoded are the guard's [`StoreError::Decode`], naming the key, as
 //! with every store.
 //!
@@ -396,7 +436,8 @@ impl PostgresOptions {
         }
         match self.keepalives_idle {
             Some(idle) => {
-                if config.get_keepalives() && config.get_keepalives_idle() == KEEPALIVES_IDLE_DEFAULT
+                if config.get_keepalives()
+                    && config.get_keepalives_idle() == KEEPALIVES_IDLE_DEFAULT
                 {
                     config
                         .keepalives_idle(idle)
@@ -698,7 +739,10 @@ impl Target {
             let tls = RustlsConnect::new(self.mode, self.ca_file.as_deref()).map_err(|e| {
                 PostgresError::with_source(
                     ErrorKind::Tls,
-                    format!("cannot set up TLS for PostgreSQL at {}: {e}", redact_url(url)),
+                    format!(
+                        "cannot set up TLS for PostgreSQL at {}: {e}",
+                        redact_url(url)
+                    ),
                     Box::new(e),
                 )
             })?;
@@ -829,10 +873,11 @@ impl PostgresStore {
     pub async fn migrate_pool(pool: &Pool, schema: &str) -> Result<Migrated, StoreError> {
         let fail = |e: PostgresError| e.into_store("migrate", None);
         check_schema_name(schema).map_err(fail)?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| pool_error(e, "the given pool", None).0.into_store("migrate", None))?;
+        let mut client = pool.get().await.map_err(|e| {
+            pool_error(e, "the given pool", None)
+                .0
+                .into_store("migrate", None)
+        })?;
         let url = server_label(&client).await;
         let from_version = schema::migrate(&mut client, &url, schema)
             .await
@@ -1405,7 +1450,10 @@ fn pool_error(error: PoolError, url: &str, wait: Option<Duration>) -> (PostgresE
                      nothing was sent, so nothing was written: retry, and raise \
                      PostgresOptions::pool_size (within the server's max_connections) or look \
                      for slow calls holding connections",
-                    wait.map_or_else(|| "the pool's wait time-out".to_owned(), |w| format!("{w:?}"))
+                    wait.map_or_else(
+                        || "the pool's wait time-out".to_owned(),
+                        |w| format!("{w:?}")
+                    )
                 ),
             ),
             false,

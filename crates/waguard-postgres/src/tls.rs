@@ -226,9 +226,7 @@ impl RustlsConnect {
                     .build()
                     .map_err(|e| TlsSetupError::Rustls(Box::new(e)))?;
                 if check_name {
-                    builder
-                        .with_webpki_verifier(webpki)
-                        .with_no_client_auth()
+                    builder.with_webpki_verifier(webpki).with_no_client_auth()
                 } else {
                     builder
                         .dangerous()
@@ -258,9 +256,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsSetupError> {
             };
             for cert in CertificateDer::pem_slice_iter(&bytes) {
                 let cert = cert.map_err(|e| no_certificate(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| no_certificate(e.to_string()))?;
+                roots.add(cert).map_err(|e| no_certificate(e.to_string()))?;
             }
             if roots.is_empty() {
                 return Err(no_certificate("no CERTIFICATE block".to_owned()));
@@ -283,13 +279,10 @@ impl ServerCertVerifier for AnyNameCheck {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

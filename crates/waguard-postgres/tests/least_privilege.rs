@@ -138,12 +138,10 @@ async fn a_schema_to_migrate_without_the_privilege_says_how() {
     let role = Role::create().await;
     let schemas = Schemas::default();
     let schema = schemas.fresh();
-    let err = PostgresStore::connect_with(
-        &role.url(),
-        PostgresOptions::default().with_schema(&schema),
-    )
-    .await
-    .unwrap_err();
+    let err =
+        PostgresStore::connect_with(&role.url(), PostgresOptions::default().with_schema(&schema))
+            .await
+            .unwrap_err();
     let pg = pg_error(&err);
     assert_eq!(pg.kind(), ErrorKind::MigrationNeeded, "{err}");
     let text = err.to_string();
@@ -160,12 +158,9 @@ async fn a_schema_to_migrate_without_the_privilege_says_how() {
 
     // Once the owner has migrated and granted, the same role connects.
     migrate_and_grant(&schema, &role).await;
-    PostgresStore::connect_with(
-        &role.url(),
-        PostgresOptions::default().with_schema(&schema),
-    )
-    .await
-    .unwrap();
+    PostgresStore::connect_with(&role.url(), PostgresOptions::default().with_schema(&schema))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,9 +188,13 @@ async fn migrations_never_leaves_the_schema_alone() {
         .get(0);
     assert!(!exists, "Migrations::Never created the schema");
     // The explicit step migrates; a second run finds nothing to do.
-    let first = PostgresStore::migrate(&common::url(), never()).await.unwrap();
+    let first = PostgresStore::migrate(&common::url(), never())
+        .await
+        .unwrap();
     assert_eq!((first.from_version, first.to_version), (0, SCHEMA_VERSION));
-    let second = PostgresStore::migrate(&common::url(), never()).await.unwrap();
+    let second = PostgresStore::migrate(&common::url(), never())
+        .await
+        .unwrap();
     assert_eq!(second.from_version, SCHEMA_VERSION);
     PostgresStore::connect_with(&common::url(), never())
         .await

@@ -128,7 +128,12 @@ async fn tls_modes_check_what_they_promise() {
         "localhost",
         &format!("sslmode=verify-full&sslrootcert={right_ca}"),
     );
-    works(connect(&url).await.unwrap_or_else(|e| panic!("verify-full: {e}"))).await;
+    works(
+        connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("verify-full: {e}")),
+    )
+    .await;
 
     // verify-full: the right CA, a host the certificate does not name.
     let url = tls.url(
@@ -160,7 +165,12 @@ async fn tls_modes_check_what_they_promise() {
         "127.0.0.1",
         &format!("sslmode=verify-ca&sslrootcert={right_ca}"),
     );
-    works(connect(&url).await.unwrap_or_else(|e| panic!("verify-ca: {e}"))).await;
+    works(
+        connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("verify-ca: {e}")),
+    )
+    .await;
     let url = tls.url(
         "127.0.0.1",
         &format!("sslmode=verify-ca&sslrootcert={wrong_ca}"),
@@ -171,7 +181,12 @@ async fn tls_modes_check_what_they_promise() {
     );
 
     // require (no CA) and the default prefer: encrypted, not checked.
-    works(connect(&tls.url("127.0.0.1", "sslmode=require")).await.unwrap()).await;
+    works(
+        connect(&tls.url("127.0.0.1", "sslmode=require"))
+            .await
+            .unwrap(),
+    )
+    .await;
     works(
         connect(&format!(
             "postgres://postgres@127.0.0.1:{}/postgres",
@@ -182,7 +197,10 @@ async fn tls_modes_check_what_they_promise() {
     )
     .await;
     // require with a CA file checks the chain (libpq's rule).
-    let url = tls.url("127.0.0.1", &format!("sslmode=require&sslrootcert={wrong_ca}"));
+    let url = tls.url(
+        "127.0.0.1",
+        &format!("sslmode=require&sslrootcert={wrong_ca}"),
+    );
     assert_eq!(
         pg_error(&connect(&url).await.unwrap_err()).kind(),
         ErrorKind::Tls
@@ -226,21 +244,26 @@ async fn tls_modes_check_what_they_promise() {
 async fn an_own_pool_with_its_own_connector_works() {
     let tls = TlsCluster::start();
     let options = PostgresOptions::default().with_schema(schema());
-    let mut config: waguard_postgres::tokio_postgres::Config =
-        format!("host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres", tls.cluster.port)
-            .parse()
-            .unwrap();
+    let mut config: waguard_postgres::tokio_postgres::Config = format!(
+        "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres",
+        tls.cluster.port
+    )
+    .parse()
+    .unwrap();
     config.ssl_mode(waguard_postgres::tokio_postgres::config::SslMode::Require);
     options.configure(&mut config);
     let connector = RustlsConnect::new(SslMode::VerifyFull, Some(&tls.right_ca)).unwrap();
-    let manager = waguard_postgres::deadpool_postgres::Manager::new(config.clone(), connector.clone());
+    let manager =
+        waguard_postgres::deadpool_postgres::Manager::new(config.clone(), connector.clone());
     let pool = waguard_postgres::deadpool_postgres::Pool::builder(manager)
         .max_size(2)
         .timeouts(options.pool_timeouts())
         .runtime(waguard_postgres::deadpool_postgres::Runtime::Tokio1)
         .build()
         .unwrap();
-    let store = PostgresStore::from_pool(pool, options.clone()).await.unwrap();
+    let store = PostgresStore::from_pool(pool, options.clone())
+        .await
+        .unwrap();
     assert!(
         store.url().contains(&tls.cluster.port.to_string()),
         "{}",
@@ -255,7 +278,10 @@ async fn an_own_pool_with_its_own_connector_works() {
         .await
         .unwrap()
         .get::<_, String>(0);
-    assert_eq!(settings, "5s", "PostgresOptions::configure sets the session");
+    assert_eq!(
+        settings, "5s",
+        "PostgresOptions::configure sets the session"
+    );
     let store = Arc::new(store);
     works(Arc::into_inner(store).unwrap()).await;
 
