@@ -122,6 +122,16 @@ impl Fixture {
             .collect();
         let floor_sql =
             format!("SELECT state FROM \"{schema}\".contacts WHERE business = $1 AND contact = $2");
+        // A service has concurrent calls: the pool holds several connections, as after a burst
+        // of concurrent requests.
+        rt.block_on(async {
+            let held: Vec<_> = futures_util::future::join_all((0..8).map(|_| store.pool().get()))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            drop(held);
+        });
         let (direct, direct_statement) = rt.block_on(async {
             let direct = deadpool_postgres::Object::take(store.pool().get().await.unwrap());
             let statement = direct.prepare(&floor_sql).await.unwrap();

@@ -206,7 +206,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{
-    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+    Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime, TimeoutType,
 };
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
@@ -773,6 +773,9 @@ fn build_pool(
     Pool::builder(manager)
         .max_size(options.pool_size.max(1))
         .timeouts(options.pool_timeouts())
+        // The most recently used connection first: its server process and connection task are
+        // warm, and idle ones stay idle.
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| {
