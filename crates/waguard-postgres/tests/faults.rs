@@ -213,7 +213,19 @@ async fn a_server_restart_mid_run_loses_no_acknowledged_event() {
                         }
                     }
                     Err(waguard::GuardError::Store(e)) => {
-                        errors.lock().unwrap().push(pg_error(&e).kind());
+                        let pg = pg_error(&e);
+                        // The advice fits the kind: only an unknown outcome says the write
+                        // may have happened, and never also that nothing was written.
+                        let text = pg.to_string();
+                        if pg.kind() == ErrorKind::OutcomeUnknown {
+                            assert!(pg.write_may_have_happened(), "{text}");
+                            assert!(!text.contains("nothing was written"), "{text}");
+                            assert!(!text.contains("not applied"), "{text}");
+                        } else {
+                            assert!(!pg.write_may_have_happened(), "{text}");
+                            assert!(!text.contains("may or may not"), "{text}");
+                        }
+                        errors.lock().unwrap().push(pg.kind());
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Err(e) => panic!("unexpected error: {e}"),

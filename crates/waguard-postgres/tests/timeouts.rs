@@ -1,5 +1,6 @@
 //! Time-outs: a row locked by another session makes writes fail within the lock time-out
-//! (rather than hang) with an error saying nothing was written, and leaves no backend waiting;
+//! (rather than hang) with an error saying nothing was written, and leaves no backend waiting
+//! (with the lock time-out off, the statement time-out does the same);
 //! a pool that stays busy fails within its wait time-out; the session settings reach the
 //! server, and the URL's own settings win.
 
@@ -147,6 +148,61 @@ async fn a_row_locked_by_another_session_fails_writes_within_the_lock_timeout() 
         .reserve(&key, Outgoing::FreeForm, None, at(60))
         .await
         .unwrap();
+}
+
+/// With no lock time-out, the statement time-out bounds the wait for a row lock all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_lock_timeout_the_statement_timeout_ends_the_wait() {
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    let statement_timeout = Duration::from_millis(300);
+    let store = PostgresStore::connect_with(
+        &common::url(),
+        PostgresOptions::default()
+            .with_schema(&schema)
+            .with_pool_size(2)
+            .with_lock_timeout(None)
+            .with_statement_timeout(Some(statement_timeout)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: start PostgreSQL with scripts/ensure-postgres"));
+    let key: ContactKey = "100000001/p:33612345678".parse().unwrap();
+    store
+        .update(&key, &mut |_, _| {
+            Ok(UpdateAction::Write(b"before".to_vec()))
+        })
+        .await
+        .unwrap();
+    let holder = admin(&common::url()).await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            &format!("SELECT 1 FROM \"{schema}\".contacts FOR UPDATE"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.update(&key, &mut |_, _| Ok(UpdateAction::Write(b"after".to_vec()))),
+    )
+    .await
+    .expect("the update hung on a locked row")
+    .unwrap_err();
+    let pg = pg_error(&err);
+    assert_eq!(pg.kind(), ErrorKind::StatementTimeout, "{err}");
+    assert!(!pg.write_may_have_happened());
+    assert!(pg.to_string().contains("nothing was written"), "{err}");
+    assert!(started.elapsed() < statement_timeout + Duration::from_secs(3));
+    let observer = admin(&common::url()).await;
+    let waiting = waiting_backends(&observer, &schema).await;
+    assert!(waiting.is_empty(), "backends still wait: {waiting:?}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().contact.as_deref(),
+        Some(&b"before"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
