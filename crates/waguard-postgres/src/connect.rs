@@ -243,6 +243,7 @@ impl PostgresStore {
         options: PostgresOptions,
     ) -> Result<Self, StoreError> {
         let fail = |e: PostgresError| e.into_store("connect", None);
+        let pool_wait = pool.timeouts().wait;
         let mut store = PostgresStore {
             pool,
             sql: Sql::new(&options.schema),
@@ -250,7 +251,7 @@ impl PostgresStore {
             url: label.unwrap_or_else(|| "the given pool".to_owned()),
             max_conflicts: options.max_conflicts,
             durability: options.durability,
-            pool_wait: options.pool_wait_timeout,
+            pool_wait,
         };
         let mut client = store.client("connect", None).await?;
         if store.url == "the given pool" {

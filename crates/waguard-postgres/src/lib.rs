@@ -217,11 +217,11 @@ use waguard::{
     Store, StoreError,
 };
 
-/// The pool crate, re-exported: [`PostgresStore::pool`] returns its `Pool`.
 use batch::BatchKeys;
 use connect::pool_error;
 use sql::Sql;
 
+/// The pool crate, re-exported: [`PostgresStore::pool`] returns its `Pool`.
 pub use deadpool_postgres;
 pub use error::{redact_url, ErrorKind, PostgresError};
 pub use options::{Durability, Migrated, Migrations, PostgresOptions};
