@@ -10,8 +10,10 @@
 //!
 //! Besides criterion's report, a timing loop interleaving `check`, the floor and the same
 //! `SELECT` on a dedicated connection (taken out of the pool: same server, TLS and settings, no
-//! check-out) prints p50 and p99 of each, and the same with a second instance (another pool, as another process would
-//! have) running checks on the same tables at the same time.
+//! check-out) prints p50 and p99 of each, with the same `SELECT` on a plain-TCP connection
+//! (`sslmode=disable`: what TLS costs when the store's URL leads to TLS); then the same with a
+//! second instance (another pool, as another process would have) running checks on the same
+//! tables at the same time.
 //!
 //! `cargo bench -p waguard-postgres --bench postgres`; with `WAGUARD_PG_BENCH_CHECK_ONLY=1`, the
 //! check figures alone.
@@ -63,6 +65,10 @@ struct Fixture {
     /// the floor without any pool.
     direct: deadpool_postgres::ClientWrapper,
     direct_statement: tokio_postgres::Statement,
+    /// A dedicated plain-TCP connection (`sslmode=disable`), to show what TLS costs per round
+    /// trip when the store's connections use it.
+    plain: tokio_postgres::Client,
+    plain_statement: tokio_postgres::Statement,
 }
 
 impl Fixture {
@@ -137,12 +143,24 @@ impl Fixture {
             let statement = direct.prepare(&floor_sql).await.unwrap();
             (direct, statement)
         });
+        let (plain, plain_statement) = rt.block_on(async {
+            let mut config: tokio_postgres::Config = url()
+                .parse()
+                .expect("the bench reads WAGUARD_PG_URL with tokio-postgres for its plain floor");
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let statement = client.prepare(&floor_sql).await.unwrap();
+            (client, statement)
+        });
         Fixture {
             rt,
             guard,
             floor_sql,
             direct,
             direct_statement,
+            plain,
+            plain_statement,
             store,
             keys,
             texts,
@@ -184,6 +202,17 @@ impl Fixture {
 }
 
 impl Fixture {
+    /// The floor on a dedicated plain-TCP connection.
+    async fn plain(&self, i: usize) {
+        let (b, c) = &self.texts[i];
+        let row = self
+            .plain
+            .query_opt(&self.plain_statement, &[&b.as_str(), &c.as_str()])
+            .await
+            .unwrap();
+        std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
+    }
+
     /// The floor on a dedicated connection: no pool check-out.
     async fn direct(&self, i: usize) {
         let (b, c) = &self.texts[i];
@@ -215,13 +244,15 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
 /// Interleaved timing loop: check, floor, check, floor, ... on the same random keys.
 fn percentiles(fx: &Fixture) {
     const N: usize = 20_000;
-    let (check, load, floor, direct) = fx.rt.block_on(async {
+    let (check, load, floor, direct, plain) = fx.rt.block_on(async {
         for i in 0..2_000 {
             fx.check(i % CONTACTS).await;
             fx.load(i % CONTACTS).await;
             fx.floor(i % CONTACTS).await;
             fx.direct(i % CONTACTS).await;
+            fx.plain(i % CONTACTS).await;
         }
+        let mut plain = Vec::with_capacity(N);
         let mut check = Vec::with_capacity(N);
         let mut load = Vec::with_capacity(N);
         let mut floor = Vec::with_capacity(N);
@@ -240,14 +271,18 @@ fn percentiles(fx: &Fixture) {
             let start = Instant::now();
             fx.direct(i).await;
             direct.push(start.elapsed());
+            let start = Instant::now();
+            fx.plain(i).await;
+            plain.push(start.elapsed());
         }
-        (check, load, floor, direct)
+        (check, load, floor, direct, plain)
     });
     println!("\nPostgresStore, one instance, one task, {N} interleaved samples each:");
     let (c50, c99) = summary("check (Guard::check)", check);
     summary("store read (load_with)", load);
     let (f50, f99) = summary("floor (prepared PK SELECT)", floor);
     let (d50, d99) = summary("floor, dedicated connection", direct);
+    summary("floor, dedicated, plain TCP", plain);
     println!(
         "  ratio check/floor          p50 {:.2}x      p99 {:.2}x",
         c50.as_secs_f64() / f50.as_secs_f64(),
