@@ -91,6 +91,9 @@ impl Target {
     }
 }
 
+/// How messages name the server of a pool given by the caller, until the server says more.
+const OWN_POOL: &str = "the given pool's server";
+
 fn check_schema_name(schema: &str) -> Result<(), PostgresError> {
     if schema::valid_schema_name(schema) {
         return Ok(());
@@ -208,19 +211,33 @@ impl PostgresStore {
             .and_then(|target| target.manager(url))
             .map_err(fail)?;
         let pool = build_pool(manager, &options, &redacted).map_err(fail)?;
-        Self::migrate_pool(&pool, &options.schema).await
+        Self::migrate_through(&pool, &options.schema, Some(redacted)).await
     }
 
     /// Like [`migrate`](PostgresStore::migrate), through a pool of your own.
     pub async fn migrate_pool(pool: &Pool, schema: &str) -> Result<Migrated, StoreError> {
+        Self::migrate_through(pool, schema, None).await
+    }
+
+    /// Migrates through `pool`; `label` names the server in messages (asked of the server when
+    /// `None`).
+    async fn migrate_through(
+        pool: &Pool,
+        schema: &str,
+        label: Option<String>,
+    ) -> Result<Migrated, StoreError> {
         let fail = |e: PostgresError| e.into_store("migrate", None);
         check_schema_name(schema).map_err(fail)?;
+        let shown = label.as_deref().unwrap_or(OWN_POOL);
         let mut client = pool.get().await.map_err(|e| {
-            pool_error(e, "the given pool", None)
+            pool_error(e, shown, pool.timeouts().wait)
                 .0
                 .into_store("migrate", None)
         })?;
-        let url = server_label(&client).await;
+        let url = match label {
+            Some(label) => label,
+            None => server_label(&client).await,
+        };
         let from_version = schema::migrate(&mut client, &url, schema)
             .await
             .map_err(fail)?;
@@ -248,13 +265,13 @@ impl PostgresStore {
             pool,
             sql: Sql::new(&options.schema),
             schema: options.schema,
-            url: label.unwrap_or_else(|| "the given pool".to_owned()),
+            url: label.unwrap_or_else(|| OWN_POOL.to_owned()),
             max_conflicts: options.max_conflicts,
             durability: options.durability,
             pool_wait,
         };
         let mut client = store.client("connect", None).await?;
-        if store.url == "the given pool" {
+        if store.url == OWN_POOL {
             store.url = server_label(&client).await;
         }
         // Read-only first: a role with no privilege to create anything connects to an
@@ -390,6 +407,6 @@ async fn server_label(client: &tokio_postgres::Client) -> String {
             row.get::<_, i32>(2),
             row.get::<_, String>(3)
         ),
-        Err(_) => "the given pool's server".to_owned(),
+        Err(_) => OWN_POOL.to_owned(),
     }
 }
