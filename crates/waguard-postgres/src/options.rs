@@ -50,15 +50,16 @@ pub enum Migrations {
 /// | option | default | what expires |
 /// |---|---|---|
 /// | [`pool_wait_timeout`](Self::pool_wait_timeout) | 5 s | waiting for a free connection of the pool ([`ErrorKind::PoolTimeout`](crate::ErrorKind::PoolTimeout)) |
-/// | [`connect_timeout`](Self::connect_timeout) | 5 s | opening a connection, TLS and authentication included ([`ErrorKind::Unreachable`](crate::ErrorKind::Unreachable)) |
+/// | [`connect_timeout`](Self::connect_timeout) | 5 s | opening a TCP connection to each address; the whole connection, TLS and authentication included, gets twice that ([`ErrorKind::Unreachable`](crate::ErrorKind::Unreachable)) |
 /// | [`recycle_timeout`](Self::recycle_timeout) | 5 s | checking a returned connection before reuse (the connection is replaced) |
 /// | [`statement_timeout`](Self::statement_timeout) | 30 s | one statement on the server ([`ErrorKind::StatementTimeout`](crate::ErrorKind::StatementTimeout)) |
 /// | [`lock_timeout`](Self::lock_timeout) | 5 s | waiting for a row lock held by another session ([`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout)) |
 /// | [`keepalives_idle`](Self::keepalives_idle) | 60 s | TCP keepalives: a silent peer is dropped after this plus 3 probes 10 s apart |
 ///
 /// None of these expiries leaves a write half done: the server rolls the statement back, and
-/// the error says "nothing was written" ([`PostgresError::write_may_have_happened`](crate::PostgresError::write_may_have_happened) is
-/// `false`).
+/// the error says "nothing was written"
+/// ([`PostgresError::write_may_have_happened`](crate::PostgresError::write_may_have_happened)
+/// is `false`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -68,8 +69,9 @@ pub struct PostgresOptions {
     /// The PostgreSQL schema holding the tables (default `waguard`): lower-case ASCII letters,
     /// digits and `_`, at most 63 bytes. Services sharing a schema share their state.
     pub schema: String,
-    /// How long to wait for a new connection (TCP, TLS and authentication) before giving up
-    /// (default 5 s), unless the URL sets `connect_timeout` itself.
+    /// How long to wait for the TCP connection to each address of the URL (default 5 s),
+    /// unless the URL sets `connect_timeout` itself; a new connection as a whole (TLS and
+    /// authentication included) may take twice that.
     pub connect_timeout: Duration,
     /// How long a call waits for a free connection when all of the pool's are busy (default
     /// 5 s; `None` waits for ever).

@@ -128,7 +128,8 @@ pub(crate) fn migration_needed(
     let message = format!(
         "the waguard schema `{schema}` in PostgreSQL at {url} {found} and this build needs \
          version {SCHEMA_VERSION}, but {cause}: run the migrations once as a role that may \
-         create the schema (the database owner; PostgresStore::migrate does it), then grant the \
+         create the schema (the database owner: `waguard migrate --postgres URL`, or \
+         PostgresStore::migrate), then grant the \
          service's role what it needs:\n{}",
         grants(schema, "<role>")
     );
