@@ -280,3 +280,51 @@ pub struct Migrated {
     /// The schema's version now ([`SCHEMA_VERSION`](crate::SCHEMA_VERSION)).
     pub to_version: i32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_puts_the_store_settings_before_the_urls_own() {
+        let mut config: tokio_postgres::Config =
+            "postgres://u@h/db?options=-c%20lock_timeout%3D7s&application_name=mine"
+                .parse()
+                .unwrap();
+        PostgresOptions::default()
+            .with_durability(Durability::Deferred)
+            .configure(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some(
+                "-c statement_timeout=30000 -c lock_timeout=5000 -c synchronous_commit=off \
+                 -c lock_timeout=7s"
+            )
+        );
+        assert_eq!(config.get_application_name(), Some("mine"));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(60));
+
+        let mut config: tokio_postgres::Config = "postgres://u@h/db".parse().unwrap();
+        PostgresOptions::default()
+            .with_statement_timeout(None)
+            .with_lock_timeout(None)
+            .with_keepalives_idle(None)
+            .configure(&mut config);
+        assert_eq!(config.get_options(), None);
+        assert_eq!(config.get_application_name(), Some("waguard"));
+        assert!(!config.get_keepalives());
+    }
+
+    #[test]
+    fn pool_timeouts_follow_the_options() {
+        let t = PostgresOptions::default()
+            .with_pool_wait_timeout(Some(Duration::from_millis(250)))
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_recycle_timeout(None)
+            .pool_timeouts();
+        assert_eq!(t.wait, Some(Duration::from_millis(250)));
+        assert_eq!(t.create, Some(Duration::from_secs(6)));
+        assert_eq!(t.recycle, None);
+    }
+}
