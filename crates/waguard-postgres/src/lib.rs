@@ -58,7 +58,7 @@
 //! table): the pool's wait for a free connection (5 s, [`ErrorKind::PoolTimeout`]), connecting
 //! (5 s), the check of a returned connection (5 s), and per session `statement_timeout` (30 s,
 //! [`ErrorKind::StatementTimeout`]) and `lock_timeout` (5 s, [`ErrorKind::LockTimeout`]), plus
-//! TCP keepalives. A write that meets a row locked by another session (a long transaction
+//! TCP keepalives and a TCP user time-out (a network cut under a call in flight). A write that meets a row locked by another session (a long transaction
 //! holding `FOR UPDATE`) fails after the lock time-out instead of hanging, and the server
 //! stops waiting too. None of these expiries leaves a write half done: the server rolls the
 //! statement back, and [`PostgresError::write_may_have_happened`] is `false`.

@@ -55,6 +55,7 @@ pub enum Migrations {
 /// | [`statement_timeout`](Self::statement_timeout) | 30 s | one statement on the server ([`ErrorKind::StatementTimeout`](crate::ErrorKind::StatementTimeout)) |
 /// | [`lock_timeout`](Self::lock_timeout) | 5 s | waiting for a row lock held by another session ([`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout)) |
 /// | [`keepalives_idle`](Self::keepalives_idle) | 60 s | TCP keepalives: a silent peer is dropped after this plus 3 probes 10 s apart |
+/// | [`tcp_user_timeout`](Self::tcp_user_timeout) | 30 s | data sent to the server and not acknowledged (a network cut mid-call; Linux) |
 ///
 /// None of these expiries leaves a write half done: the server rolls the statement back, and
 /// the error says "nothing was written"
@@ -88,6 +89,12 @@ pub struct PostgresOptions {
     /// TCP keepalives: idle time before the first probe (default 60 s, then 3 probes 10 s
     /// apart); `None` turns them off.
     pub keepalives_idle: Option<Duration>,
+    /// How long data sent to the server may stay unacknowledged before the connection is
+    /// dropped (default 30 s; Linux's `TCP_USER_TIMEOUT`, ignored elsewhere): a call in flight
+    /// when the network is cut fails then, rather than after the system's retransmissions
+    /// (about 15 minutes). A slow query is not affected (its request was acknowledged).
+    /// `None` keeps the system's behaviour.
+    pub tcp_user_timeout: Option<Duration>,
     /// TLS: `None` (the default) takes the URL's `sslmode`, else [`SslMode::Prefer`]; a mode
     /// set here wins over the URL's.
     pub ssl_mode: Option<SslMode>,
@@ -117,6 +124,7 @@ impl Default for PostgresOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             lock_timeout: Some(Duration::from_secs(5)),
             keepalives_idle: Some(Duration::from_secs(60)),
+            tcp_user_timeout: Some(Duration::from_secs(30)),
             ssl_mode: None,
             ca_file: None,
             migrations: Migrations::OnConnect,
@@ -175,6 +183,12 @@ impl PostgresOptions {
         self
     }
 
+    /// These options with another bound on unacknowledged data (`None`: the system's).
+    pub fn with_tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.tcp_user_timeout = timeout;
+        self
+    }
+
     /// These options with a TLS mode, which wins over the URL's `sslmode`.
     pub fn with_ssl_mode(mut self, mode: SslMode) -> Self {
         self.ssl_mode = Some(mode);
@@ -206,17 +220,23 @@ impl PostgresOptions {
     }
 
     /// Sets up a connection configuration as the store's own pool does, for a pool of your
-    /// own ([`PostgresStore::from_pool`](crate::PostgresStore::from_pool)): the connect time-out and keepalives (unless already
-    /// set), the application name `waguard` (unless set), and the session settings
-    /// (`statement_timeout`, `lock_timeout`, and `synchronous_commit = off` for
-    /// [`Durability::Deferred`]) as startup `options`, before any the configuration already
-    /// has (so that those win). TLS is the connector's business, not the configuration's.
+    /// own ([`PostgresStore::from_pool`](crate::PostgresStore::from_pool)): the connect
+    /// time-out, keepalives and TCP user time-out (unless already set), the application name
+    /// `waguard` (unless set), and the session settings (`statement_timeout`, `lock_timeout`,
+    /// and `synchronous_commit = off` for [`Durability::Deferred`]) as startup `options`,
+    /// before any the configuration already has (so that those win). TLS is the connector's
+    /// business, not the configuration's.
     pub fn configure(&self, config: &mut tokio_postgres::Config) {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.connect_timeout);
         }
         if config.get_application_name().is_none() {
             config.application_name("waguard");
+        }
+        if let Some(timeout) = self.tcp_user_timeout {
+            if config.get_tcp_user_timeout().is_none() {
+                config.tcp_user_timeout(timeout);
+            }
         }
         match self.keepalives_idle {
             Some(idle) => {
@@ -304,6 +324,10 @@ mod tests {
         assert_eq!(config.get_application_name(), Some("mine"));
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(5)));
         assert_eq!(config.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(30))
+        );
 
         let mut config: tokio_postgres::Config = "postgres://u@h/db".parse().unwrap();
         PostgresOptions::default()
