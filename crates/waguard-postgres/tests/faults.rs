@@ -1,7 +1,7 @@
-//! Bad input and faults: connection refused, authentication failure, a schema from a newer
-//! version, a bad schema name, and a server restarting mid-run. The last two run on a private
-//! cluster this test creates with `initdb` and starts with `pg_ctl` on a spare port (never the
-//! shared server).
+//! Bad input and faults: connection refused, authentication failure, TLS required from a
+//! server without it, a schema from a newer version, a bad schema name, and a server
+//! restarting mid-run. Authentication, TLS and the restart run on private clusters this test
+//! creates with `initdb` and starts with `pg_ctl` on a spare port (never the shared server).
 
 mod common;
 
@@ -150,6 +150,15 @@ async fn authentication_failure_names_the_user_not_the_password() {
     .await
     .unwrap_err();
     assert_eq!(pg_error(&err).kind(), ErrorKind::NoDatabase, "{err}");
+    // TLS required from a server without it (this cluster has ssl = off).
+    let err = PostgresStore::connect(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        cluster.port
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(pg_error(&err).kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("ssl = on"), "{err}");
 }
 
 async fn common_admin(url: &str) -> tokio_postgres::Client {
