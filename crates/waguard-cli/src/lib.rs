@@ -139,6 +139,13 @@ enum Command {
     ///   waguard bench --quick --json
     #[command(verbatim_doc_comment)]
     Bench(commands::bench::BenchArgs),
+    /// Create or upgrade the PostgreSQL store's schema (run it as the database owner; services
+    /// can then connect with a role that has only read/write grants).
+    ///
+    /// Example:
+    ///   waguard migrate --postgres postgres://owner@db/app --grants-for app | psql ...
+    #[command(verbatim_doc_comment)]
+    Migrate(commands::migrate::MigrateArgs),
     /// Print the default policy, to start a policy file.
     ///
     /// Example:
@@ -172,6 +179,7 @@ pub fn main() -> ExitCode {
             Command::Import(args) => commands::export::import(args).await,
             Command::Policy(args) => commands::policy::run(args),
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Migrate(args) => commands::migrate::run(args).await,
         }
     });
     match result {
