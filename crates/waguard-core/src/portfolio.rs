@@ -84,7 +84,8 @@ impl PortfolioState {
     /// The start of the bucket holding `at`.
     fn bucket_of(at: Timestamp, width: Duration) -> Timestamp {
         let w = i64::try_from(width.as_nanos()).unwrap_or(i64::MAX).max(1);
-        Timestamp::from_unix_nanos(at.unix_nanos().div_euclid(w) * w)
+        let n = at.unix_nanos();
+        Timestamp::from_unix_nanos(n.saturating_sub(n.rem_euclid(w)))
     }
 
     /// When a bucket starting at `start` stops being live.
