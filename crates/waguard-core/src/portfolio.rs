@@ -112,17 +112,21 @@ impl PortfolioState {
         if self.live_count(now, policy) < limit {
             return None;
         }
-        let w = policy.messaging_limit_bucket;
-        let until = self
-            .buckets
-            .iter()
-            .filter(|(s, n)| **n > 0 && Self::bucket_end(**s, w) > now)
-            .map(|(s, _)| Self::bucket_end(*s, w))
-            .min();
+        let until = self.next_expiry(now, policy);
         Some(Decision::Blocked {
             reason: BlockReason::MessagingLimitReached,
             until,
         })
+    }
+
+    /// L3: when the earliest live bucket stops being live, if any is.
+    pub fn next_expiry(&self, now: Timestamp, policy: &Policy) -> Option<Timestamp> {
+        let w = policy.messaging_limit_bucket;
+        self.buckets
+            .iter()
+            .filter(|(s, n)| **n > 0 && Self::bucket_end(**s, w) > now)
+            .map(|(s, _)| Self::bucket_end(*s, w))
+            .min()
     }
 
     /// L3: counts one user at `now` (and forgets buckets no longer live).

@@ -503,6 +503,22 @@ impl<S: Store> Guard<S> {
         }
     }
 
+    /// L1-L3: the name and the record of a business number's portfolio (for `waguard show`
+    /// and operators' views).
+    pub async fn portfolio(
+        &self,
+        business: &BusinessId,
+    ) -> Result<(String, PortfolioState), GuardError> {
+        let sender = self.sender_state(business).await?;
+        let name = self.portfolio_of(business, &sender);
+        let key = RegistryKey::Portfolio(name.clone());
+        let state = match self.inner.store.load_registry(&key).await? {
+            None => PortfolioState::default(),
+            Some(b) => decode_portfolio(&key, &b)?,
+        };
+        Ok((name, state))
+    }
+
     /// L1-L3: the key and the record of a business number's portfolio.
     async fn portfolio_state(
         &self,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
-use waguard::{ConversationState, Outgoing, SenderState, TemplateCategory};
+use waguard::{ConversationState, MessagingLimit, Outgoing, SenderState, TemplateCategory};
 
 use crate::answer::{write_line, DecisionAnswer};
 use crate::{store, KeyArgs, PolicyArgs, StoreArgs};
@@ -31,7 +31,21 @@ struct Shown {
     at: String,
     state: ConversationState,
     sender: SenderState,
+    portfolio: PortfolioView,
     decisions: Decisions,
+}
+
+/// The business number's portfolio as rules L1-L3 see it.
+#[derive(Serialize)]
+struct PortfolioView {
+    /// `p/NAME` (from the policy), `a/ACCOUNT` or `n/NUMBER`.
+    name: String,
+    /// The limit in force (`null`: not enforced).
+    limit: Option<MessagingLimit>,
+    /// Users counted in live buckets now.
+    live_count: u64,
+    /// When the earliest live bucket stops being live.
+    next_expiry: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +62,14 @@ pub async fn run(args: ShowArgs) -> Result<ExitCode> {
     let at = store::instant(args.at.as_deref())?;
     let guard = store::guard(&args.store, &args.policy).await?;
     let (state, sender) = guard.state(&key).await?;
+    let (name, record) = guard.portfolio(&key.business).await?;
+    let policy = guard.policy();
+    let portfolio = PortfolioView {
+        name,
+        limit: record.effective_limit(policy),
+        live_count: record.live_count(at, policy),
+        next_expiry: record.next_expiry(at, policy).map(|t| t.to_string()),
+    };
     let decide = |outgoing| {
         let guard = &guard;
         let key = &key;
@@ -70,6 +92,7 @@ pub async fn run(args: ShowArgs) -> Result<ExitCode> {
             at: at.to_string(),
             state,
             sender,
+            portfolio,
             decisions,
         },
     )?;
@@ -89,6 +112,10 @@ pub struct ForgetArgs {
     /// The erasure instant (RFC 3339); default: now. Events at or before it are ignored later.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// Erase the opt-out registers too (rule E4): the guard then no longer knows that this
+    /// person objected. Without it, the suppression list survives the erasure.
+    #[arg(long)]
+    include_opt_out: bool,
 }
 
 /// Erases one key, leaving a tombstone.
@@ -96,8 +123,17 @@ pub async fn forget(args: ForgetArgs) -> Result<ExitCode> {
     let key = args.key.key()?;
     let at = store::instant(args.at.as_deref())?;
     let guard = store::guard(&args.store, &args.policy).await?;
-    guard.forget(&key, at).await?;
+    if args.include_opt_out {
+        guard.forget_including_opt_out(&key, at).await?;
+    } else {
+        guard.forget(&key, at).await?;
+    }
     guard.store().flush().await?;
-    eprintln!("waguard: erased {key} at {at}");
+    let kept = if args.include_opt_out {
+        "opt-outs included"
+    } else {
+        "opt-outs kept"
+    };
+    eprintln!("waguard: erased {key} at {at} ({kept})");
     Ok(ExitCode::SUCCESS)
 }
