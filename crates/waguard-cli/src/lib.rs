@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("waguard: {e:#}");
+            eprintln!("waguard: {}", answer::shorten(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
