@@ -26,7 +26,8 @@ struct Cli {
 /// sled directory `./waguard.db` (or `$WAGUARD_DB`).
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// A sled directory (created if absent).
+    /// A sled directory (created if absent by the commands that write; `check`, `show`,
+    /// `export` and `verify` need an existing store).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["memory", "postgres"])]
     pub db: Option<PathBuf>,
     /// Keep the state in memory only (gone when the command ends).
