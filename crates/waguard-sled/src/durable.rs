@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 use waguard::StoreError;
@@ -14,9 +15,19 @@ use crate::{backend, open_error, Durability, SledStore};
 /// Group commit on one file: every writer takes a ticket once its write is in the file, and a
 /// sync covers every ticket taken before it started, so concurrent callers share one
 /// `fdatasync`. Used for sled's data file ([`Syncer`]) and for the journal.
+///
+/// A failed `fdatasync` is final: the kernel may have dropped the dirty pages it could not
+/// write and reports the failure once, so a later `fdatasync` can succeed without them on
+/// disk. The first failure is kept and every later sync fails with it; only a reopen of the
+/// store (which replays what the journal holds on disk) clears it.
 pub(crate) struct GroupSync {
     tickets: AtomicU64,
     synced: Mutex<u64>,
+    /// Why the first failed sync failed.
+    failed: OnceLock<String>,
+    /// Test hook: the next sync fails with this error instead of calling `fdatasync`.
+    #[cfg(test)]
+    pub(crate) fail_next: Mutex<Option<std::io::ErrorKind>>,
 }
 
 impl GroupSync {
@@ -24,6 +35,9 @@ impl GroupSync {
         GroupSync {
             tickets: AtomicU64::new(0),
             synced: Mutex::new(0),
+            failed: OnceLock::new(),
+            #[cfg(test)]
+            fail_next: Mutex::new(None),
         }
     }
 
@@ -38,14 +52,34 @@ impl GroupSync {
     }
 
     /// Makes the writes up to ticket `mine` durable: returns at once if a sync that started
-    /// after them already finished, else syncs `file` for every ticket taken so far.
+    /// after them already finished, else syncs `file` for every ticket taken so far. Fails
+    /// for good once a sync failed (see [`GroupSync`]).
     pub(crate) fn sync_to(&self, file: &File, mine: u64) -> std::io::Result<()> {
         let mut synced = self.synced.lock();
+        if let Some(why) = self.failed.get() {
+            return Err(std::io::Error::other(format!(
+                "an earlier fdatasync of this file failed ({why}), so nothing written since \
+                 is known to be on disk"
+            )));
+        }
         if *synced >= mine {
             return Ok(()); // a sync that started after our write covered it
         }
         let covered = self.tickets.load(Ordering::SeqCst);
-        file.sync_data()?;
+        #[cfg(test)]
+        let result = match self.fail_next.lock().take() {
+            Some(kind) => Err(std::io::Error::new(
+                kind,
+                "test: injected fdatasync failure",
+            )),
+            None => file.sync_data(),
+        };
+        #[cfg(not(test))]
+        let result = file.sync_data();
+        if let Err(e) = result {
+            let _ = self.failed.set(e.to_string());
+            return Err(e);
+        }
         *synced = covered;
         Ok(())
     }
@@ -59,7 +93,7 @@ impl GroupSync {
 /// a caller whose flush finished before a sync started is covered by it.
 pub(crate) struct Syncer {
     file: Option<File>,
-    group: GroupSync,
+    pub(crate) group: GroupSync,
 }
 
 impl Syncer {
@@ -143,7 +177,7 @@ impl SledStore {
         self.db.flush().map_err(|e| backend(operation, None, e))?;
         self.syncer
             .sync()
-            .map_err(|e| StoreError::backend(operation, None, e))
+            .map_err(|e| self.stop(Stop::Sync, Box::new(e)))
     }
 
     /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
@@ -185,33 +219,32 @@ impl SledStore {
             let gate = self.checkpoint_gate.read();
             if journal.append(ops).map_err(journal_error)?.is_ok() {
                 if durable {
-                    journal.sync().map_err(journal_error)?;
+                    journal
+                        .sync()
+                        .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
                 }
                 let out = apply(Covered::ByJournal);
                 drop(gate);
-                return out.map_err(|e| self.stop(e));
+                return out.map_err(|e| self.stop(Stop::Apply, backend_source(e)));
             }
             drop(gate);
             self.checkpoint(operation)?;
         }
     }
 
-    /// Stops the store after a journaled write failed to apply to sled: sled may hold part of
-    /// it (a batch applies key by key), and a write built on that would be journaled after
-    /// it and replayed over it, leaving the part for good. From now on every operation fails
-    /// and the close skips its checkpoint, so the journal keeps the write and the next open
-    /// applies it whole.
-    pub(crate) fn stop(&self, failure: StoreError) -> StoreError {
-        // The backend's own error, not the `Backend` wrapper, whose advice ("not applied,
-        // retry") is wrong here.
-        let source: waguard::BoxError = match failure {
-            StoreError::Backend { source, .. } => source,
-            other => Box::new(other),
-        };
-        let _ = self.stopped.set(source.to_string());
+    /// Stops the store, after a journaled write failed to apply to sled ([`Stop::Apply`]: sled
+    /// may hold part of it, as a batch applies key by key, and a write built on that would be
+    /// journaled after it and replayed over it, leaving the part for good) or after a failed
+    /// `fdatasync` ([`Stop::Sync`]: the kernel may have dropped pages it could not write, and
+    /// a later `fdatasync` would report success without them). From now on every operation
+    /// fails and the close skips its checkpoint, so the journal keeps what it holds and the
+    /// next open replays it.
+    pub(crate) fn stop(&self, why: Stop, cause: waguard::BoxError) -> StoreError {
+        let stopped = Stopped { why, cause };
+        let _ = self.stopped.set(stopped.to_string());
         StoreError::MustReopen {
             path: self.path.clone().unwrap_or_default(),
-            source,
+            source: Box::new(stopped),
         }
     }
 
@@ -240,9 +273,38 @@ impl SledStore {
         if let Some(journal) = &self.journal {
             journal
                 .restart()
-                .map_err(|e| StoreError::backend(operation, None, e))?;
+                .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
         }
         Ok(())
+    }
+}
+
+/// Why a store stopped (see [`SledStore::stop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A journaled write failed to apply to sled.
+    Apply,
+    /// An `fdatasync` failed.
+    Sync,
+}
+
+/// The cause of a stop, as [`StoreError::MustReopen`] shows it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {cause}", match why {
+    Stop::Apply => "a write reached the journal but failed to apply",
+    Stop::Sync => "an fdatasync failed, so recent writes may not be on disk",
+})]
+pub(crate) struct Stopped {
+    why: Stop,
+    cause: waguard::BoxError,
+}
+
+/// The backend's own error out of a `Backend` wrapper, whose advice ("not applied, retry") is
+/// wrong for a write the journal holds.
+fn backend_source(failure: StoreError) -> waguard::BoxError {
+    match failure {
+        StoreError::Backend { source, .. } => source,
+        other => Box::new(other),
     }
 }
 
@@ -458,6 +520,109 @@ mod tests {
                 let loaded = store.load(key).await.unwrap();
                 assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
             }
+        });
+    }
+
+    fn write(
+        value: &'static [u8],
+    ) -> impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<UpdateAction, StoreError> {
+        move |_, _| Ok(UpdateAction::Write(value.to_vec()))
+    }
+
+    fn arm_sync_failure(store: &SledStore) {
+        let journal = store
+            .journal
+            .as_ref()
+            .expect("a store on a directory has a journal");
+        *journal.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
+    }
+
+    fn assert_stopped_by_the_sync<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+        let message = match &result {
+            Err(e @ StoreError::MustReopen { .. }) => e.to_string(),
+            other => panic!("expected MustReopen, got {other:?}"),
+        };
+        assert!(message.contains("fdatasync failed"), "{message}");
+        assert!(message.contains("reopen the store"), "{message}");
+        assert!(!message.contains("retry"), "{message}");
+    }
+
+    /// A failed fdatasync of the journal stops the store: the write that waited for it fails,
+    /// and so does every later write, read and flush (a later fdatasync could succeed without
+    /// the pages the kernel dropped); the reopen replays the journal and the store works again.
+    #[test]
+    fn a_failed_fdatasync_stops_the_store_until_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        run(async {
+            let store = SledStore::open(&path).unwrap();
+            store.update(&keys[0], &mut write(b"before")).await.unwrap();
+            arm_sync_failure(&store);
+            assert_stopped_by_the_sync(store.update(&keys[1], &mut write(b"failed")).await);
+            // The injected failure is spent: a real fdatasync would now succeed, and must not
+            // be reached.
+            assert_stopped_by_the_sync(store.update(&keys[2], &mut write(b"after")).await);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.load(&keys[0]).await);
+            assert_stopped_by_the_sync(store.apply_batch(&mut batch_writing(&keys, b"all")).await);
+            let journal = store.journal.as_ref().unwrap();
+            assert!(
+                journal.sync().is_err(),
+                "the journal itself refuses to sync again"
+            );
+        });
+        let store = SledStore::open(&path).unwrap();
+        run(async {
+            let first = store.load(&keys[0]).await.unwrap();
+            assert_eq!(first.contact.as_deref(), Some(&b"before"[..]));
+            // Nothing written after the stop got in.
+            assert_eq!(store.load(&keys[2]).await.unwrap().contact, None);
+            store
+                .update(&keys[3], &mut write(b"reopened"))
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+        });
+    }
+
+    /// With group commit, a failed fdatasync under `flush` stops the store the same way: the
+    /// next flush does not report success.
+    #[test]
+    fn a_failed_fdatasync_under_flush_stops_a_group_commit_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        let options = SledOptions::default().with_durability(crate::Durability::GroupCommit {
+            every: Duration::from_secs(60),
+        });
+        run(async {
+            let store = SledStore::open_with(&path, options.clone()).unwrap();
+            store
+                .update(&keys[0], &mut write(b"pending"))
+                .await
+                .unwrap();
+            arm_sync_failure(&store);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.update(&keys[1], &mut write(b"x")).await);
+        });
+        let store = SledStore::open_with(&path, options).unwrap();
+        run(async {
+            store.update(&keys[1], &mut write(b"y")).await.unwrap();
+            store.flush().await.unwrap();
+        });
+    }
+
+    /// A failed fdatasync of sled's data file (a checkpoint) stops the store too.
+    #[test]
+    fn a_failed_fdatasync_of_the_data_file_stops_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path().join("db")).unwrap();
+        *store.syncer.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
+        assert_stopped_by_the_sync(store.checkpoint("test"));
+        run(async {
+            assert_stopped_by_the_sync(store.load(&keys()[0]).await);
         });
     }
 }

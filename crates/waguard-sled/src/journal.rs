@@ -94,7 +94,7 @@ pub(crate) struct Journal {
     tail: Mutex<Tail>,
     /// Group commit: appends take a ticket after writing (under the tail lock, so ticket
     /// order is file order).
-    group: GroupSync,
+    pub(crate) group: GroupSync,
 }
 
 struct Tail {
@@ -196,7 +196,7 @@ impl Journal {
         // generation field of the zero-filled, never written part of the file.
         let generation = tail.generation.wrapping_add(1).max(1);
         write_at(&self.file, &header(generation), 0)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| self.group.sync_to(&self.file, self.group.wrote()))
             .map_err(|e| self.io(e))?;
         tail.generation = generation;
         tail.offset = RECORDS_START;

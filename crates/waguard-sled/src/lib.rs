@@ -75,7 +75,10 @@
 //! write the journal already holds (a backend error midway through a batch), the store stops:
 //! every later call returns [`StoreError::MustReopen`] and the close leaves the journal as it
 //! is, so nothing reads or builds on the half-applied write, and the next open applies it
-//! whole. The crash test of this crate
+//! whole. A failed `fdatasync` (of the journal or of sled's data file) stops the store the
+//! same way: the kernel may have dropped the pages it could not write and reports that once,
+//! so a later `fdatasync` could succeed without them; the store never reports a success after
+//! it, and the reopen replays what the journal holds on disk. The crash test of this crate
 //! (`tests/crash.rs`) kills a writer with `SIGKILL` at random moments, finds every
 //! acknowledged write, and fails unless some reopen had to recover writes from the journal.
 //!
@@ -639,7 +642,7 @@ impl Store for SledStore {
             // Every write is in the journal: syncing it makes them all durable.
             Some(journal) => journal
                 .sync()
-                .map_err(|e| StoreError::backend("flush", None, e)),
+                .map_err(|e| self.stop(durable::Stop::Sync, Box::new(e))),
             None => self.flush_sled("flush"),
         }
     }

@@ -241,12 +241,15 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// A write reached the store's write-ahead journal but failed to apply to the store
-    /// itself (a backend failure midway). The store then refuses every operation, so that
-    /// nothing reads or builds on a half-applied write; reopening it replays the journal,
-    /// which applies that write whole. The caller of the failed write cannot know whether it
-    /// counts: after the reopen, it does.
-    #[error("the store at {} stopped: a write reached its journal but failed to apply ({source}); reopen the store, which replays the journal and applies that write whole", path.display())]
+    /// The store stopped and refuses every operation until it is reopened: a write reached
+    /// the store's write-ahead journal but failed to apply to the store itself (a backend
+    /// failure midway), or an `fdatasync` failed (the kernel may have dropped what it could
+    /// not write, and a later sync would report success without it). Nothing reads or builds
+    /// on what may be half applied or lost; reopening the store replays the journal as it
+    /// stands on disk, which applies every journaled write whole. The caller of the failed
+    /// write cannot know whether it counts: after the reopen, it counts if the journal holds
+    /// it.
+    #[error("the store at {} stopped ({source}); reopen the store, which replays its journal: every acknowledged write is kept", path.display())]
     MustReopen {
         /// The store's path.
         path: std::path::PathBuf,
