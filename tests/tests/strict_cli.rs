@@ -227,3 +227,18 @@ fn replay_goes_on_past_a_line_that_is_not_utf8_and_exits_1() {
     assert_eq!(answers[1]["line"], 3);
     assert_eq!(answers[1]["allowed"], false);
 }
+
+#[test]
+fn a_store_error_says_its_cause_once_with_advice_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let out = run(&["replay", "--db", file.to_str().unwrap()], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+    assert_eq!(err.matches("not-a-directory").count(), 1, "{err}");
+    assert!(err.contains("read and write"), "{err}");
+    assert!(!err.contains("retry"), "{err}");
+}

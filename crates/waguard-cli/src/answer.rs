@@ -138,3 +138,28 @@ pub fn write_line(out: &mut impl Write, value: &impl Serialize) -> std::io::Resu
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
 }
+
+/// An error and its causes on one line, each cause said once: a cause whose text the message
+/// already holds (an error that quotes its source, as most do) is not repeated.
+///
+/// ```
+/// use std::io;
+/// let cause = io::Error::new(io::ErrorKind::Other, "disk on fire");
+/// let error = anyhow::Error::new(cause).context("cannot write: disk on fire");
+/// assert_eq!(waguard_cli::answer::one_line(&*error), "cannot write: disk on fire");
+/// let error = anyhow::anyhow!("disk on fire").context("cannot write");
+/// assert_eq!(waguard_cli::answer::one_line(&*error), "cannot write: disk on fire");
+/// ```
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = e.source();
+    }
+    message
+}

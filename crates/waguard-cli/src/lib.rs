@@ -178,7 +178,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("waguard: {}", answer::shorten(&format!("{e:#}")));
+            eprintln!(
+                "waguard: {}",
+                answer::shorten(&answer::one_line(e.as_ref()))
+            );
             ExitCode::from(2)
         }
     }

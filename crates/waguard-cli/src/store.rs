@@ -118,8 +118,8 @@ fn open_sled(path: &Path, durability: Durability) -> Result<DynStore> {
             every: std::time::Duration::from_millis(500),
         },
     });
-    let store = waguard_sled::SledStore::open_with(path, options)
-        .with_context(|| format!("cannot open the sled store at {}", path.display()))?;
+    // The store's errors name the path and say what to do.
+    let store = waguard_sled::SledStore::open_with(path, options)?;
     Ok(Arc::new(store))
 }
 

@@ -133,9 +133,15 @@ impl SledStore {
     /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
     /// makes that durable in sled and starts the journal over.
     pub(crate) fn open_journal(mut self, path: &Path, capacity: u64) -> Result<Self, StoreError> {
-        let journal_error = |source: JournalError| StoreError::Open {
-            path: path.to_path_buf(),
-            source: Box::new(source),
+        let journal_error = |source: JournalError| match source {
+            JournalError::Io { .. } => StoreError::Open {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+            damaged => StoreError::Damaged {
+                path: path.to_path_buf(),
+                source: Box::new(damaged),
+            },
         };
         let (journal, replay) = Journal::open(path, capacity).map_err(journal_error)?;
         if !replay.is_empty() {
@@ -153,10 +159,7 @@ impl SledStore {
                     .map_err(|e| open_error(path, e))?;
                 }
             }
-            self.flush_sled("open").map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            })?;
+            self.flush_sled("open")?;
             journal.restart().map_err(journal_error)?;
         }
         self.recovered_writes = replay.len();

@@ -98,10 +98,12 @@
 mod batch;
 mod cache;
 mod durable;
+mod error;
 mod journal;
 mod options;
 
 pub use cache::CacheUsage;
+pub use error::{SledError, SledErrorKind};
 pub use options::{Durability, SledOptions};
 
 use std::collections::HashMap;
@@ -175,7 +177,7 @@ impl std::fmt::Debug for SledStore {
 }
 
 fn backend(operation: &'static str, record: Option<RecordKey>, source: sled::Error) -> StoreError {
-    StoreError::backend(operation, record, source)
+    StoreError::backend(operation, record, SledError::running(source))
 }
 
 impl SledStore {
@@ -497,7 +499,8 @@ impl SledStore {
     }
 }
 
-/// Maps an open failure to [`StoreError::Locked`] or [`StoreError::Open`].
+/// Maps an open failure to [`StoreError::Locked`], [`StoreError::Damaged`] (sled found its
+/// files corrupt) or [`StoreError::Open`].
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
     let locked =
         matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
@@ -507,10 +510,15 @@ fn open_error(path: &Path, error: sled::Error) -> StoreError {
             pid: lock_holder(&path.join("db")),
             source: Box::new(error),
         }
+    } else if matches!(error, sled::Error::Corruption { .. }) {
+        StoreError::Damaged {
+            path: path.to_path_buf(),
+            source: Box::new(SledError::opening(error)),
+        }
     } else {
         StoreError::Open {
             path: path.to_path_buf(),
-            source: Box::new(error),
+            source: Box::new(SledError::opening(error)),
         }
     }
 }

@@ -221,8 +221,9 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// The store could not be opened (missing permissions, not a directory, damaged files).
-    #[error("cannot open the store at {}: {source}; check that the path is a directory this user can read and write", path.display())]
+    /// The store could not be opened (missing permissions, not a directory, unreadable
+    /// files). The source says why and what to do about that cause.
+    #[error("cannot open the store at {}: {source}", path.display())]
     Open {
         /// The store's path.
         path: std::path::PathBuf,
@@ -230,8 +231,9 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// The backend failed while reading or writing.
-    #[error("store backend failed during {operation}{}: {source}; the operation was not applied, retry it, and check disk space and the backend's health if it persists", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
+    /// The backend failed while reading or writing. The source says why, whether the
+    /// operation was applied when the backend can tell, and what to do.
+    #[error("store backend failed during {operation}{}: {source}", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
     Backend {
         /// What the store was doing (`update`, `load`, `flush`, ...).
         operation: &'static str,
@@ -254,6 +256,17 @@ pub enum StoreError {
         /// The store's path.
         path: std::path::PathBuf,
         /// The failure that stopped the store.
+        source: BoxError,
+    },
+    /// The store's data does not match what the store acknowledged (a damaged, truncated or
+    /// deleted file): it refuses to open, so nothing answers from it. The source names what
+    /// is missing and the ways out the backend offers (restore from a backup or an export, or
+    /// accept the loss explicitly).
+    #[error("the store at {} is damaged: {source}", path.display())]
+    Damaged {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// What was found, and the way out.
         source: BoxError,
     },
     /// A closure aborted the update for a reason of its own.

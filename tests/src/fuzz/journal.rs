@@ -263,7 +263,7 @@ pub fn journal_outcome(data: &[u8]) -> JournalOutcome {
 ///
 /// - the open never panics;
 /// - when a replayed record's checksum holds but its operations cannot be read, the open
-///   fails with a typed [`StoreError::Open`] whose message says to move the journal aside,
+///   fails with a typed [`StoreError::Damaged`] whose message says to move the journal aside,
 ///   and the journal file is left exactly as it was;
 /// - otherwise the open replays exactly the records before the first empty, damaged or stale
 ///   one ([`SledStore::recovered_writes`]) and the trees hold what applying their operations
@@ -284,7 +284,7 @@ pub fn journal_replay(data: &[u8]) {
 
     match (open(&dir), expected) {
         (Err(e), Expected::BadRecord) => {
-            assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+            assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
             let message = e.to_string();
             assert!(message.contains("move the file aside"), "{message}");
             let after = std::fs::read(&journal).expect("the journal file");

@@ -1,0 +1,124 @@
+//! [`SledError`]: a failure of sled itself, said once, with the advice that fits its cause.
+
+use std::fmt;
+
+/// What kind of failure a [`SledError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SledErrorKind {
+    /// The operating system refused a file operation (permissions, a path that is not a
+    /// directory, no space left, an I/O error of the disk).
+    Io,
+    /// sled found its own files damaged.
+    Corruption,
+    /// Anything else sled reports (an unsupported operation, an internal bug).
+    Other,
+}
+
+/// A failure of sled, as the source of a [`StoreError`](waguard::StoreError): sled's message
+/// and what to do about that kind of failure. Downcast a `StoreError`'s source to this type to
+/// branch on its [`kind`](SledError::kind).
+#[derive(Debug)]
+pub struct SledError {
+    kind: SledErrorKind,
+    opening: bool,
+    source: sled::Error,
+}
+
+impl SledError {
+    /// A failure while opening the store.
+    pub(crate) fn opening(source: sled::Error) -> Self {
+        Self::new(source, true)
+    }
+
+    /// A failure while the store was open.
+    pub(crate) fn running(source: sled::Error) -> Self {
+        Self::new(source, false)
+    }
+
+    fn new(source: sled::Error, opening: bool) -> Self {
+        let kind = match &source {
+            sled::Error::Io(_) => SledErrorKind::Io,
+            sled::Error::Corruption { .. } => SledErrorKind::Corruption,
+            _ => SledErrorKind::Other,
+        };
+        SledError {
+            kind,
+            opening,
+            source,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> SledErrorKind {
+        self.kind
+    }
+
+    /// sled's own error.
+    pub fn sled_error(&self) -> &sled::Error {
+        &self.source
+    }
+
+    fn advice(&self) -> Option<&'static str> {
+        match self.kind {
+            SledErrorKind::Io if self.opening => {
+                Some("check that the path is a directory this user can read and write")
+            }
+            SledErrorKind::Io => {
+                Some("check the disk: free space, and I/O errors in the system log")
+            }
+            SledErrorKind::Corruption => Some(
+                "sled's files are damaged: restore the directory from a backup, or import an \
+                 `export` into a new store",
+            ),
+            SledErrorKind::Other => None,
+        }
+    }
+}
+
+impl fmt::Display for SledError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.advice() {
+            Some(advice) => write!(f, "{}; {advice}", self.source),
+            None => write!(f, "{}", self.source),
+        }
+    }
+}
+
+impl std::error::Error for SledError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advice_fits_the_cause() {
+        let denied = || {
+            sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "denied",
+            ))
+        };
+        let opening = SledError::opening(denied()).to_string();
+        assert!(opening.contains("read and write"), "{opening}");
+        let running = SledError::running(denied()).to_string();
+        assert!(
+            running.contains("free space") && !running.contains("directory"),
+            "{running}"
+        );
+        let damaged = SledError::opening(sled::Error::Corruption {
+            at: None,
+            bt: Default::default(),
+        })
+        .to_string();
+        assert!(
+            damaged.contains("damaged") && !damaged.contains("read and write"),
+            "{damaged}"
+        );
+        assert!(!damaged.contains("retry"), "{damaged}");
+    }
+}
