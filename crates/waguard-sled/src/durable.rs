@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 use parking_lot::Mutex;
 use waguard::StoreError;
 
+use crate::error::{Damage, DamageReport};
 use crate::journal::{self, Journal, JournalError, Op};
-use crate::{backend, open_error, Durability, SledStore};
+use crate::manifest::{self, Delta};
+use crate::{backend, open_error, Durability, Integrity, SledOptions, SledStore};
 
 /// Group commit on one file: every writer takes a ticket once its write is in the file, and a
 /// sync covers every ticket taken before it started, so concurrent callers share one
@@ -131,8 +133,23 @@ pub(crate) enum Covered {
 
 impl SledStore {
     /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
-    /// makes that durable in sled and starts the journal over.
-    pub(crate) fn open_journal(mut self, path: &Path, capacity: u64) -> Result<Self, StoreError> {
+    /// checks the records against the manifest (see [`Integrity`]), makes the result durable
+    /// in sled and starts the journal over. `fresh`: sled's data file did not exist.
+    pub(crate) fn open_journal(
+        mut self,
+        path: &Path,
+        options: &SledOptions,
+        fresh: bool,
+    ) -> Result<Self, StoreError> {
+        let integrity = options.integrity;
+        let capacity = options.journal_capacity.max(64 * 1024);
+        let tolerant = matches!(integrity, Integrity::Report | Integrity::Accept);
+        let read_only = integrity == Integrity::Report;
+        let keeps_manifest = integrity != Integrity::Off;
+        let open_io = |source: std::io::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        };
         let journal_error = |source: JournalError| match source {
             JournalError::Io { .. } => StoreError::Open {
                 path: path.to_path_buf(),
@@ -140,30 +157,108 @@ impl SledStore {
             },
             damaged => StoreError::Damaged {
                 path: path.to_path_buf(),
-                source: Box::new(damaged),
+                source: Box::new(DamageReport::new(vec![Damage::Journal(
+                    damaged.to_string(),
+                )])),
             },
         };
-        let (journal, replay) = Journal::open(path, capacity).map_err(journal_error)?;
-        if !replay.is_empty() {
-            for payload in &replay {
-                // Checked by `Journal::open`.
-                for op in journal::parse(payload).unwrap_or_default() {
-                    let tree = match op.tree {
-                        journal::Tree::Contacts => &self.contacts,
-                        journal::Tree::Senders => &self.senders,
-                    };
-                    match op.value {
-                        Some(value) => tree.insert(op.key, value).map(drop),
-                        None => tree.remove(op.key).map(drop),
-                    }
-                    .map_err(|e| open_error(path, e))?;
+        let mut damage = Vec::new();
+        let stored = if keeps_manifest {
+            manifest::read(path).map_err(open_io)?
+        } else {
+            manifest::Found::Absent
+        };
+        if matches!(stored, manifest::Found::Damaged) {
+            damage.push(Damage::Manifest);
+        }
+        let opened = Journal::open(path, capacity, tolerant, read_only).map_err(|e| {
+            // Nothing of this open may be checkpointed over the evidence.
+            self.read_only = true;
+            journal_error(e)
+        })?;
+        if let Some(found) = &opened.damage {
+            damage.push(Damage::Journal(found.to_string()));
+        }
+        let mut deltas = Some(manifest::Sums::default());
+        for payload in &opened.replay {
+            // Checked by `Journal::open`.
+            for op in journal::parse(payload).unwrap_or_default() {
+                let tree = match op.tree {
+                    journal::Tree::Contacts => &self.contacts,
+                    journal::Tree::Senders => &self.senders,
+                };
+                match op.value {
+                    Some(value) => tree.insert(op.key, value).map(drop),
+                    None => tree.remove(op.key).map(drop),
+                }
+                .map_err(|e| open_error(path, e))?;
+            }
+            deltas = deltas.and_then(|d| journal::delta(payload).map(|x| d.plus(x)));
+        }
+        // What the store acknowledged, when the manifest and the journal tell.
+        let acknowledged = match (&stored, &opened.journal) {
+            (manifest::Found::Valid(m), Some(journal)) if opened.damage_free() => {
+                let generation = journal.generation();
+                if opened.created && !fresh {
+                    damage.push(Damage::JournalMissing);
+                    None
+                } else if m.generation == generation {
+                    deltas.map(|d| m.sums.plus(d))
+                } else if m.generation == journal::next_generation(generation) {
+                    // A checkpoint stopped between writing the manifest and starting the
+                    // journal over: the manifest counts the records replayed.
+                    Some(m.sums)
+                } else {
+                    damage.push(Damage::Generations {
+                        manifest: m.generation,
+                        journal: generation,
+                    });
+                    None
                 }
             }
-            self.flush_sled("open")?;
-            journal.restart().map_err(journal_error)?;
+            _ => None,
+        };
+        let found = match acknowledged {
+            Some(sums) if integrity == Integrity::Trust => Some(sums),
+            _ if keeps_manifest => Some(
+                manifest::scan(&self.contacts, &self.senders).map_err(|e| open_error(path, e))?,
+            ),
+            _ => None,
+        };
+        if let (Some(acknowledged), Some(found)) = (acknowledged, found) {
+            if acknowledged != found {
+                damage.push(Damage::Records {
+                    acknowledged: acknowledged.count,
+                    found: found.count,
+                });
+            }
         }
-        self.recovered_writes = replay.len();
-        self.journal = Some(journal);
+        self.recovered_writes = opened.replay.len();
+        if !damage.is_empty() && !tolerant {
+            self.read_only = true;
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                source: Box::new(DamageReport::new(damage)),
+            });
+        }
+        let replayed = !opened.replay.is_empty();
+        self.journal = opened.journal;
+        if let Some(found) = found {
+            let live = manifest::Live::default();
+            live.set(found);
+            self.manifest = Some(live);
+        }
+        self.damage = damage;
+        if read_only {
+            self.read_only = true;
+            return Ok(self);
+        }
+        // Make what was replayed durable in sled and record the manifest that matches it.
+        let needs_manifest = keeps_manifest
+            && (!matches!(stored, manifest::Found::Valid(_)) || !self.damage.is_empty());
+        if replayed || needs_manifest {
+            self.checkpoint("open")?;
+        }
         Ok(self)
     }
 
@@ -183,7 +278,8 @@ impl SledStore {
             .map_err(|e| self.stop(Stop::Sync, Box::new(e)))
     }
 
-    /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
+    /// Writes `ops` (which change the manifest's sums by `delta`) through the journal, then
+    /// runs `apply` (which makes the same change in
     /// sled), telling it whether the journal holds the write; `durable`: the journal is
     /// synced before `apply`. Call with the locks that order writes to these keys held.
     /// Without a journal, `apply` then (if `durable`) a sled flush.
@@ -194,6 +290,7 @@ impl SledStore {
     pub(crate) fn journaled<T>(
         &self,
         ops: &[Op<'_>],
+        delta: Delta,
         durable: bool,
         operation: &'static str,
         apply: impl FnOnce(Covered) -> Result<T, StoreError>,
@@ -204,6 +301,9 @@ impl SledStore {
         self.usable()?;
         let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
         let Some(journal) = &self.journal else {
+            if self.read_only {
+                return Err(self.read_only_error(operation));
+            }
             let out = apply(Covered::BySled)?;
             if durable {
                 self.flush_sled(operation)?;
@@ -215,12 +315,20 @@ impl SledStore {
             // other journaled write kept out meanwhile.
             let _gate = self.checkpoint_gate.write();
             let out = apply(Covered::BySled)?;
+            if let Some(live) = &self.manifest {
+                live.add(delta);
+            }
             self.checkpoint_locked(operation)?;
             return Ok(out);
         }
+        let kept = self.manifest.as_ref().map(|_| delta);
         loop {
             let gate = self.checkpoint_gate.read();
-            if journal.append(ops).map_err(journal_error)?.is_ok() {
+            if journal.append(ops, kept).map_err(journal_error)?.is_ok() {
+                if let Some(live) = &self.manifest {
+                    // Under the gate: a checkpoint sees every write's delta or none of it.
+                    live.add(delta);
+                }
                 if durable {
                     journal
                         .sync()
@@ -251,6 +359,35 @@ impl SledStore {
         }
     }
 
+    /// The change a write from `old` to `new` of `key` in `tree` makes to the manifest's sums
+    /// (nothing to compute when the store keeps no manifest).
+    pub(crate) fn delta(
+        &self,
+        tree: journal::Tree,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Delta {
+        if self.manifest.is_none() {
+            return Delta::default();
+        }
+        let tag = match tree {
+            journal::Tree::Contacts => manifest::CONTACTS,
+            journal::Tree::Senders => manifest::SENDERS,
+        };
+        Delta::of_write(tag, key, old, new)
+    }
+
+    /// The error of a write to a store opened read-only.
+    pub(crate) fn read_only_error(&self, operation: &'static str) -> StoreError {
+        StoreError::backend(
+            operation,
+            None,
+            "the store was opened to verify it (Integrity::Report) and takes no write; reopen \
+             it with another Integrity to write",
+        )
+    }
+
     /// `Err(MustReopen)` once the store has stopped (see [`stop`](SledStore::stop)). Called
     /// once at the start of every operation, reads included (an update whose closure keeps
     /// the record is a read too), and again by [`journaled`](SledStore::journaled) under the
@@ -272,8 +409,21 @@ impl SledStore {
     }
 
     pub(crate) fn checkpoint_locked(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(self.read_only_error(operation));
+        }
         self.flush_sled(operation)?;
         if let Some(journal) = &self.journal {
+            // The manifest of the generation about to start describes sled as it is now; a
+            // crash before the restart below leaves it one generation ahead of the journal,
+            // which the next open recognises.
+            if let (Some(live), Some(path)) = (&self.manifest, &self.path) {
+                let manifest = manifest::Manifest {
+                    generation: journal.next_generation(),
+                    sums: live.get(),
+                };
+                manifest::write(path, manifest).map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
+            }
             journal
                 .restart()
                 .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
@@ -317,7 +467,7 @@ fn backend_source(failure: StoreError) -> waguard::BoxError {
 impl Drop for SledStore {
     fn drop(&mut self) {
         // A stopped store keeps its journal for the next open to replay.
-        if self.journal.is_some() && self.stopped.get().is_none() {
+        if self.journal.is_some() && self.stopped.get().is_none() && !self.read_only {
             let _ = self.checkpoint("close");
         }
     }

@@ -91,6 +91,113 @@ impl std::error::Error for SledError {
     }
 }
 
+/// One kind of damage found when a store opened (see the crate documentation, "Damage").
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The records sled's files hold are not the ones the store acknowledged: fewer or more
+    /// of them, or as many with other contents (the checksum differs).
+    Records {
+        /// Records the store acknowledged (its manifest and journal).
+        acknowledged: u64,
+        /// Records sled's files hold.
+        found: u64,
+    },
+    /// The manifest file (`waguard-manifest`) is not readable, so what the store
+    /// acknowledged is unknown.
+    Manifest,
+    /// The journal file (`waguard-journal`) is missing while the manifest is there: the
+    /// writes since the last checkpoint are gone with it.
+    JournalMissing,
+    /// The journal is damaged before its tail (its header, or a record followed by intact
+    /// ones): what it says.
+    Journal(String),
+    /// The manifest and the journal come from different times (a file restored or copied on
+    /// its own).
+    Generations {
+        /// The journal generation the manifest starts.
+        manifest: u64,
+        /// The journal's generation.
+        journal: u64,
+    },
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damage::Records {
+                acknowledged,
+                found,
+            } if acknowledged > found => write!(
+                f,
+                "it acknowledged {acknowledged} records and its files hold {found}: {} are missing",
+                acknowledged - found
+            ),
+            Damage::Records {
+                acknowledged,
+                found,
+            } if acknowledged < found => write!(
+                f,
+                "it acknowledged {acknowledged} records and its files hold {found}, {} more than \
+                 it wrote",
+                found - acknowledged
+            ),
+            Damage::Records { found, .. } => write!(
+                f,
+                "its files hold {found} records, as many as it acknowledged, but not the same \
+                 ones (their checksum differs)"
+            ),
+            Damage::Manifest => f.write_str(
+                "its manifest file (waguard-manifest) is unreadable, so what it acknowledged is \
+                 unknown",
+            ),
+            Damage::JournalMissing => f.write_str(
+                "its journal file (waguard-journal) is missing, and with it the writes since the \
+                 last checkpoint",
+            ),
+            Damage::Journal(what) => f.write_str(what),
+            Damage::Generations { manifest, journal } => write!(
+                f,
+                "its manifest (generation {manifest}) and its journal (generation {journal}) do \
+                 not belong together: one of them was restored or copied on its own"
+            ),
+        }
+    }
+}
+
+/// The damage that keeps a store from opening, as the source of
+/// [`StoreError::Damaged`](waguard::StoreError::Damaged): what was found and the ways out.
+#[derive(Debug)]
+pub struct DamageReport {
+    damage: Vec<Damage>,
+}
+
+impl DamageReport {
+    pub(crate) fn new(damage: Vec<Damage>) -> Self {
+        DamageReport { damage }
+    }
+
+    /// What was found.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+}
+
+impl fmt::Display for DamageReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.damage {
+            write!(f, "{d}; ")?;
+        }
+        f.write_str(
+            "nothing answers from it: restore the directory from a backup, or import an \
+             `export` into a new store; or accept the loss with `waguard verify --repair` \
+             (`Integrity::Accept`), which says what it accepts",
+        )
+    }
+}
+
+impl std::error::Error for DamageReport {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

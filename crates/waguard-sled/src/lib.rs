@@ -100,11 +100,12 @@ mod cache;
 mod durable;
 mod error;
 mod journal;
+mod manifest;
 mod options;
 
 pub use cache::CacheUsage;
-pub use error::{SledError, SledErrorKind};
-pub use options::{Durability, SledOptions};
+pub use error::{Damage, DamageReport, SledError, SledErrorKind};
+pub use options::{Durability, Integrity, SledOptions};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -155,6 +156,15 @@ pub struct SledStore {
     batch_threads: usize,
     /// Journal records applied to sled when the store was opened.
     recovered_writes: usize,
+    /// The count and checksum of every record, kept by every journaled write (`None`: no
+    /// journal, or [`Integrity::Off`]).
+    manifest: Option<manifest::Live>,
+    /// Damage the open found and reported instead of refusing ([`Integrity::Report`],
+    /// [`Integrity::Accept`]).
+    damage: Vec<Damage>,
+    /// Set for [`Integrity::Report`] and for an open that found damage: every write is
+    /// refused and the close writes nothing.
+    read_only: bool,
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
     /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
     stopped: std::sync::OnceLock<String>,
@@ -192,6 +202,9 @@ impl SledStore {
     /// Opens (or creates) the store in directory `path`.
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
+        // A directory without sled's data file is a new store (or one whose file was lost:
+        // the manifest tells).
+        let fresh = !path.join("db").exists();
         let mut pause = Duration::from_millis(5);
         let mut waited = Duration::ZERO;
         let db = loop {
@@ -215,7 +228,7 @@ impl SledStore {
         };
         let store = Self::from_db(db, Some(path.to_path_buf()), &options)
             .map_err(|e| open_error(path, e))?;
-        store.open_journal(path, options.journal_capacity.max(64 * 1024))
+        store.open_journal(path, &options, fresh)
     }
 
     /// A store in a temporary directory that sled deletes when the store is dropped (tests,
@@ -282,6 +295,9 @@ impl SledStore {
             batch_threads: options.batch_threads.max(1),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             journal: None,
+            manifest: None,
+            damage: Vec::new(),
+            read_only: false,
             checkpoint_gate: RwLock::new(()),
             recovered_writes: 0,
             stopped: std::sync::OnceLock::new(),
@@ -298,6 +314,19 @@ impl SledStore {
     /// clean close (dropping the store flushes sled and empties the journal).
     pub fn recovered_writes(&self) -> usize {
         self.recovered_writes
+    }
+
+    /// What the open found wrong with the store's files and reported instead of refusing
+    /// (with [`Integrity::Report`] or [`Integrity::Accept`]; empty for a sound store, and
+    /// always with the other modes, which refuse to open a damaged store).
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// The record count the manifest keeps (contact and sender records), `None` when the
+    /// store keeps no manifest.
+    pub fn acknowledged_records(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.get().count)
     }
 
     /// The directory, unless the store is temporary.
@@ -436,8 +465,9 @@ impl SledStore {
                 key: &k,
                 value: new.as_deref(),
             };
+            let delta = self.delta(op.tree, &k, current.as_deref(), op.value);
             let swapped = self
-                .journaled(&[op], durable, "update", |_| {
+                .journaled(&[op], delta, durable, "update", |_| {
                     Ok(self
                         .contacts
                         .compare_and_swap(&k, current.clone(), new.as_deref())
@@ -483,14 +513,20 @@ impl SledStore {
                 key: business.as_str().as_bytes(),
                 value: new.as_deref(),
             };
-            let swapped =
-                self.journaled(&[op], self.single_writes_durable(), "update_sender", |_| {
+            let delta = self.delta(op.tree, op.key, current.as_deref(), op.value);
+            let swapped = self.journaled(
+                &[op],
+                delta,
+                self.single_writes_durable(),
+                "update_sender",
+                |_| {
                     Ok(self
                         .senders
                         .compare_and_swap(business.as_str(), current, new.clone())
                         .map_err(err)?
                         .is_ok())
-                })?;
+                },
+            )?;
             if swapped {
                 self.cache_sender(business, new);
                 return Ok(true);
@@ -586,15 +622,17 @@ impl Store for SledStore {
         let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
         let hash = self.records.hash(&k);
         let _stripe = self.stripes[Self::stripe_of(hash)].lock();
-        if !self.contacts.contains_key(&k).map_err(err)? {
+        let Some(old) = self.contacts.get(&k).map_err(err)? else {
             return Ok(false);
-        }
+        };
         let op = Op {
             tree: journal::Tree::Contacts,
             key: &k,
             value: None,
         };
-        let removed = self.journaled(&[op], self.single_writes_durable(), "remove", |_| {
+        let delta = self.delta(op.tree, &k, Some(&old), None);
+        let durable = self.single_writes_durable();
+        let removed = self.journaled(&[op], delta, durable, "remove", |_| {
             self.contacts.remove(&k).map(drop).map_err(err)
         });
         // Removed, or unknown after a failure: either way not cached any more.
@@ -679,7 +717,12 @@ impl waguard::testing::RawAccess for SledStore {
             key: business.as_str().as_bytes(),
             value: Some(bytes),
         };
-        self.journaled(&[op], true, "put_raw_sender", |_| {
+        let old = self
+            .senders
+            .get(business.as_str())
+            .map_err(|e| backend("put_raw_sender", None, e))?;
+        let delta = self.delta(op.tree, op.key, old.as_deref(), Some(bytes));
+        self.journaled(&[op], delta, true, "put_raw_sender", |_| {
             self.senders.insert(business.as_str(), bytes).map_err(|e| {
                 backend(
                     "put_raw_sender",
@@ -705,7 +748,12 @@ impl SledStore {
             key,
             value: Some(bytes),
         };
-        let written = self.journaled(&[op], true, "put_raw_contact_key", |_| {
+        let old = self
+            .contacts
+            .get(key)
+            .map_err(|e| backend("put_raw_contact_key", None, e))?;
+        let delta = self.delta(op.tree, key, old.as_deref(), Some(bytes));
+        let written = self.journaled(&[op], delta, true, "put_raw_contact_key", |_| {
             self.contacts
                 .insert(key, bytes)
                 .map(drop)
