@@ -2,7 +2,7 @@
 //! the replay line reader ([`replay::parse`]) is public so fuzz targets and tests can drive it.
 //!
 //! Subcommands: `replay` (the contract of `docs/replay.md`), `check`, `ingest`, `show`,
-//! `forget`, `export`, `import`, `policy`. Run `waguard --help` for each.
+//! `forget`, `export`, `import`, `verify`, `policy`. Run `waguard --help` for each.
 
 pub mod answer;
 pub mod commands;
@@ -133,6 +133,16 @@ enum Command {
     ///   waguard import --db ./other.db backup.ndjson
     #[command(verbatim_doc_comment)]
     Import(commands::export::ImportArgs),
+    /// Check a sled store in full: its records against what it acknowledged (the manifest),
+    /// its journal, and that every record can be read. With --repair, accept what it holds
+    /// now and say what is accepted and dropped.
+    ///
+    /// Example:
+    ///   waguard verify --db ./waguard.db
+    ///
+    /// Exit status: 0 sound (or repaired), 1 damage found, 2 verify could not run.
+    #[command(verbatim_doc_comment)]
+    Verify(commands::verify::VerifyArgs),
     /// Measure every figure beside its floor, on generated data: pure decide, MemoryStore,
     /// sled and PostgreSQL check and ingest, webhook parsing, and the message-log baselines.
     ///
@@ -173,6 +183,7 @@ pub fn main() -> ExitCode {
             Command::Import(args) => commands::export::import(args).await,
             Command::Policy(args) => commands::policy::run(args),
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Verify(args) => commands::verify::run(args).await,
         }
     });
     match result {

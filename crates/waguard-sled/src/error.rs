@@ -68,8 +68,8 @@ impl SledError {
                 Some("check the disk: free space, and I/O errors in the system log")
             }
             SledErrorKind::Corruption => Some(
-                "sled's files are damaged: restore the directory from a backup, or import an \
-                 `export` into a new store",
+                "its files cannot be opened as they are, not even to accept the loss: restore \
+                 the directory from a backup, or import an `export` into a new store",
             ),
             SledErrorKind::Other => None,
         }
@@ -78,16 +78,28 @@ impl SledError {
 
 impl fmt::Display for SledError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            sled::Error::Corruption { at: Some(at), .. } => {
+                write!(f, "sled found its data corrupt (at {at:?})")?
+            }
+            sled::Error::Corruption { at: None, .. } => f.write_str("sled found its data corrupt")?,
+            other => write!(f, "{other}")?,
+        }
         match self.advice() {
-            Some(advice) => write!(f, "{}; {advice}", self.source),
-            None => write!(f, "{}", self.source),
+            Some(advice) => write!(f, "; {advice}"),
+            None => Ok(()),
         }
     }
 }
 
 impl std::error::Error for SledError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        match self.kind {
+            // Its text says nothing the message above does not ("Read corrupted data at file
+            // offset None backtrace ()"); `sled_error` still has it.
+            SledErrorKind::Corruption => None,
+            _ => Some(&self.source),
+        }
     }
 }
 

@@ -7,3 +7,4 @@ pub mod ingest;
 pub mod policy;
 pub mod replay;
 pub mod show;
+pub mod verify;
