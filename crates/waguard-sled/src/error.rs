@@ -82,7 +82,9 @@ impl fmt::Display for SledError {
             sled::Error::Corruption { at: Some(at), .. } => {
                 write!(f, "sled found its data corrupt (at {at:?})")?
             }
-            sled::Error::Corruption { at: None, .. } => f.write_str("sled found its data corrupt")?,
+            sled::Error::Corruption { at: None, .. } => {
+                f.write_str("sled found its data corrupt")?
+            }
             other => write!(f, "{other}")?,
         }
         match self.advice() {
