@@ -166,6 +166,12 @@ impl SledStore {
         let stored = if keeps_manifest {
             manifest::read(path).map_err(open_io)?
         } else {
+            // A store that keeps no manifest would let it fall behind its journal: it goes,
+            // and the next open that keeps one builds it from what sled holds then.
+            match std::fs::remove_file(path.join(manifest::FILE_NAME)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(open_io(e)),
+                _ => {}
+            }
             manifest::Found::Absent
         };
         if matches!(stored, manifest::Found::Damaged) {

@@ -51,7 +51,8 @@ pub enum Integrity {
     /// that misses damage in sled's own files.
     Trust,
     /// Keep no manifest and check nothing beyond sled's own checksums (the store as it was
-    /// before the manifest; for measurements).
+    /// before the manifest; for measurements). An open in this mode deletes the manifest, and
+    /// the next open in another mode builds a new one from what sled holds then.
     Off,
     /// Check as [`Integrity::Check`] does, but open anyway and report what was found
     /// ([`SledStore::damage`](crate::SledStore::damage)); the store then refuses every write
