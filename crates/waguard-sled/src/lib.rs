@@ -82,6 +82,24 @@
 //! (`tests/crash.rs`) kills a writer with `SIGKILL` at random moments, finds every
 //! acknowledged write, and fails unless some reopen had to recover writes from the journal.
 //!
+//! # Damage
+//! A store on a directory knows what it acknowledged: a manifest (`waguard-manifest`) holds
+//! the count of its records and an order-independent checksum of them (a wrapping sum of a
+//! 64-bit hash of each record's tree, key and bytes). Every write adds the change it makes and
+//! carries that change in its journal record; each checkpoint writes the manifest durably with
+//! the journal generation it starts. Opening the store replays the journal, works out what the
+//! store acknowledged, walks every record and compares ([`Integrity::Check`], the default): a
+//! store whose files hold other records, whose journal is damaged before its tail (its header,
+//! or a record followed by intact ones), or whose manifest is unreadable or from another time,
+//! refuses to open with [`StoreError::Damaged`], whose source, a [`DamageReport`], says what
+//! was found and the ways out: restore from a backup or an export, or open with
+//! [`Integrity::Accept`] (`waguard verify --repair`) to accept the loss. A refused open
+//! writes nothing of its own, so every later open refuses too. A torn journal tail after a
+//! crash stays normal recovery. [`Integrity::Trust`] skips the walk, [`Integrity::Report`]
+//! opens a damaged store read-only to inspect it ([`SledStore::damage`]), and
+//! [`Integrity::Off`] keeps no manifest. `docs/reliability.md` lists what is detected and what
+//! is not, with the test that shows it.
+//!
 //! # Blocking
 //! sled is a synchronous engine: the async methods of `SledStore` do their work, including the
 //! `fsync` of a durable write (about a millisecond or more, depending on the disk), on the
