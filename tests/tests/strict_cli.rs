@@ -12,7 +12,7 @@ fn stderr(out: &std::process::Output) -> String {
 const OPT_OUT: &str =
     r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"100000001","to":"33612345678"}}"#;
 
-fn check_args<'a>(db: &'a str) -> Vec<&'a str> {
+fn check_args(db: &str) -> Vec<&str> {
     vec![
         "check",
         "--db",

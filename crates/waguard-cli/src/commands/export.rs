@@ -72,7 +72,7 @@ struct RawLine {
 /// A checked line of an export file.
 #[derive(Debug)]
 enum Record {
-    Contact(ContactKey, ConversationState),
+    Contact(ContactKey, Box<ConversationState>),
     Sender(BusinessId, SenderState),
 }
 
@@ -263,7 +263,7 @@ fn check_line(text: &str, now: Timestamp, policy: &Policy) -> Result<Record, Str
                 Err(e) => return Err(format!("`state`: {e}")),
             }
             not_later(&typed, "state", now, policy)?;
-            Ok(Record::Contact(key, typed))
+            Ok(Record::Contact(key, Box::new(typed)))
         }
         RawLine {
             key: None,
