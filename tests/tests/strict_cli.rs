@@ -242,3 +242,70 @@ fn a_store_error_says_its_cause_once_with_advice_that_fits() {
     assert!(err.contains("read and write"), "{err}");
     assert!(!err.contains("retry"), "{err}");
 }
+
+#[test]
+fn verify_finds_damage_and_repair_accepts_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let db_s = db.to_str().unwrap();
+    let lines: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"at\":\"2026-03-01T00:00:00Z\",\"opt_out\":{{\"from\":\"100000001\",\"to\":\"33612{i:06}\"}}}}\n"
+            )
+        })
+        .collect();
+    let replay = run(&["replay", "--db", db_s], Some(lines.as_bytes()));
+    assert_eq!(replay.status.code(), Some(0), "{}", stderr(&replay));
+    let sound = run(&["verify", "--db", db_s], None);
+    assert_eq!(sound.status.code(), Some(0), "{}", stderr(&sound));
+    assert_eq!(answers(&sound)[0]["contacts"], 200);
+
+    // A copy whose sled data file is emptied: sled cannot open it, not even to accept the
+    // loss, and says what to do.
+    let emptied = dir.path().join("emptied");
+    std::fs::create_dir(&emptied).unwrap();
+    for entry in std::fs::read_dir(&db).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), emptied.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(emptied.join("db"), b"").unwrap();
+    for args in [vec!["verify"], vec!["verify", "--repair"]] {
+        let mut args = args;
+        args.extend(["--db", emptied.to_str().unwrap()]);
+        let out = run(&args, None);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("damaged") && err.contains("restore"), "{err}");
+    }
+
+    // The journal is deleted: the writes since the last checkpoint could be gone with it.
+    std::fs::remove_file(db.join("waguard-journal")).unwrap();
+    let found = run(&["verify", "--db", db_s], None);
+    let err = stderr(&found);
+    assert_eq!(found.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("journal file (waguard-journal) is missing"),
+        "{err}"
+    );
+    let refused = run(&["export", "--db", db_s], None);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("verify --repair"),
+        "{}",
+        stderr(&refused)
+    );
+    let repair = run(&["verify", "--db", db_s, "--repair"], None);
+    let err = stderr(&repair);
+    assert_eq!(repair.status.code(), Some(0), "{err}");
+    assert!(err.contains("repaired") && err.contains("export"), "{err}");
+    assert_eq!(answers(&repair)[0]["repaired"], true);
+    let after = run(&["verify", "--db", db_s], None);
+    assert_eq!(after.status.code(), Some(0), "{}", stderr(&after));
+    let export = run(&["export", "--db", db_s], None);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    // The store was closed cleanly: sled held every record, nothing was lost.
+    assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count(), 200);
+}
