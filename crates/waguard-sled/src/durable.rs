@@ -305,11 +305,11 @@ impl SledStore {
         // its start may have waited for the stripe of a batch that then failed, and must not
         // write over that batch's unapplied keys.
         self.usable()?;
+        if self.read_only {
+            return Err(self.read_only_error(operation));
+        }
         let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
         let Some(journal) = &self.journal else {
-            if self.read_only {
-                return Err(self.read_only_error(operation));
-            }
             let out = apply(Covered::BySled)?;
             if durable {
                 self.flush_sled(operation)?;
@@ -783,5 +783,84 @@ mod tests {
         run(async {
             assert_stopped_by_the_sync(store.load(&keys()[0]).await);
         });
+    }
+
+    fn damage_of(result: Result<SledStore, StoreError>) -> Vec<crate::Damage> {
+        match result {
+            Err(e @ StoreError::Damaged { .. }) => {
+                assert_eq!(e.kind(), waguard::StoreErrorKind::Damaged);
+                let message = e.to_string();
+                assert!(message.contains("verify --repair"), "{message}");
+                let source = std::error::Error::source(&e).expect("a report");
+                source
+                    .downcast_ref::<crate::DamageReport>()
+                    .expect("a DamageReport")
+                    .damage()
+                    .to_vec()
+            }
+            Err(e) => panic!("expected Damaged, got {e:?}"),
+            Ok(_) => panic!("a damaged store opened"),
+        }
+    }
+
+    fn with(integrity: crate::Integrity) -> SledOptions {
+        SledOptions::default().with_integrity(integrity)
+    }
+
+    /// A record lost behind the store's back is found when the store opens, and every later
+    /// open refuses too until the loss is accepted.
+    #[test]
+    fn a_lost_record_refuses_the_open_until_the_loss_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = many_keys(50);
+        {
+            let store = SledStore::open(&path).unwrap();
+            run(store.apply_batch(&mut batch_writing(&keys, b"v"))).unwrap();
+            assert_eq!(store.acknowledged_records(), Some(50));
+        }
+        {
+            let db = sled::open(&path).unwrap();
+            let tree = db.open_tree("contacts").unwrap();
+            tree.remove(keys[7].storage_key()).unwrap();
+            tree.flush().unwrap();
+        }
+        let lost = crate::Damage::Records {
+            acknowledged: 50,
+            found: 49,
+        };
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        // The refused open wrote nothing: the next one refuses the same way.
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        // Report opens it to inspect, read-only.
+        drop(
+            SledStore::open_with(&path, with(crate::Integrity::Report)).map(|s| {
+                assert_eq!(s.damage(), [lost.clone()]);
+                let mut write = |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Keep);
+                assert!(run(s.update(&keys[0], &mut write)).is_ok(), "reads work");
+                let refused = run(s.apply_batch(&mut batch_writing(&keys[..2], b"w")));
+                assert!(refused.is_err(), "a report-only store takes no write");
+            }),
+        );
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        let accepted = SledStore::open_with(&path, with(crate::Integrity::Accept)).unwrap();
+        assert_eq!(accepted.damage(), [lost]);
+        drop(accepted);
+        let store = SledStore::open(&path).unwrap();
+        assert!(store.damage().is_empty());
+        assert_eq!(store.acknowledged_records(), Some(49));
+    }
+
+    /// A missing journal is reported, not taken for an empty one.
+    #[test]
+    fn a_missing_journal_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SledStore::open(&path).unwrap());
+        std::fs::remove_file(path.join(crate::journal::FILE_NAME)).unwrap();
+        assert_eq!(
+            damage_of(SledStore::open(&path)),
+            vec![crate::Damage::JournalMissing]
+        );
     }
 }

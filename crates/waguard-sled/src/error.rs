@@ -237,9 +237,10 @@ mod tests {
         })
         .to_string();
         assert!(
-            damaged.contains("damaged") && !damaged.contains("read and write"),
+            damaged.contains("corrupt") && damaged.contains("restore"),
             "{damaged}"
         );
+        assert!(!damaged.contains("read and write"), "{damaged}");
         assert!(!damaged.contains("retry"), "{damaged}");
     }
 }

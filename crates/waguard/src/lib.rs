@@ -60,5 +60,5 @@ pub use keyed_record::KeyedRecord;
 pub use memory::MemoryStore;
 pub use store::{
     with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, ReadFn, RecordKey, Records,
-    ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
+    ScanStream, SenderUpdate, Store, StoreError, StoreErrorKind, UpdateAction,
 };

@@ -280,7 +280,50 @@ pub enum StoreError {
     },
 }
 
+/// What kind of failure a [`StoreError`] is, for callers that branch on it (retry, reopen,
+/// restore) without matching the variants' fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// [`StoreError::Decode`]: one record is unreadable; other keys are fine.
+    Decode,
+    /// [`StoreError::BadStoredKey`].
+    BadStoredKey,
+    /// [`StoreError::Locked`]: another process holds the store.
+    Locked,
+    /// [`StoreError::Open`]: the store could not be opened.
+    Open,
+    /// [`StoreError::Backend`]: a read or write failed.
+    Backend,
+    /// [`StoreError::MustReopen`]: the store stopped until it is reopened.
+    MustReopen,
+    /// [`StoreError::Damaged`]: the store's files do not hold what it acknowledged.
+    Damaged,
+    /// [`StoreError::Aborted`]: a closure aborted the update.
+    Aborted,
+}
+
 impl StoreError {
+    /// What kind of failure this is.
+    ///
+    /// ```
+    /// use waguard::{StoreError, StoreErrorKind};
+    /// let e = StoreError::backend("load", None, "disk on fire");
+    /// assert_eq!(e.kind(), StoreErrorKind::Backend);
+    /// ```
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Decode { .. } => StoreErrorKind::Decode,
+            StoreError::BadStoredKey { .. } => StoreErrorKind::BadStoredKey,
+            StoreError::Locked { .. } => StoreErrorKind::Locked,
+            StoreError::Open { .. } => StoreErrorKind::Open,
+            StoreError::Backend { .. } => StoreErrorKind::Backend,
+            StoreError::MustReopen { .. } => StoreErrorKind::MustReopen,
+            StoreError::Damaged { .. } => StoreErrorKind::Damaged,
+            StoreError::Aborted { .. } => StoreErrorKind::Aborted,
+        }
+    }
+
     /// The record this error is about, if it is about one.
     pub fn record(&self) -> Option<&RecordKey> {
         match self {
