@@ -127,7 +127,10 @@ enum Command {
     ///   waguard export --db ./waguard.db > backup.ndjson
     #[command(verbatim_doc_comment)]
     Export(commands::export::ExportArgs),
-    /// Read records written by `export` and merge them into the store.
+    /// Read records written by `export` and merge them into the store, all or nothing: every
+    /// line is checked first (no unknown field, valid keys, ordered lists, no instant later
+    /// than the import time plus the policy's max_clock_skew, rule E5), and a file with a bad
+    /// line changes nothing and names its first bad line (exit 2).
     ///
     /// Example:
     ///   waguard import --db ./other.db backup.ndjson
