@@ -88,9 +88,7 @@
 //! 64-bit hash of each record's tree, key and bytes). Every write adds the change it makes and
 //! carries that change in its journal record; each checkpoint writes the manifest durably with
 //! the journal generation it starts. Opening the store replays the journal, works out what the
-//! store acknowledged, walks every record and compares ([`Integrity::Check`], the default;
-//! after a clean close, whose manifest also holds a fingerprint of every byte of sled's files,
-//! an open that finds the files unchanged knows the answer without the walk): a
+//! store acknowledged, walks every record and compares ([`Integrity::Check`], the default): a
 //! store whose files hold other records, whose journal is damaged before its tail (its header,
 //! or a record followed by intact ones), or whose manifest is unreadable or from another time,
 //! refuses to open with [`StoreError::Damaged`], whose source, a [`DamageReport`], says what

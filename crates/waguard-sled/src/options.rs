@@ -41,11 +41,9 @@ pub enum Durability {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Integrity {
-    /// Keep the manifest, and check it when the store opens by walking every record (unless
-    /// sled's files are exactly as the last clean close left them, which a fingerprint of
-    /// their bytes tells for a fraction of the cost): a store whose files hold other records
-    /// than it acknowledged, or whose journal is damaged before its tail, refuses to open
-    /// with [`StoreError::Damaged`](waguard::StoreError).
+    /// Keep the manifest, and check it when the store opens by walking every record: a store
+    /// whose files hold other records than it acknowledged, or whose journal is damaged
+    /// before its tail, refuses to open with [`StoreError::Damaged`](waguard::StoreError).
     #[default]
     Check,
     /// Keep the manifest and check what needs no walk (the manifest and the journal are
