@@ -134,15 +134,12 @@ pub(crate) enum Covered {
 impl SledStore {
     /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
     /// checks the records against the manifest (see [`Integrity`]), makes the result durable
-    /// in sled and starts the journal over. `fresh`: sled's data file did not exist;
-    /// `unchanged`: sled's files were, before sled opened them, exactly as the last clean close
-    /// left them (their fingerprint is the manifest's).
+    /// in sled and starts the journal over. `fresh`: sled's data file did not exist.
     pub(crate) fn open_journal(
         mut self,
         path: &Path,
         options: &SledOptions,
         fresh: bool,
-        unchanged: bool,
     ) -> Result<Self, StoreError> {
         let integrity = options.integrity;
         let capacity = options.journal_capacity.max(64 * 1024);
@@ -227,19 +224,11 @@ impl SledStore {
             }
             _ => None,
         };
-        // sled's files exactly as a clean close left them, nothing to replay: their records
-        // are the manifest's.
-        let as_closed = unchanged && integrity == Integrity::Check && opened.replay.is_empty();
-        self.walked = false;
         let found = match acknowledged {
-            Some(sums) if integrity == Integrity::Trust || as_closed => Some(sums),
-            _ if keeps_manifest => {
-                self.walked = true;
-                Some(
-                    manifest::scan(&self.contacts, &self.senders)
-                        .map_err(|e| open_error(path, e))?,
-                )
-            }
+            Some(sums) if integrity == Integrity::Trust => Some(sums),
+            _ if keeps_manifest => Some(
+                manifest::scan(&self.contacts, &self.senders).map_err(|e| open_error(path, e))?,
+            ),
             _ => None,
         };
         if let (Some(acknowledged), Some(found)) = (acknowledged, found) {
@@ -395,26 +384,6 @@ impl SledStore {
         Delta::of_write(tag, key, old, new)
     }
 
-    /// After a clean close's checkpoint: writes the manifest again with the fingerprint of
-    /// sled's files, so that the next open, finding them unchanged, need not walk the records.
-    /// Best effort: without it the next open walks them.
-    fn fingerprint_on_close(&self) {
-        let (Some(live), Some(path), Some(journal)) = (&self.manifest, &self.path, &self.journal)
-        else {
-            return;
-        };
-        // sled has nothing left to write: the checkpoint flushed it.
-        let Ok(files) = manifest::fingerprint(path) else {
-            return;
-        };
-        let manifest = manifest::Manifest {
-            generation: journal.generation(),
-            sums: live.get(),
-            files,
-        };
-        let _ = manifest::write(path, manifest);
-    }
-
     /// The error of a write to a store opened read-only.
     pub(crate) fn read_only_error(&self, operation: &'static str) -> StoreError {
         StoreError::backend(
@@ -458,7 +427,6 @@ impl SledStore {
                 let manifest = manifest::Manifest {
                     generation: journal.next_generation(),
                     sums: live.get(),
-                    files: 0,
                 };
                 manifest::write(path, manifest).map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
             }
@@ -506,9 +474,7 @@ impl Drop for SledStore {
     fn drop(&mut self) {
         // A stopped store keeps its journal for the next open to replay.
         if self.journal.is_some() && self.stopped.get().is_none() && !self.read_only {
-            if self.checkpoint("close").is_ok() {
-                self.fingerprint_on_close();
-            }
+            let _ = self.checkpoint("close");
         }
     }
 }
@@ -896,38 +862,5 @@ mod tests {
             damage_of(SledStore::open(&path)),
             vec![crate::Damage::JournalMissing]
         );
-    }
-
-    /// A store closed cleanly opens without walking its records (its files are as the close
-    /// left them); when they are not, the open walks them.
-    #[test]
-    fn only_files_changed_since_a_clean_close_are_walked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let keys = many_keys(50);
-        let store = SledStore::open(&path).unwrap();
-        assert!(
-            store.checked_every_record(),
-            "a new store has no fingerprint yet"
-        );
-        run(store.apply_batch(&mut batch_writing(&keys, b"v"))).unwrap();
-        drop(store);
-        for _ in 0..2 {
-            let store = SledStore::open(&path).unwrap();
-            assert!(!store.checked_every_record(), "as the clean close left it");
-            assert_eq!(store.acknowledged_records(), Some(50));
-        }
-        // Another fingerprint: the files are not as the close left them.
-        let crate::manifest::Found::Valid(mut m) = crate::manifest::read(&path).unwrap() else {
-            panic!("a manifest");
-        };
-        m.files ^= 1;
-        crate::manifest::write(&path, m).unwrap();
-        let store = SledStore::open(&path).unwrap();
-        assert!(store.checked_every_record());
-        assert_eq!(store.acknowledged_records(), Some(50));
-        drop(store);
-        let verify = SledStore::open_with(&path, with(crate::Integrity::Report)).unwrap();
-        assert!(verify.checked_every_record(), "verify always walks");
     }
 }

@@ -183,8 +183,6 @@ pub struct SledStore {
     /// Set for [`Integrity::Report`] and for an open that found damage: every write is
     /// refused and the close writes nothing.
     read_only: bool,
-    /// Whether the open walked every record to check them against the manifest.
-    walked: bool,
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
     /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
     stopped: std::sync::OnceLock<String>,
@@ -225,7 +223,6 @@ impl SledStore {
         // A directory without sled's data file is a new store (or one whose file was lost:
         // the manifest tells).
         let fresh = !path.join("db").exists();
-        let unchanged = options.integrity == Integrity::Check && Self::as_closed(path);
         let mut pause = Duration::from_millis(5);
         let mut waited = Duration::ZERO;
         let db = loop {
@@ -249,18 +246,7 @@ impl SledStore {
         };
         let store = Self::from_db(db, Some(path.to_path_buf()), &options)
             .map_err(|e| open_error(path, e))?;
-        store.open_journal(path, &options, fresh, unchanged)
-    }
-
-    /// Whether sled's files in `path` are exactly as the last clean close left them (read
-    /// before sled opens them: sled's recovery may rewrite them).
-    fn as_closed(path: &Path) -> bool {
-        match manifest::read(path) {
-            Ok(manifest::Found::Valid(m)) if m.files != 0 => {
-                manifest::fingerprint(path).is_ok_and(|files| files == m.files)
-            }
-            _ => false,
-        }
+        store.open_journal(path, &options, fresh)
     }
 
     /// A store in a temporary directory that sled deletes when the store is dropped (tests,
@@ -330,7 +316,6 @@ impl SledStore {
             manifest: None,
             damage: Vec::new(),
             read_only: false,
-            walked: false,
             checkpoint_gate: RwLock::new(()),
             recovered_writes: 0,
             stopped: std::sync::OnceLock::new(),
@@ -354,14 +339,6 @@ impl SledStore {
     /// always with the other modes, which refuse to open a damaged store).
     pub fn damage(&self) -> &[Damage] {
         &self.damage
-    }
-
-    /// Whether the open walked every record to check it against the manifest. It does with
-    /// [`Integrity::Check`] unless sled's files were exactly as the last clean close left them
-    /// (a fingerprint of every byte, read before sled opens them), and always with
-    /// [`Integrity::Report`] and [`Integrity::Accept`].
-    pub fn checked_every_record(&self) -> bool {
-        self.walked
     }
 
     /// The record count the manifest keeps (contact and sender records), `None` when the

@@ -9,12 +9,9 @@
 //! bytes, so keeping it costs two hashes per written record.
 //!
 //! # File
-//! `waguard-manifest` in the store's directory, 44 bytes: the magic `WGMANI01`, the journal
-//! generation the manifest starts (u64 LE), the record count (u64 LE), the sum (u64 LE), the
-//! [`fingerprint`] of sled's files at a clean close (u64 LE, 0 when there is none) and a
-//! CRC-32 of those 40 bytes. A clean close writes the fingerprint last: an open that finds
-//! sled's files exactly as they were then knows their records are the manifest's without
-//! walking them. It is written whole under a temporary name, synced and renamed
+//! `waguard-manifest` in the store's directory, 36 bytes: the magic `WGMANI01`, the journal
+//! generation the manifest starts (u64 LE), the record count (u64 LE), the sum (u64 LE) and a
+//! CRC-32 of those 32 bytes. It is written whole under a temporary name, synced and renamed
 //! into place, at every checkpoint, after sled is durable and before the journal starts its
 //! new generation: the manifest of generation `g` describes sled as the checkpoint left it,
 //! and every journal record of generation `g` carries the [`Delta`] of its write.
@@ -27,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The file's name inside the sled directory.
 pub(crate) const FILE_NAME: &str = "waguard-manifest";
 const MAGIC: &[u8; 8] = b"WGMANI01";
-const LEN: usize = 44;
+const LEN: usize = 36;
 
 /// Which tree a record is in, as hashed.
 pub(crate) const CONTACTS: u8 = 1;
@@ -114,8 +111,6 @@ pub(crate) struct Manifest {
     pub(crate) generation: u64,
     /// What sled held then.
     pub(crate) sums: Sums,
-    /// The [`fingerprint`] of sled's files after a clean close, 0 for none.
-    pub(crate) files: u64,
 }
 
 /// What reading the manifest file found.
@@ -141,8 +136,8 @@ pub(crate) fn read(dir: &Path) -> io::Result<Found> {
     if bytes.len() != LEN || &bytes[..8] != MAGIC {
         return Ok(Found::Damaged);
     }
-    let crc = u32::from_le_bytes(bytes[40..44].try_into().expect("4 bytes"));
-    if crc32fast::hash(&bytes[..40]) != crc {
+    let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[..32]) != crc {
         return Ok(Found::Damaged);
     }
     let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
@@ -152,7 +147,6 @@ pub(crate) fn read(dir: &Path) -> io::Result<Found> {
             count: word(16),
             sum: word(24),
         },
-        files: word(32),
     }))
 }
 
@@ -164,9 +158,8 @@ pub(crate) fn write(dir: &Path, manifest: Manifest) -> io::Result<()> {
     bytes[8..16].copy_from_slice(&manifest.generation.to_le_bytes());
     bytes[16..24].copy_from_slice(&manifest.sums.count.to_le_bytes());
     bytes[24..32].copy_from_slice(&manifest.sums.sum.to_le_bytes());
-    bytes[32..40].copy_from_slice(&manifest.files.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[..40]);
-    bytes[40..].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..32]);
+    bytes[32..].copy_from_slice(&crc.to_le_bytes());
     let temporary = dir.join(format!("{FILE_NAME}.new"));
     {
         let mut file = OpenOptions::new()
@@ -181,44 +174,6 @@ pub(crate) fn write(dir: &Path, manifest: Manifest) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     Ok(())
-}
-
-/// A fingerprint of sled's files in `dir` (`conf`, `db` and the `snap.*` snapshots, by name,
-/// length and every byte): two CRC-32s with different seeds. Never 0. Reading the files costs
-/// about a tenth of a second per 400 MB, far less than walking the records through sled.
-pub(crate) fn fingerprint(dir: &Path) -> io::Result<u64> {
-    let mut names = vec!["conf".to_string(), "db".to_string()];
-    let mut snapshots: Vec<String> = std::fs::read_dir(dir)?
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| name.starts_with("snap."))
-        .collect();
-    snapshots.sort();
-    names.extend(snapshots);
-    let mut a = crc32fast::Hasher::new();
-    let mut b = crc32fast::Hasher::new_with_initial(0x9E37_79B9);
-    let mut buffer = vec![0u8; 1 << 20];
-    for name in names {
-        let mut file = match File::open(dir.join(&name)) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let len = file.metadata()?.len();
-        for h in [&mut a, &mut b] {
-            h.update(name.as_bytes());
-            h.update(&len.to_le_bytes());
-        }
-        loop {
-            let n = file.read(&mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            a.update(&buffer[..n]);
-            b.update(&buffer[..n]);
-        }
-    }
-    Ok(((u64::from(a.finalize()) << 32) | u64::from(b.finalize())).max(1))
 }
 
 /// The sums kept up to date by every write of an open store.
@@ -293,7 +248,6 @@ mod tests {
         let m = Manifest {
             generation: 7,
             sums: Sums { count: 3, sum: 99 },
-            files: 5,
         };
         write(dir.path(), m).unwrap();
         assert!(matches!(read(dir.path()).unwrap(), Found::Valid(found) if found == m));
