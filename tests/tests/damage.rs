@@ -207,6 +207,19 @@ impl Outcome {
     }
 }
 
+/// Prints what a wrong answer was, for the failure's diagnosis.
+fn wrong(command: &str, out: &std::process::Output) -> Outcome {
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "{command}: exit {:?}, stdout {} lines (first: {}), stderr: {}",
+        out.status.code(),
+        text.lines().count(),
+        text.lines().next().unwrap_or(""),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Outcome::Wrong
+}
+
 fn refused(out: &std::process::Output) -> bool {
     let err = String::from_utf8_lossy(&out.stderr);
     out.status.code() == Some(2)
@@ -251,7 +264,7 @@ fn check_all(db: &str, total: usize) -> Outcome {
         }
         let text = String::from_utf8_lossy(&out.stdout);
         if out.status.code() != Some(0) || !text.contains("\"allowed\":false") {
-            return Outcome::Wrong;
+            return wrong("check", &out);
         }
     }
     outcome
@@ -273,7 +286,7 @@ fn show(db: &str, total: usize) -> Outcome {
     {
         Outcome::Correct
     } else {
-        Outcome::Wrong
+        wrong("show", &out)
     }
 }
 
@@ -290,7 +303,7 @@ fn export(db: &str, total: usize) -> Outcome {
     if out.status.code() == Some(0) && opted_out == total && text.lines().count() == total {
         Outcome::Correct
     } else {
-        Outcome::Wrong
+        wrong("export", &out)
     }
 }
 
