@@ -835,7 +835,7 @@ mod tests {
         // Report opens it to inspect, read-only.
         drop(
             SledStore::open_with(&path, with(crate::Integrity::Report)).map(|s| {
-                assert_eq!(s.damage(), [lost.clone()]);
+                assert_eq!(s.damage(), std::slice::from_ref(&lost));
                 let mut write = |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Keep);
                 assert!(run(s.update(&keys[0], &mut write)).is_ok(), "reads work");
                 let refused = run(s.apply_batch(&mut batch_writing(&keys[..2], b"w")));
