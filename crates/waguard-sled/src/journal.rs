@@ -20,7 +20,9 @@
 //!
 //! (no value for the delete tags). A record of a store that keeps a manifest ends with one
 //! more op, tag 5 and 16 bytes: the change the write makes to the manifest's count and sum
-//! (see `manifest.rs`). Replay reads records from [`RECORDS_START`] while their generation is
+//! (see `manifest.rs`); a write too large for the journal, which sled applies by itself, is
+//! preceded by a record of one op, tag 6 and 16 bytes: its change, which counts after a crash
+//! if sled kept the write. Replay reads records from [`RECORDS_START`] while their generation is
 //! the header's and their CRC holds: the zero-filled rest of the file, a torn last record, or
 //! a record of an earlier lap all stop it. A record that stops it but is followed by a valid
 //! record of the same generation is not a torn tail but damage in the middle, and a header
@@ -239,6 +241,20 @@ impl Journal {
             record.push(DELTA);
             record.extend_from_slice(&delta.to_bytes());
         }
+        self.write_record(record)
+    }
+
+    /// Appends a record of this payload.
+    fn append_payload(&self, payload: &[u8]) -> Result<Result<(), Full>, JournalError> {
+        let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
+        record.resize(RECORD_HEADER, 0);
+        record.extend_from_slice(payload);
+        self.write_record(record)
+    }
+
+    /// Writes a record whose payload follows `RECORD_HEADER` bytes to fill in.
+    fn write_record(&self, mut record: Vec<u8>) -> Result<Result<(), Full>, JournalError> {
+        let payload_len = record.len() - RECORD_HEADER;
         let mut tail = self.tail.lock();
         let len = record.len() as u64;
         if tail.offset + len > self.capacity {
@@ -254,6 +270,15 @@ impl Journal {
         // file order.
         self.group.wrote();
         Ok(Ok(()))
+    }
+
+    /// Appends a record holding only the manifest delta of a write sled applies by itself (see
+    /// [`MAYBE_DELTA`]). `Err(Full)` when it does not fit.
+    pub(crate) fn append_maybe(&self, delta: Delta) -> Result<Result<(), Full>, JournalError> {
+        let mut payload = [0u8; DELTA_LEN];
+        payload[0] = MAYBE_DELTA;
+        payload[1..].copy_from_slice(&delta.to_bytes());
+        self.append_payload(&payload)
     }
 
     /// Whether a record of these operations could ever fit (in an empty journal).
@@ -462,6 +487,11 @@ const SENDER_PUT: u8 = 3;
 const SENDER_DELETE: u8 = 4;
 /// The manifest delta of the record's write: 16 bytes, no key length.
 const DELTA: u8 = 5;
+/// The manifest delta of a write too large for the journal, which sled applies by itself: a
+/// record of this op alone, written before sled applies the write and retired by the
+/// checkpoint after it. After a crash between the two, sled holds the write or not, and the
+/// delta may or may not count.
+const MAYBE_DELTA: u8 = 6;
 
 /// Bytes of a delta op.
 const DELTA_LEN: usize = 1 + 16;
@@ -505,7 +535,7 @@ pub(crate) fn parse(mut payload: &[u8]) -> Option<Vec<Op<'_>>> {
     let mut ops = Vec::new();
     while !payload.is_empty() {
         let tag = take(&mut payload, 1)?[0];
-        if tag == DELTA {
+        if tag == DELTA || tag == MAYBE_DELTA {
             take(&mut payload, 16)?;
             continue;
         }
@@ -527,6 +557,14 @@ pub(crate) fn parse(mut payload: &[u8]) -> Option<Vec<Op<'_>>> {
         ops.push(Op { tree, key, value });
     }
     Some(ops)
+}
+
+/// The delta of a record written by [`Journal::append_maybe`], `None` for any other record.
+pub(crate) fn maybe_delta(payload: &[u8]) -> Option<Delta> {
+    match payload {
+        [MAYBE_DELTA, rest @ ..] => Delta::from_bytes(rest),
+        _ => None,
+    }
 }
 
 /// The manifest delta a payload carries, `None` if it has none (a store without a manifest

@@ -30,6 +30,7 @@ const CONTACT_DELETE: u8 = 2;
 const SENDER_PUT: u8 = 3;
 const SENDER_DELETE: u8 = 4;
 const DELTA: u8 = 5;
+const MAYBE_DELTA: u8 = 6;
 
 /// One operation of a well-formed record.
 #[derive(Arbitrary, Debug)]
@@ -122,7 +123,7 @@ fn parse(mut payload: &[u8]) -> Option<Vec<Parsed>> {
     }
     let mut ops = Vec::new();
     while let Some(&[tag]) = take(&mut payload, 1) {
-        if tag == DELTA {
+        if tag == DELTA || tag == MAYBE_DELTA {
             // The manifest's delta: 16 bytes, no operation.
             take(&mut payload, 16)?;
             continue;
