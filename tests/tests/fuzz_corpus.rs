@@ -147,23 +147,24 @@ fn random_structured_runs_hold() {
 #[test]
 fn random_journals_replay_as_written() {
     // Under stable, pseudo-random plans beyond the corpus: each opens a sled store twice.
-    let (mut refused, mut empty, mut replayed) = (0, 0, 0);
+    let (mut refused, mut damaged, mut empty, mut replayed) = (0, 0, 0, 0);
     for seed in 0..300 {
         let len = 32 + (seed as usize * 53) % 700;
         let data = fuzz::seed_bytes(1_000 + seed, len);
         fuzz::journal_replay(&data);
         match fuzz::journal_outcome(&data) {
             fuzz::JournalOutcome::Refused => refused += 1,
+            fuzz::JournalOutcome::Damaged => damaged += 1,
             fuzz::JournalOutcome::Replayed(0) => empty += 1,
             fuzz::JournalOutcome::Replayed(_) => replayed += 1,
             fuzz::JournalOutcome::Skipped => {}
         }
     }
-    // Every outcome is exercised: a malformed record refused, nothing to replay, records
-    // replayed.
+    // Every outcome is exercised: a malformed record refused, damage reported, nothing to
+    // replay, records replayed.
     assert!(
-        refused > 10 && empty > 10 && replayed > 10,
-        "refused {refused}, nothing {empty}, replayed {replayed}"
+        refused > 10 && damaged > 10 && empty > 10 && replayed > 10,
+        "refused {refused}, damaged {damaged}, nothing {empty}, replayed {replayed}"
     );
 }
 

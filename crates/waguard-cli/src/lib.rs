@@ -2,7 +2,7 @@
 //! the replay line reader ([`replay::parse`]) is public so fuzz targets and tests can drive it.
 //!
 //! Subcommands: `replay` (the contract of `docs/replay.md`), `check`, `ingest`, `show`,
-//! `forget`, `export`, `import`, `policy`. Run `waguard --help` for each.
+//! `forget`, `export`, `import`, `verify`, `policy`. Run `waguard --help` for each.
 
 pub mod answer;
 pub mod commands;
@@ -26,7 +26,8 @@ struct Cli {
 /// sled directory `./waguard.db` (or `$WAGUARD_DB`).
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// A sled directory (created if absent).
+    /// A sled directory (created if absent by the commands that write; `check`, `show`,
+    /// `export` and `verify` need an existing store).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["memory", "postgres"])]
     pub db: Option<PathBuf>,
     /// Keep the state in memory only (gone when the command ends).
@@ -126,12 +127,25 @@ enum Command {
     ///   waguard export --db ./waguard.db > backup.ndjson
     #[command(verbatim_doc_comment)]
     Export(commands::export::ExportArgs),
-    /// Read records written by `export` and merge them into the store.
+    /// Read records written by `export` and merge them into the store, all or nothing: every
+    /// line is checked first (no unknown field, valid keys, ordered lists, no instant later
+    /// than the import time plus the policy's max_clock_skew, rule E5), and a file with a bad
+    /// line changes nothing and names its first bad line (exit 2).
     ///
     /// Example:
     ///   waguard import --db ./other.db backup.ndjson
     #[command(verbatim_doc_comment)]
     Import(commands::export::ImportArgs),
+    /// Check a sled store in full: its records against what it acknowledged (the manifest),
+    /// its journal, and that every record can be read. With --repair, accept what it holds
+    /// now and say what is accepted and dropped.
+    ///
+    /// Example:
+    ///   waguard verify --db ./waguard.db
+    ///
+    /// Exit status: 0 sound (or repaired), 1 damage found, 2 verify could not run.
+    #[command(verbatim_doc_comment)]
+    Verify(commands::verify::VerifyArgs),
     /// Measure every figure beside its floor, on generated data: pure decide, MemoryStore,
     /// sled and PostgreSQL check and ingest, webhook parsing, and the message-log baselines.
     ///
@@ -180,12 +194,16 @@ pub fn main() -> ExitCode {
             Command::Policy(args) => commands::policy::run(args),
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Verify(args) => commands::verify::run(args).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("waguard: {e:#}");
+            eprintln!(
+                "waguard: {}",
+                answer::shorten(&answer::one_line(e.as_ref()))
+            );
             ExitCode::from(2)
         }
     }

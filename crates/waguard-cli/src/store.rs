@@ -24,26 +24,40 @@ pub enum Durability {
     GroupCommit,
 }
 
+/// Whether a command may create the store it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The command writes: a missing sled directory is created.
+    Write,
+    /// The command only reads (`check`, `show`, `export`, `verify`): a missing sled directory,
+    /// or one without sled's `db` file, is an error, so a mistyped path never answers from a
+    /// new empty store.
+    ReadOnly,
+}
+
 /// Opens the store the flags name: `--memory`, `--db PATH`, or the default sled directory
 /// `./waguard.db` (or `$WAGUARD_DB`), announced on stderr.
 pub async fn open(args: &StoreArgs) -> Result<DynStore> {
     open_with(args, Durability::EachWrite).await
 }
 
+/// [`open`] for a command that only reads: it never creates a store (see [`Access::ReadOnly`]).
+pub async fn open_read_only(args: &StoreArgs) -> Result<DynStore> {
+    open_as(args, Durability::EachWrite, Access::ReadOnly).await
+}
+
 /// [`open`] with a durability mode for sled.
 pub async fn open_with(args: &StoreArgs, durability: Durability) -> Result<DynStore> {
-    if args.memory {
-        return Ok(Arc::new(MemoryStore::new()));
+    open_as(args, durability, Access::Write).await
+}
+
+/// The sled directory the flags name: `--db PATH`, or `$WAGUARD_DB`, or `./waguard.db`
+/// (announced on stderr); `None` with `--memory` or `--postgres`.
+pub fn sled_path(args: &StoreArgs) -> Option<PathBuf> {
+    if args.memory || args.postgres.is_some() {
+        return None;
     }
-    if let Some(url) = &args.postgres {
-        let options =
-            waguard_postgres::PostgresOptions::default().with_schema(args.pg_schema.clone());
-        let store = waguard_postgres::PostgresStore::connect_with(url, options)
-            .await
-            .context("cannot open the PostgreSQL store")?;
-        return Ok(Arc::new(store));
-    }
-    let path = match &args.db {
+    Some(match &args.db {
         Some(path) => path.clone(),
         None => {
             let path = std::env::var_os("WAGUARD_DB")
@@ -55,7 +69,45 @@ pub async fn open_with(args: &StoreArgs, durability: Durability) -> Result<DynSt
             );
             path
         }
+    })
+}
+
+/// Fails unless `path` is a directory holding a sled database (its `db` file).
+pub fn existing_sled(path: &Path) -> Result<()> {
+    let hint = "commands that only read never create a store: check the path, or create the \
+                store by writing to it (`replay`, `import`)";
+    if !path.is_dir() {
+        anyhow::bail!("no store at {}: {hint}", path.display());
+    }
+    if !path.join("db").is_file() {
+        anyhow::bail!(
+            "{} holds no sled database (no `db` file inside): {hint}; if the file was lost, \
+             restore the directory from a backup or the store from an `export`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// [`open`] with a durability mode for sled and the command's access.
+pub async fn open_as(args: &StoreArgs, durability: Durability, access: Access) -> Result<DynStore> {
+    if args.memory {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(url) = &args.postgres {
+        let options =
+            waguard_postgres::PostgresOptions::default().with_schema(args.pg_schema.clone());
+        let store = waguard_postgres::PostgresStore::connect_with(url, options)
+            .await
+            .context("cannot open the PostgreSQL store")?;
+        return Ok(Arc::new(store));
+    }
+    let Some(path) = sled_path(args) else {
+        anyhow::bail!("no store named"); // not reached: memory and postgres returned above
     };
+    if access == Access::ReadOnly {
+        existing_sled(&path)?;
+    }
     open_sled(&path, durability)
 }
 
@@ -66,8 +118,8 @@ fn open_sled(path: &Path, durability: Durability) -> Result<DynStore> {
             every: std::time::Duration::from_millis(500),
         },
     });
-    let store = waguard_sled::SledStore::open_with(path, options)
-        .with_context(|| format!("cannot open the sled store at {}", path.display()))?;
+    // The store's errors name the path and say what to do.
+    let store = waguard_sled::SledStore::open_with(path, options)?;
     Ok(Arc::new(store))
 }
 
@@ -98,14 +150,29 @@ pub async fn guard(store: &StoreArgs, policy: &PolicyArgs) -> Result<Guard<DynSt
     guard_with(store, policy, Durability::EachWrite).await
 }
 
+/// [`guard`] for a command that only reads: it never creates a store.
+pub async fn guard_read_only(store: &StoreArgs, policy: &PolicyArgs) -> Result<Guard<DynStore>> {
+    guard_as(store, policy, Durability::EachWrite, Access::ReadOnly).await
+}
+
 /// [`guard`] with a durability mode for sled.
 pub async fn guard_with(
     store: &StoreArgs,
     policy: &PolicyArgs,
     durability: Durability,
 ) -> Result<Guard<DynStore>> {
+    guard_as(store, policy, durability, Access::Write).await
+}
+
+/// [`guard`] with a durability mode for sled and the command's access.
+pub async fn guard_as(
+    store: &StoreArgs,
+    policy: &PolicyArgs,
+    durability: Durability,
+    access: Access,
+) -> Result<Guard<DynStore>> {
     let policy = self::policy(policy)?;
-    let store = open_with(store, durability).await?;
+    let store = open_as(store, durability, access).await?;
     Guard::new(store, policy).context("invalid policy")
 }
 

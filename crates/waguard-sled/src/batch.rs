@@ -10,6 +10,7 @@ use waguard::{Batch, BatchOp, BusinessId, RecordKey, StoreError, UpdateAction};
 
 use crate::durable::Covered;
 use crate::journal::{self, Op};
+use crate::manifest::Delta;
 use crate::{backend, SledStore};
 
 /// The fewest contact writes a batch gives each thread writing it: below that, starting a
@@ -60,14 +61,23 @@ impl SledStore {
         // What the batch's operations wrote so far, by key (`None`: deleted).
         let mut contacts: HashMap<&[u8], Option<IVec>> = HashMap::new();
         let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
+        // Each key's record before the batch, for the change to the manifest's sums.
+        let mut contact_originals: HashMap<&[u8], Option<IVec>> = HashMap::new();
+        let mut sender_originals: HashMap<BusinessId, Option<IVec>> = HashMap::new();
         for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
             match (op, k) {
                 (BatchOp::Contact { key, update }, Some((k, hash))) => {
                     let current = match contacts.get(&k[..]) {
                         Some(staged) => staged.clone(),
-                        None => self
-                            .contact_bytes(k, *hash)
-                            .map_err(err(Some(RecordKey::Contact(key.clone()))))?,
+                        None => {
+                            let original = self
+                                .contact_bytes(k, *hash)
+                                .map_err(err(Some(RecordKey::Contact(key.clone()))))?;
+                            contact_originals
+                                .entry(&k[..])
+                                .or_insert_with(|| original.clone());
+                            original
+                        }
                     };
                     let sender = match senders.get(&key.business) {
                         Some(staged) => staged.clone(),
@@ -84,10 +94,16 @@ impl SledStore {
                 (BatchOp::Sender { business, update }, _) => {
                     let current = match senders.get(business) {
                         Some(staged) => staged.clone(),
-                        None => self
-                            .senders
-                            .get(business.as_str())
-                            .map_err(err(Some(RecordKey::Sender(business.clone()))))?,
+                        None => {
+                            let original = self
+                                .senders
+                                .get(business.as_str())
+                                .map_err(err(Some(RecordKey::Sender(business.clone()))))?;
+                            sender_originals
+                                .entry(business.clone())
+                                .or_insert_with(|| original.clone());
+                            original
+                        }
                     };
                     let action = update(current.as_deref())?;
                     stage(&mut senders, business.clone(), current.is_some(), action);
@@ -111,7 +127,17 @@ impl SledStore {
                 value: v.as_deref(),
             }))
             .collect();
-        self.journaled(&ops, true, "apply_batch", |covered| {
+        let mut delta = Delta::default();
+        for (k, v) in &contacts {
+            let original = contact_originals.get(k).and_then(|o| o.as_deref());
+            delta = delta.plus(self.delta(journal::Tree::Contacts, k, original, v.as_deref()));
+        }
+        for (b, v) in &senders {
+            let original = sender_originals.get(b).and_then(|o| o.as_deref());
+            let key = b.as_str().as_bytes();
+            delta = delta.plus(self.delta(journal::Tree::Senders, key, original, v.as_deref()));
+        }
+        self.journaled(&ops, delta, true, "apply_batch", |covered| {
             self.apply_staged(&contacts, &senders, covered)
         })?;
         Ok(true)

@@ -4,19 +4,32 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 use waguard::StoreError;
 
+use crate::error::{Damage, DamageReport};
 use crate::journal::{self, Journal, JournalError, Op};
-use crate::{backend, open_error, Durability, SledStore};
+use crate::manifest::{self, Delta};
+use crate::{backend, open_error, Durability, Integrity, SledOptions, SledStore};
 
 /// Group commit on one file: every writer takes a ticket once its write is in the file, and a
 /// sync covers every ticket taken before it started, so concurrent callers share one
 /// `fdatasync`. Used for sled's data file ([`Syncer`]) and for the journal.
+///
+/// A failed `fdatasync` is final: the kernel may have dropped the dirty pages it could not
+/// write and reports the failure once, so a later `fdatasync` can succeed without them on
+/// disk. The first failure is kept and every later sync fails with it; only a reopen of the
+/// store (which replays what the journal holds on disk) clears it.
 pub(crate) struct GroupSync {
     tickets: AtomicU64,
     synced: Mutex<u64>,
+    /// Why the first failed sync failed.
+    failed: OnceLock<String>,
+    /// Test hook: the next sync fails with this error instead of calling `fdatasync`.
+    #[cfg(test)]
+    pub(crate) fail_next: Mutex<Option<std::io::ErrorKind>>,
 }
 
 impl GroupSync {
@@ -24,6 +37,9 @@ impl GroupSync {
         GroupSync {
             tickets: AtomicU64::new(0),
             synced: Mutex::new(0),
+            failed: OnceLock::new(),
+            #[cfg(test)]
+            fail_next: Mutex::new(None),
         }
     }
 
@@ -38,14 +54,34 @@ impl GroupSync {
     }
 
     /// Makes the writes up to ticket `mine` durable: returns at once if a sync that started
-    /// after them already finished, else syncs `file` for every ticket taken so far.
+    /// after them already finished, else syncs `file` for every ticket taken so far. Fails
+    /// for good once a sync failed (see [`GroupSync`]).
     pub(crate) fn sync_to(&self, file: &File, mine: u64) -> std::io::Result<()> {
         let mut synced = self.synced.lock();
+        if let Some(why) = self.failed.get() {
+            return Err(std::io::Error::other(format!(
+                "an earlier fdatasync of this file failed ({why}), so nothing written since \
+                 is known to be on disk"
+            )));
+        }
         if *synced >= mine {
             return Ok(()); // a sync that started after our write covered it
         }
         let covered = self.tickets.load(Ordering::SeqCst);
-        file.sync_data()?;
+        #[cfg(test)]
+        let result = match self.fail_next.lock().take() {
+            Some(kind) => Err(std::io::Error::new(
+                kind,
+                "test: injected fdatasync failure",
+            )),
+            None => file.sync_data(),
+        };
+        #[cfg(not(test))]
+        let result = file.sync_data();
+        if let Err(e) = result {
+            let _ = self.failed.set(e.to_string());
+            return Err(e);
+        }
         *synced = covered;
         Ok(())
     }
@@ -59,7 +95,7 @@ impl GroupSync {
 /// a caller whose flush finished before a sync started is covered by it.
 pub(crate) struct Syncer {
     file: Option<File>,
-    group: GroupSync,
+    pub(crate) group: GroupSync,
 }
 
 impl Syncer {
@@ -97,36 +133,152 @@ pub(crate) enum Covered {
 
 impl SledStore {
     /// Opens the journal, applies what it holds of writes sled may have lost in a crash,
-    /// makes that durable in sled and starts the journal over.
-    pub(crate) fn open_journal(mut self, path: &Path, capacity: u64) -> Result<Self, StoreError> {
-        let journal_error = |source: JournalError| StoreError::Open {
+    /// checks the records against the manifest (see [`Integrity`]), makes the result durable
+    /// in sled and starts the journal over. `fresh`: sled's data file did not exist.
+    pub(crate) fn open_journal(
+        mut self,
+        path: &Path,
+        options: &SledOptions,
+        fresh: bool,
+    ) -> Result<Self, StoreError> {
+        let integrity = options.integrity;
+        let capacity = options.journal_capacity.max(64 * 1024);
+        let tolerant = matches!(integrity, Integrity::Report | Integrity::Accept);
+        let read_only = integrity == Integrity::Report;
+        let keeps_manifest = integrity != Integrity::Off;
+        let open_io = |source: std::io::Error| StoreError::Open {
             path: path.to_path_buf(),
             source: Box::new(source),
         };
-        let (journal, replay) = Journal::open(path, capacity).map_err(journal_error)?;
-        if !replay.is_empty() {
-            for payload in &replay {
-                // Checked by `Journal::open`.
-                for op in journal::parse(payload).unwrap_or_default() {
-                    let tree = match op.tree {
-                        journal::Tree::Contacts => &self.contacts,
-                        journal::Tree::Senders => &self.senders,
-                    };
-                    match op.value {
-                        Some(value) => tree.insert(op.key, value).map(drop),
-                        None => tree.remove(op.key).map(drop),
-                    }
-                    .map_err(|e| open_error(path, e))?;
+        let journal_error = |source: JournalError| match source {
+            JournalError::Io { .. } => StoreError::Open {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+            damaged => StoreError::Damaged {
+                path: path.to_path_buf(),
+                source: Box::new(DamageReport::new(vec![Damage::Journal(
+                    damaged.to_string(),
+                )])),
+            },
+        };
+        let mut damage = Vec::new();
+        let stored = if keeps_manifest {
+            manifest::read(path).map_err(open_io)?
+        } else {
+            // A store that keeps no manifest would let it fall behind its journal: it goes,
+            // and the next open that keeps one builds it from what sled holds then.
+            match std::fs::remove_file(path.join(manifest::FILE_NAME)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(open_io(e)),
+                _ => {}
+            }
+            manifest::Found::Absent
+        };
+        if matches!(stored, manifest::Found::Damaged) {
+            damage.push(Damage::Manifest);
+        }
+        let opened = Journal::open(path, capacity, tolerant, read_only).map_err(|e| {
+            // Nothing of this open may be checkpointed over the evidence.
+            self.read_only = true;
+            journal_error(e)
+        })?;
+        if let Some(found) = &opened.damage {
+            damage.push(Damage::Journal(found.to_string()));
+        }
+        let mut deltas = Some(manifest::Sums::default());
+        let mut maybes = Vec::new();
+        for payload in &opened.replay {
+            if let Some(maybe) = journal::maybe_delta(payload) {
+                maybes.push(maybe);
+                continue;
+            }
+            // Checked by `Journal::open`.
+            for op in journal::parse(payload).unwrap_or_default() {
+                let tree = match op.tree {
+                    journal::Tree::Contacts => &self.contacts,
+                    journal::Tree::Senders => &self.senders,
+                };
+                match op.value {
+                    Some(value) => tree.insert(op.key, value).map(drop),
+                    None => tree.remove(op.key).map(drop),
+                }
+                .map_err(|e| open_error(path, e))?;
+            }
+            deltas = deltas.and_then(|d| journal::delta(payload).map(|x| d.plus(x)));
+        }
+        // What the store acknowledged, when the manifest and the journal tell.
+        let acknowledged = match (&stored, &opened.journal) {
+            (manifest::Found::Valid(m), Some(journal)) if opened.damage_free() => {
+                let generation = journal.generation();
+                if opened.created && !fresh {
+                    damage.push(Damage::JournalMissing);
+                    None
+                } else if m.generation == generation {
+                    deltas.map(|d| m.sums.plus(d))
+                } else if m.generation == journal::next_generation(generation) {
+                    // A checkpoint stopped between writing the manifest and starting the
+                    // journal over: the manifest counts the records replayed.
+                    Some(m.sums)
+                } else {
+                    damage.push(Damage::Generations {
+                        manifest: m.generation,
+                        journal: generation,
+                    });
+                    None
                 }
             }
-            self.flush_sled("open").map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            })?;
-            journal.restart().map_err(journal_error)?;
+            _ => None,
+        };
+        // A write sled applied by itself counts or not, as sled kept it.
+        let alternatives: Vec<manifest::Sums> = acknowledged
+            .map(|base| {
+                let all = maybes.iter().fold(base, |sum, m| sum.plus(*m));
+                std::iter::once(all)
+                    .chain(maybes.iter().map(|m| base.plus(*m)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let found = match acknowledged {
+            Some(sums) if integrity == Integrity::Trust && maybes.is_empty() => Some(sums),
+            _ if keeps_manifest => Some(
+                manifest::scan(&self.contacts, &self.senders).map_err(|e| open_error(path, e))?,
+            ),
+            _ => None,
+        };
+        if let (Some(acknowledged), Some(found)) = (acknowledged, found) {
+            if acknowledged != found && !alternatives.contains(&found) {
+                damage.push(Damage::Records {
+                    acknowledged: acknowledged.count,
+                    found: found.count,
+                });
+            }
         }
-        self.recovered_writes = replay.len();
-        self.journal = Some(journal);
+        self.recovered_writes = opened.replay.len();
+        if !damage.is_empty() && !tolerant {
+            self.read_only = true;
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                source: Box::new(DamageReport::new(damage)),
+            });
+        }
+        let replayed = !opened.replay.is_empty();
+        self.journal = opened.journal;
+        if let Some(found) = found {
+            let live = manifest::Live::default();
+            live.set(found);
+            self.manifest = Some(live);
+        }
+        self.damage = damage;
+        if read_only {
+            self.read_only = true;
+            return Ok(self);
+        }
+        // Make what was replayed durable in sled and record the manifest that matches it.
+        let needs_manifest = keeps_manifest
+            && (!matches!(stored, manifest::Found::Valid(_)) || !self.damage.is_empty());
+        if replayed || needs_manifest {
+            self.checkpoint("open")?;
+        }
         Ok(self)
     }
 
@@ -143,10 +295,11 @@ impl SledStore {
         self.db.flush().map_err(|e| backend(operation, None, e))?;
         self.syncer
             .sync()
-            .map_err(|e| StoreError::backend(operation, None, e))
+            .map_err(|e| self.stop(Stop::Sync, Box::new(e)))
     }
 
-    /// Writes `ops` through the journal, then runs `apply` (which makes the same change in
+    /// Writes `ops` (which change the manifest's sums by `delta`) through the journal, then
+    /// runs `apply` (which makes the same change in
     /// sled), telling it whether the journal holds the write; `durable`: the journal is
     /// synced before `apply`. Call with the locks that order writes to these keys held.
     /// Without a journal, `apply` then (if `durable`) a sled flush.
@@ -157,6 +310,7 @@ impl SledStore {
     pub(crate) fn journaled<T>(
         &self,
         ops: &[Op<'_>],
+        delta: Delta,
         durable: bool,
         operation: &'static str,
         apply: impl FnOnce(Covered) -> Result<T, StoreError>,
@@ -165,6 +319,9 @@ impl SledStore {
         // its start may have waited for the stripe of a batch that then failed, and must not
         // write over that batch's unapplied keys.
         self.usable()?;
+        if self.read_only {
+            return Err(self.read_only_error(operation));
+        }
         let journal_error = |e: JournalError| StoreError::backend(operation, None, e);
         let Some(journal) = &self.journal else {
             let out = apply(Covered::BySled)?;
@@ -177,42 +334,89 @@ impl SledStore {
             // Larger than the whole journal: straight into sled, then a checkpoint, with every
             // other journaled write kept out meanwhile.
             let _gate = self.checkpoint_gate.write();
+            if self.manifest.is_some() {
+                // sled may hold the write after a crash before the checkpoint, or not: the
+                // journal says the delta may count.
+                if journal.append_maybe(delta).map_err(journal_error)?.is_err() {
+                    self.checkpoint_locked(operation)?;
+                    let _ = journal.append_maybe(delta).map_err(journal_error)?;
+                }
+                journal
+                    .sync()
+                    .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
+            }
             let out = apply(Covered::BySled)?;
+            if let Some(live) = &self.manifest {
+                live.add(delta);
+            }
             self.checkpoint_locked(operation)?;
             return Ok(out);
         }
+        let kept = self.manifest.as_ref().map(|_| delta);
         loop {
             let gate = self.checkpoint_gate.read();
-            if journal.append(ops).map_err(journal_error)?.is_ok() {
+            if journal.append(ops, kept).map_err(journal_error)?.is_ok() {
+                if let Some(live) = &self.manifest {
+                    // Under the gate: a checkpoint sees every write's delta or none of it.
+                    live.add(delta);
+                }
                 if durable {
-                    journal.sync().map_err(journal_error)?;
+                    journal
+                        .sync()
+                        .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
                 }
                 let out = apply(Covered::ByJournal);
                 drop(gate);
-                return out.map_err(|e| self.stop(e));
+                return out.map_err(|e| self.stop(Stop::Apply, backend_source(e)));
             }
             drop(gate);
             self.checkpoint(operation)?;
         }
     }
 
-    /// Stops the store after a journaled write failed to apply to sled: sled may hold part of
-    /// it (a batch applies key by key), and a write built on that would be journaled after
-    /// it and replayed over it, leaving the part for good. From now on every operation fails
-    /// and the close skips its checkpoint, so the journal keeps the write and the next open
-    /// applies it whole.
-    pub(crate) fn stop(&self, failure: StoreError) -> StoreError {
-        // The backend's own error, not the `Backend` wrapper, whose advice ("not applied,
-        // retry") is wrong here.
-        let source: waguard::BoxError = match failure {
-            StoreError::Backend { source, .. } => source,
-            other => Box::new(other),
-        };
-        let _ = self.stopped.set(source.to_string());
+    /// Stops the store, after a journaled write failed to apply to sled ([`Stop::Apply`]: sled
+    /// may hold part of it, as a batch applies key by key, and a write built on that would be
+    /// journaled after it and replayed over it, leaving the part for good) or after a failed
+    /// `fdatasync` ([`Stop::Sync`]: the kernel may have dropped pages it could not write, and
+    /// a later `fdatasync` would report success without them). From now on every operation
+    /// fails and the close skips its checkpoint, so the journal keeps what it holds and the
+    /// next open replays it.
+    pub(crate) fn stop(&self, why: Stop, cause: waguard::BoxError) -> StoreError {
+        let stopped = Stopped { why, cause };
+        let _ = self.stopped.set(stopped.to_string());
         StoreError::MustReopen {
             path: self.path.clone().unwrap_or_default(),
-            source,
+            source: Box::new(stopped),
         }
+    }
+
+    /// The change a write from `old` to `new` of `key` in `tree` makes to the manifest's sums
+    /// (nothing to compute when the store keeps no manifest).
+    pub(crate) fn delta(
+        &self,
+        tree: journal::Tree,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Delta {
+        if self.manifest.is_none() {
+            return Delta::default();
+        }
+        let tag = match tree {
+            journal::Tree::Contacts => manifest::CONTACTS,
+            journal::Tree::Senders => manifest::SENDERS,
+        };
+        Delta::of_write(tag, key, old, new)
+    }
+
+    /// The error of a write to a store opened read-only.
+    pub(crate) fn read_only_error(&self, operation: &'static str) -> StoreError {
+        StoreError::backend(
+            operation,
+            None,
+            "the store was opened to verify it (Integrity::Report) and takes no write; reopen \
+             it with another Integrity to write",
+        )
     }
 
     /// `Err(MustReopen)` once the store has stopped (see [`stop`](SledStore::stop)). Called
@@ -236,13 +440,55 @@ impl SledStore {
     }
 
     pub(crate) fn checkpoint_locked(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(self.read_only_error(operation));
+        }
         self.flush_sled(operation)?;
         if let Some(journal) = &self.journal {
+            // The manifest of the generation about to start describes sled as it is now; a
+            // crash before the restart below leaves it one generation ahead of the journal,
+            // which the next open recognises.
+            if let (Some(live), Some(path)) = (&self.manifest, &self.path) {
+                let manifest = manifest::Manifest {
+                    generation: journal.next_generation(),
+                    sums: live.get(),
+                };
+                manifest::write(path, manifest).map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
+            }
             journal
                 .restart()
-                .map_err(|e| StoreError::backend(operation, None, e))?;
+                .map_err(|e| self.stop(Stop::Sync, Box::new(e)))?;
         }
         Ok(())
+    }
+}
+
+/// Why a store stopped (see [`SledStore::stop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A journaled write failed to apply to sled.
+    Apply,
+    /// An `fdatasync` failed.
+    Sync,
+}
+
+/// The cause of a stop, as [`StoreError::MustReopen`] shows it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {cause}", match why {
+    Stop::Apply => "a write reached the journal but failed to apply",
+    Stop::Sync => "an fdatasync failed, so recent writes may not be on disk",
+})]
+pub(crate) struct Stopped {
+    why: Stop,
+    cause: waguard::BoxError,
+}
+
+/// The backend's own error out of a `Backend` wrapper, whose advice ("not applied, retry") is
+/// wrong for a write the journal holds.
+fn backend_source(failure: StoreError) -> waguard::BoxError {
+    match failure {
+        StoreError::Backend { source, .. } => source,
+        other => Box::new(other),
     }
 }
 
@@ -252,7 +498,7 @@ impl SledStore {
 impl Drop for SledStore {
     fn drop(&mut self) {
         // A stopped store keeps its journal for the next open to replay.
-        if self.journal.is_some() && self.stopped.get().is_none() {
+        if self.journal.is_some() && self.stopped.get().is_none() && !self.read_only {
             let _ = self.checkpoint("close");
         }
     }
@@ -458,6 +704,215 @@ mod tests {
                 let loaded = store.load(key).await.unwrap();
                 assert_eq!(loaded.contact.as_deref(), Some(&b"new"[..]), "{key}");
             }
+        });
+    }
+
+    fn write(
+        value: &'static [u8],
+    ) -> impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<UpdateAction, StoreError> {
+        move |_, _| Ok(UpdateAction::Write(value.to_vec()))
+    }
+
+    fn arm_sync_failure(store: &SledStore) {
+        let journal = store
+            .journal
+            .as_ref()
+            .expect("a store on a directory has a journal");
+        *journal.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
+    }
+
+    fn assert_stopped_by_the_sync<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+        let message = match &result {
+            Err(e @ StoreError::MustReopen { .. }) => e.to_string(),
+            other => panic!("expected MustReopen, got {other:?}"),
+        };
+        assert!(message.contains("fdatasync failed"), "{message}");
+        assert!(message.contains("reopen the store"), "{message}");
+        assert!(!message.contains("retry"), "{message}");
+    }
+
+    /// A failed fdatasync of the journal stops the store: the write that waited for it fails,
+    /// and so does every later write, read and flush (a later fdatasync could succeed without
+    /// the pages the kernel dropped); the reopen replays the journal and the store works again.
+    #[test]
+    fn a_failed_fdatasync_stops_the_store_until_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        run(async {
+            let store = SledStore::open(&path).unwrap();
+            store.update(&keys[0], &mut write(b"before")).await.unwrap();
+            arm_sync_failure(&store);
+            assert_stopped_by_the_sync(store.update(&keys[1], &mut write(b"failed")).await);
+            // The injected failure is spent: a real fdatasync would now succeed, and must not
+            // be reached.
+            assert_stopped_by_the_sync(store.update(&keys[2], &mut write(b"after")).await);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.load(&keys[0]).await);
+            assert_stopped_by_the_sync(store.apply_batch(&mut batch_writing(&keys, b"all")).await);
+            let journal = store.journal.as_ref().unwrap();
+            assert!(
+                journal.sync().is_err(),
+                "the journal itself refuses to sync again"
+            );
+        });
+        let store = SledStore::open(&path).unwrap();
+        run(async {
+            let first = store.load(&keys[0]).await.unwrap();
+            assert_eq!(first.contact.as_deref(), Some(&b"before"[..]));
+            // Nothing written after the stop got in.
+            assert_eq!(store.load(&keys[2]).await.unwrap().contact, None);
+            store
+                .update(&keys[3], &mut write(b"reopened"))
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+        });
+    }
+
+    /// With group commit, a failed fdatasync under `flush` stops the store the same way: the
+    /// next flush does not report success.
+    #[test]
+    fn a_failed_fdatasync_under_flush_stops_a_group_commit_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = keys();
+        let options = SledOptions::default().with_durability(crate::Durability::GroupCommit {
+            every: Duration::from_secs(60),
+        });
+        run(async {
+            let store = SledStore::open_with(&path, options.clone()).unwrap();
+            store
+                .update(&keys[0], &mut write(b"pending"))
+                .await
+                .unwrap();
+            arm_sync_failure(&store);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.flush().await);
+            assert_stopped_by_the_sync(store.update(&keys[1], &mut write(b"x")).await);
+        });
+        let store = SledStore::open_with(&path, options).unwrap();
+        run(async {
+            store.update(&keys[1], &mut write(b"y")).await.unwrap();
+            store.flush().await.unwrap();
+        });
+    }
+
+    /// A failed fdatasync of sled's data file (a checkpoint) stops the store too.
+    #[test]
+    fn a_failed_fdatasync_of_the_data_file_stops_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path().join("db")).unwrap();
+        *store.syncer.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
+        assert_stopped_by_the_sync(store.checkpoint("test"));
+        run(async {
+            assert_stopped_by_the_sync(store.load(&keys()[0]).await);
+        });
+    }
+
+    fn damage_of(result: Result<SledStore, StoreError>) -> Vec<crate::Damage> {
+        match result {
+            Err(e @ StoreError::Damaged { .. }) => {
+                assert_eq!(e.kind(), waguard::StoreErrorKind::Damaged);
+                let message = e.to_string();
+                assert!(message.contains("verify --repair"), "{message}");
+                let source = std::error::Error::source(&e).expect("a report");
+                source
+                    .downcast_ref::<crate::DamageReport>()
+                    .expect("a DamageReport")
+                    .damage()
+                    .to_vec()
+            }
+            Err(e) => panic!("expected Damaged, got {e:?}"),
+            Ok(_) => panic!("a damaged store opened"),
+        }
+    }
+
+    fn with(integrity: crate::Integrity) -> SledOptions {
+        SledOptions::default().with_integrity(integrity)
+    }
+
+    /// A record lost behind the store's back is found when the store opens, and every later
+    /// open refuses too until the loss is accepted.
+    #[test]
+    fn a_lost_record_refuses_the_open_until_the_loss_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let keys = many_keys(50);
+        {
+            let store = SledStore::open(&path).unwrap();
+            run(store.apply_batch(&mut batch_writing(&keys, b"v"))).unwrap();
+            assert_eq!(store.acknowledged_records(), Some(50));
+        }
+        {
+            let db = sled::open(&path).unwrap();
+            let tree = db.open_tree("contacts").unwrap();
+            tree.remove(keys[7].storage_key()).unwrap();
+            tree.flush().unwrap();
+        }
+        let lost = crate::Damage::Records {
+            acknowledged: 50,
+            found: 49,
+        };
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        // The refused open wrote nothing: the next one refuses the same way.
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        // Report opens it to inspect, read-only.
+        drop(
+            SledStore::open_with(&path, with(crate::Integrity::Report)).map(|s| {
+                assert_eq!(s.damage(), std::slice::from_ref(&lost));
+                let mut write = |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Keep);
+                assert!(run(s.update(&keys[0], &mut write)).is_ok(), "reads work");
+                let refused = run(s.apply_batch(&mut batch_writing(&keys[..2], b"w")));
+                assert!(refused.is_err(), "a report-only store takes no write");
+            }),
+        );
+        assert_eq!(damage_of(SledStore::open(&path)), vec![lost.clone()]);
+        let accepted = SledStore::open_with(&path, with(crate::Integrity::Accept)).unwrap();
+        assert_eq!(accepted.damage(), [lost]);
+        drop(accepted);
+        let store = SledStore::open(&path).unwrap();
+        assert!(store.damage().is_empty());
+        assert_eq!(store.acknowledged_records(), Some(49));
+    }
+
+    /// A missing journal is reported, not taken for an empty one.
+    #[test]
+    fn a_missing_journal_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SledStore::open(&path).unwrap());
+        std::fs::remove_file(path.join(crate::journal::FILE_NAME)).unwrap();
+        assert_eq!(
+            damage_of(SledStore::open(&path)),
+            vec![crate::Damage::JournalMissing]
+        );
+    }
+
+    /// A batch larger than the journal goes straight into sled, then a checkpoint. When the
+    /// checkpoint fails after sled has the batch, the reopen finds the batch's records and
+    /// counts them: the journal said the batch's delta may count.
+    #[test]
+    fn a_batch_larger_than_the_journal_interrupted_before_its_checkpoint_is_no_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let options = SledOptions::default().with_journal_capacity(64 * 1024);
+        let keys = many_keys(2_000);
+        let big: &'static [u8] = &[7u8; 64];
+        {
+            let store = SledStore::open_with(&path, options.clone()).unwrap();
+            *store.syncer.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
+            let result = run(store.apply_batch(&mut batch_writing(&keys, big)));
+            assert!(
+                matches!(result, Err(StoreError::MustReopen { .. })),
+                "{result:?}"
+            );
+        }
+        let store = SledStore::open_with(&path, options).unwrap();
+        assert_eq!(store.acknowledged_records(), Some(2_000));
+        run(async {
+            let loaded = store.load(&keys[1_999]).await.unwrap();
+            assert_eq!(loaded.contact.as_deref(), Some(big));
         });
     }
 }

@@ -18,9 +18,16 @@
 //! payload = op*;  op = [tag: u8][key length: u32 LE][key][value length: u32 LE][value]
 //! ```
 //!
-//! (no value for the delete tags). Replay reads records from [`RECORDS_START`] while their
-//! generation is the header's and their CRC holds: the zero-filled rest of the file, a torn
-//! last record, or a record of an earlier lap all stop it.
+//! (no value for the delete tags). A record of a store that keeps a manifest ends with one
+//! more op, tag 5 and 16 bytes: the change the write makes to the manifest's count and sum
+//! (see `manifest.rs`); a write too large for the journal, which sled applies by itself, is
+//! preceded by a record of one op, tag 6 and 16 bytes: its change, which counts after a crash
+//! if sled kept the write. Replay reads records from [`RECORDS_START`] while their generation is
+//! the header's and their CRC holds: the zero-filled rest of the file, a torn last record, or
+//! a record of an earlier lap all stop it. A record that stops it but is followed by a valid
+//! record of the same generation is not a torn tail but damage in the middle, and a header
+//! that is not valid is damage too: both are reported ([`JournalError::DamagedHeader`],
+//! [`JournalError::DamagedRecord`]), never taken for an empty journal.
 //!
 //! # Protocol (enforced by `SledStore`)
 //! - Every write is appended here, then synced (when it must be durable on return), and only
@@ -38,6 +45,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use crate::durable::GroupSync;
+use crate::manifest::Delta;
 
 /// Where records start (the header is alone in the first sector).
 pub(crate) const RECORDS_START: u64 = 512;
@@ -71,6 +79,16 @@ pub(crate) struct Full;
 /// Why the journal's file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JournalError {
+    #[error(
+        "the journal file {path} has a damaged header, so the writes it holds since the last \
+         checkpoint cannot be read"
+    )]
+    DamagedHeader { path: PathBuf },
+    #[error(
+        "the journal file {path} is damaged at byte {offset}, before records that are intact: \
+         the writes from there on cannot be replayed in order"
+    )]
+    DamagedRecord { path: PathBuf, offset: u64 },
     #[error("I/O on the journal file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -94,7 +112,7 @@ pub(crate) struct Journal {
     tail: Mutex<Tail>,
     /// Group commit: appends take a ticket after writing (under the tail lock, so ticket
     /// order is file order).
-    group: GroupSync,
+    pub(crate) group: GroupSync,
 }
 
 struct Tail {
@@ -104,26 +122,50 @@ struct Tail {
 
 impl Journal {
     /// Opens the journal in `dir` (creating a zero-filled one of `capacity` bytes when there
-    /// is none or its header is unreadable) and returns it with the payloads to replay, in
-    /// order. An unreadable header only ever means nothing to replay: the header is written
-    /// at creation and at checkpoints, when every record before it is already in sled.
-    pub(crate) fn open(dir: &Path, capacity: u64) -> Result<(Journal, Vec<Vec<u8>>), JournalError> {
+    /// is none) and returns it with the payloads to replay, in order, and whether it was
+    /// created. A damaged header or a damaged record before intact ones is an error, unless
+    /// `tolerant`: then the damage is returned with what replays before it, and a journal
+    /// whose header is damaged is replaced by a new one, or, when `read_only`, not opened
+    /// (`None`).
+    pub(crate) fn open(
+        dir: &Path,
+        capacity: u64,
+        tolerant: bool,
+        read_only: bool,
+    ) -> Result<Opened, JournalError> {
         let path = dir.join(FILE_NAME);
         let io = |source| JournalError::Io {
             path: path.clone(),
             source,
         };
+        let mut damage = None;
         let existing = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => {
                 let len = file.metadata().map_err(io)?.len();
-                read_header(&file)
-                    .map_err(io)?
-                    .filter(|_| len > RECORDS_START)
-                    .map(|generation| (file, generation, len))
+                match read_header(&file).map_err(io)? {
+                    Some(generation) if len > RECORDS_START => Some((file, generation, len)),
+                    _ => {
+                        let error = JournalError::DamagedHeader { path: path.clone() };
+                        if !tolerant {
+                            return Err(error);
+                        }
+                        damage = Some(error);
+                        if read_only {
+                            return Ok(Opened {
+                                journal: None,
+                                replay: Vec::new(),
+                                created: false,
+                                damage,
+                            });
+                        }
+                        None
+                    }
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(e)),
         };
+        let created = existing.is_none();
         let (file, generation, len) = match existing {
             Some(found) => found,
             None => (create(dir, &path, capacity).map_err(io)?, 1, capacity),
@@ -132,10 +174,28 @@ impl Journal {
         let mut offset = RECORDS_START;
         while let Some(payload) = read_record(&file, offset, len, generation).map_err(io)? {
             if parse(&payload).is_none() {
-                return Err(JournalError::BadRecord { path, offset });
+                let error = JournalError::BadRecord {
+                    path: path.clone(),
+                    offset,
+                };
+                if !tolerant {
+                    return Err(error);
+                }
+                damage = Some(error);
+                break;
             }
             offset += (RECORD_HEADER + payload.len()) as u64;
             replay.push(payload);
+        }
+        if damage.is_none() && intact_record_after(&file, offset, len, generation).map_err(io)? {
+            let error = JournalError::DamagedRecord {
+                path: path.clone(),
+                offset,
+            };
+            if !tolerant {
+                return Err(error);
+            }
+            damage = Some(error);
         }
         let journal = Journal {
             path,
@@ -144,19 +204,57 @@ impl Journal {
             tail: Mutex::new(Tail { generation, offset }),
             group: GroupSync::new(),
         };
-        Ok((journal, replay))
+        Ok(Opened {
+            journal: Some(journal),
+            replay,
+            created,
+            damage,
+        })
+    }
+
+    /// The current generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.tail.lock().generation
+    }
+
+    /// The generation [`restart`](Journal::restart) starts next.
+    pub(crate) fn next_generation(&self) -> u64 {
+        next_generation(self.tail.lock().generation)
     }
 
     /// Appends one record (written, not yet synced). `Err(Full)` when it does not fit.
-    pub(crate) fn append(&self, ops: &[Op<'_>]) -> Result<Result<(), Full>, JournalError> {
+    pub(crate) fn append(
+        &self,
+        ops: &[Op<'_>],
+        delta: Option<Delta>,
+    ) -> Result<Result<(), Full>, JournalError> {
         // The record is built in one buffer: its header, filled in under the tail lock once
         // the generation is known, then the payload.
-        let payload_len: usize = ops.iter().map(op_len).sum();
+        let payload_len: usize =
+            ops.iter().map(op_len).sum::<usize>() + delta.map_or(0, |_| DELTA_LEN);
         let mut record = Vec::with_capacity(RECORD_HEADER + payload_len);
         record.resize(RECORD_HEADER, 0);
         for op in ops {
             encode_op(&mut record, op);
         }
+        if let Some(delta) = delta {
+            record.push(DELTA);
+            record.extend_from_slice(&delta.to_bytes());
+        }
+        self.write_record(record)
+    }
+
+    /// Appends a record of this payload.
+    fn append_payload(&self, payload: &[u8]) -> Result<Result<(), Full>, JournalError> {
+        let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
+        record.resize(RECORD_HEADER, 0);
+        record.extend_from_slice(payload);
+        self.write_record(record)
+    }
+
+    /// Writes a record whose payload follows `RECORD_HEADER` bytes to fill in.
+    fn write_record(&self, mut record: Vec<u8>) -> Result<Result<(), Full>, JournalError> {
+        let payload_len = record.len() - RECORD_HEADER;
         let mut tail = self.tail.lock();
         let len = record.len() as u64;
         if tail.offset + len > self.capacity {
@@ -174,9 +272,18 @@ impl Journal {
         Ok(Ok(()))
     }
 
+    /// Appends a record holding only the manifest delta of a write sled applies by itself (see
+    /// [`MAYBE_DELTA`]). `Err(Full)` when it does not fit.
+    pub(crate) fn append_maybe(&self, delta: Delta) -> Result<Result<(), Full>, JournalError> {
+        let mut payload = [0u8; DELTA_LEN];
+        payload[0] = MAYBE_DELTA;
+        payload[1..].copy_from_slice(&delta.to_bytes());
+        self.append_payload(&payload)
+    }
+
     /// Whether a record of these operations could ever fit (in an empty journal).
     pub(crate) fn fits_when_empty(&self, ops: &[Op<'_>]) -> bool {
-        let payload: usize = ops.iter().map(op_len).sum();
+        let payload: usize = ops.iter().map(op_len).sum::<usize>() + DELTA_LEN;
         RECORDS_START + (RECORD_HEADER + payload) as u64 <= self.capacity
     }
 
@@ -194,9 +301,9 @@ impl Journal {
         let mut tail = self.tail.lock();
         // Wraps rather than overflows (a header can claim any generation) and skips 0, the
         // generation field of the zero-filled, never written part of the file.
-        let generation = tail.generation.wrapping_add(1).max(1);
+        let generation = next_generation(tail.generation);
         write_at(&self.file, &header(generation), 0)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| self.group.sync_to(&self.file, self.group.wrote()))
             .map_err(|e| self.io(e))?;
         tail.generation = generation;
         tail.offset = RECORDS_START;
@@ -209,6 +316,60 @@ impl Journal {
             source,
         }
     }
+}
+
+/// What [`Journal::open`] found.
+pub(crate) struct Opened {
+    /// The journal (`None`: its header is damaged and the open was read-only).
+    pub(crate) journal: Option<Journal>,
+    /// The payloads to replay, in order.
+    pub(crate) replay: Vec<Vec<u8>>,
+    /// Whether the file did not exist (or was replaced) and was created.
+    pub(crate) created: bool,
+    /// Damage found by a tolerant open.
+    pub(crate) damage: Option<JournalError>,
+}
+
+impl Opened {
+    /// Whether the open found no damage.
+    pub(crate) fn damage_free(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+/// The generation after `generation`: wraps rather than overflows (a header can claim any
+/// generation) and skips 0, the generation field of the zero-filled, never written part of
+/// the file.
+pub(crate) fn next_generation(generation: u64) -> u64 {
+    generation.wrapping_add(1).max(1)
+}
+
+/// Whether an intact record of `generation` starts anywhere after `offset`, where the replay
+/// stopped: then the replay did not stop at a torn tail but at damage in the middle. Reads
+/// the rest of the file once (at most the journal's capacity, a few MiB) and tries every
+/// position.
+fn intact_record_after(file: &File, offset: u64, len: u64, generation: u64) -> io::Result<bool> {
+    if offset + RECORD_HEADER as u64 >= len {
+        return Ok(false);
+    }
+    let mut rest = vec![0u8; (len - offset) as usize];
+    read_at(file, &mut rest, offset)?;
+    let wanted = generation.to_le_bytes();
+    for at in 1..rest.len().saturating_sub(RECORD_HEADER) {
+        if rest[at + 8..at + 16] != wanted {
+            continue;
+        }
+        let size = u32::from_le_bytes(rest[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let end = at + RECORD_HEADER + size;
+        if size == 0 || end > rest.len() {
+            continue;
+        }
+        let crc = u32::from_le_bytes(rest[at + 4..at + 8].try_into().expect("4 bytes"));
+        if checksum(generation, &rest[at + RECORD_HEADER..end]) == crc {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Creates the zero-filled file under a temporary name, then renames it into place: a crash
@@ -324,6 +485,16 @@ const CONTACT_PUT: u8 = 1;
 const CONTACT_DELETE: u8 = 2;
 const SENDER_PUT: u8 = 3;
 const SENDER_DELETE: u8 = 4;
+/// The manifest delta of the record's write: 16 bytes, no key length.
+const DELTA: u8 = 5;
+/// The manifest delta of a write too large for the journal, which sled applies by itself: a
+/// record of this op alone, written before sled applies the write and retired by the
+/// checkpoint after it. After a crash between the two, sled holds the write or not, and the
+/// delta may or may not count.
+const MAYBE_DELTA: u8 = 6;
+
+/// Bytes of a delta op.
+const DELTA_LEN: usize = 1 + 16;
 
 fn op_len(op: &Op<'_>) -> usize {
     1 + 4 + op.key.len() + op.value.map_or(0, |v| 4 + v.len())
@@ -364,6 +535,10 @@ pub(crate) fn parse(mut payload: &[u8]) -> Option<Vec<Op<'_>>> {
     let mut ops = Vec::new();
     while !payload.is_empty() {
         let tag = take(&mut payload, 1)?[0];
+        if tag == DELTA || tag == MAYBE_DELTA {
+            take(&mut payload, 16)?;
+            continue;
+        }
         let (tree, has_value) = match tag {
             CONTACT_PUT => (Tree::Contacts, true),
             CONTACT_DELETE => (Tree::Contacts, false),
@@ -384,6 +559,23 @@ pub(crate) fn parse(mut payload: &[u8]) -> Option<Vec<Op<'_>>> {
     Some(ops)
 }
 
+/// The delta of a record written by [`Journal::append_maybe`], `None` for any other record.
+pub(crate) fn maybe_delta(payload: &[u8]) -> Option<Delta> {
+    match payload {
+        [MAYBE_DELTA, rest @ ..] => Delta::from_bytes(rest),
+        _ => None,
+    }
+}
+
+/// The manifest delta a payload carries, `None` if it has none (a store without a manifest
+/// wrote it) or is malformed.
+pub(crate) fn delta(payload: &[u8]) -> Option<Delta> {
+    let at = payload.len().checked_sub(DELTA_LEN)?;
+    (payload[at] == DELTA && parse(payload).is_some())
+        .then(|| Delta::from_bytes(&payload[at + 1..]))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,14 +588,19 @@ mod tests {
         }
     }
 
+    fn open_strict(dir: &Path, capacity: u64) -> (Journal, Vec<Vec<u8>>) {
+        let opened = Journal::open(dir, capacity, false, false).unwrap();
+        (opened.journal.unwrap(), opened.replay)
+    }
+
     fn replayed(dir: &Path) -> Vec<Vec<u8>> {
-        Journal::open(dir, 4096).unwrap().1
+        open_strict(dir, 4096).1
     }
 
     #[test]
     fn records_replay_in_order_until_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, replay) = Journal::open(dir.path(), 4096).unwrap();
+        let (journal, replay) = open_strict(dir.path(), 4096);
         assert!(replay.is_empty());
         let sender_delete = Op {
             tree: Tree::Senders,
@@ -411,10 +608,10 @@ mod tests {
             value: None,
         };
         journal
-            .append(&[put(b"a", b"1"), sender_delete])
+            .append(&[put(b"a", b"1"), sender_delete], None)
             .unwrap()
             .unwrap();
-        journal.append(&[put(b"b", b"2")]).unwrap().unwrap();
+        journal.append(&[put(b"b", b"2")], None).unwrap().unwrap();
         journal.sync().unwrap();
         drop(journal);
         let records = replayed(dir.path());
@@ -434,9 +631,9 @@ mod tests {
 
         // A new generation makes them obsolete, and a record of it is read back alone, not
         // followed by the longer records of the previous lap behind it.
-        let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
         journal.restart().unwrap();
-        journal.append(&[put(b"c", b"3")]).unwrap().unwrap();
+        journal.append(&[put(b"c", b"3")], None).unwrap().unwrap();
         drop(journal);
         let records = replayed(dir.path());
         assert_eq!(records.len(), 1);
@@ -446,19 +643,19 @@ mod tests {
     #[test]
     fn the_generation_wraps_past_the_largest_to_one() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Journal::open(dir.path(), 4096).unwrap());
+        drop(open_strict(dir.path(), 4096));
         let path = dir.path().join(FILE_NAME);
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         write_at(&file, &header(u64::MAX), 0).unwrap();
-        let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
-        journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
+        journal.append(&[put(b"a", b"1")], None).unwrap().unwrap();
         journal.restart().unwrap();
         assert_eq!(
             journal.tail.lock().generation,
             1,
             "0 is the unwritten part's"
         );
-        journal.append(&[put(b"b", b"2")]).unwrap().unwrap();
+        journal.append(&[put(b"b", b"2")], None).unwrap().unwrap();
         drop(journal);
         let records = replayed(dir.path());
         assert_eq!(records.len(), 1);
@@ -468,9 +665,9 @@ mod tests {
     #[test]
     fn a_torn_or_damaged_record_ends_the_replay() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
-        journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
-        journal.append(&[put(b"b", b"2")]).unwrap().unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
+        journal.append(&[put(b"a", b"1")], None).unwrap().unwrap();
+        journal.append(&[put(b"b", b"2")], None).unwrap().unwrap();
         drop(journal);
         // Damage the last byte of the second record, as a torn write would.
         let path = dir.path().join(FILE_NAME);
@@ -486,12 +683,12 @@ mod tests {
     #[test]
     fn a_full_journal_refuses_and_an_oversized_record_is_recognised() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 1024).unwrap();
+        let (journal, _) = open_strict(dir.path(), 1024);
         let value = [7u8; 200];
         let op = [put(b"k", &value)];
         assert!(journal.fits_when_empty(&op));
         let mut appended = 0;
-        while journal.append(&op).unwrap().is_ok() {
+        while journal.append(&op, None).unwrap().is_ok() {
             appended += 1;
         }
         assert_eq!(
@@ -499,21 +696,79 @@ mod tests {
             "512 bytes of records hold two 226-byte records"
         );
         journal.restart().unwrap();
-        assert!(journal.append(&op).unwrap().is_ok());
+        assert!(journal.append(&op, None).unwrap().is_ok());
         let big = [7u8; 600];
         assert!(!journal.fits_when_empty(&[put(b"k", &big)]));
     }
 
     #[test]
-    fn a_damaged_header_means_a_fresh_journal() {
+    fn a_damaged_header_is_reported_and_a_tolerant_open_starts_a_new_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 4096).unwrap();
-        journal.append(&[put(b"a", b"1")]).unwrap().unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
+        journal.append(&[put(b"a", b"1")], None).unwrap().unwrap();
         drop(journal);
         let path = dir.path().join(FILE_NAME);
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         write_at(&file, b"X", 0).unwrap();
-        assert!(replayed(dir.path()).is_empty());
+        let strict = Journal::open(dir.path(), 4096, false, false);
+        assert!(matches!(strict, Err(JournalError::DamagedHeader { .. })));
+        let read_only = Journal::open(dir.path(), 4096, true, true).unwrap();
+        assert!(read_only.journal.is_none());
+        assert!(matches!(
+            read_only.damage,
+            Some(JournalError::DamagedHeader { .. })
+        ));
+        assert_eq!(
+            std::fs::read(&path).unwrap()[0],
+            b'X',
+            "a read-only open writes nothing"
+        );
+        let tolerant = Journal::open(dir.path(), 4096, true, false).unwrap();
+        assert!(tolerant.created && tolerant.replay.is_empty());
+        drop(tolerant);
+        assert!(replayed(dir.path()).is_empty(), "the new journal is sound");
+    }
+
+    #[test]
+    fn a_damaged_record_before_intact_ones_is_reported_not_taken_for_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
+        for key in [b"a", b"b", b"c"] {
+            journal.append(&[put(key, b"1")], None).unwrap().unwrap();
+        }
+        drop(journal);
+        let path = dir.path().join(FILE_NAME);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        // The last byte of the first record.
+        let first_end = RECORDS_START + (RECORD_HEADER + op_len(&put(b"a", b"1"))) as u64;
+        write_at(&file, &[0xee], first_end - 1).unwrap();
+        let strict = Journal::open(dir.path(), 4096, false, false);
+        assert!(
+            matches!(strict, Err(JournalError::DamagedRecord { offset, .. }) if offset == RECORDS_START)
+        );
+        let tolerant = Journal::open(dir.path(), 4096, true, true).unwrap();
+        assert!(tolerant.replay.is_empty());
+        assert!(matches!(
+            tolerant.damage,
+            Some(JournalError::DamagedRecord { .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_carries_its_manifest_delta() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = open_strict(dir.path(), 4096);
+        let delta = Delta { count: 1, sum: 42 };
+        journal
+            .append(&[put(b"a", b"1")], Some(delta))
+            .unwrap()
+            .unwrap();
+        journal.append(&[put(b"b", b"2")], None).unwrap().unwrap();
+        drop(journal);
+        let records = replayed(dir.path());
+        assert_eq!(parse(&records[0]).unwrap(), vec![put(b"a", b"1")]);
+        assert_eq!(super::delta(&records[0]), Some(delta));
+        assert_eq!(super::delta(&records[1]), None);
     }
 
     #[test]

@@ -75,9 +75,30 @@
 //! write the journal already holds (a backend error midway through a batch), the store stops:
 //! every later call returns [`StoreError::MustReopen`] and the close leaves the journal as it
 //! is, so nothing reads or builds on the half-applied write, and the next open applies it
-//! whole. The crash test of this crate
+//! whole. A failed `fdatasync` (of the journal or of sled's data file) stops the store the
+//! same way: the kernel may have dropped the pages it could not write and reports that once,
+//! so a later `fdatasync` could succeed without them; the store never reports a success after
+//! it, and the reopen replays what the journal holds on disk. The crash test of this crate
 //! (`tests/crash.rs`) kills a writer with `SIGKILL` at random moments, finds every
 //! acknowledged write, and fails unless some reopen had to recover writes from the journal.
+//!
+//! # Damage
+//! A store on a directory knows what it acknowledged: a manifest (`waguard-manifest`) holds
+//! the count of its records and an order-independent checksum of them (a wrapping sum of a
+//! 64-bit hash of each record's tree, key and bytes). Every write adds the change it makes and
+//! carries that change in its journal record; each checkpoint writes the manifest durably with
+//! the journal generation it starts. Opening the store replays the journal, works out what the
+//! store acknowledged, walks every record and compares ([`Integrity::Check`], the default): a
+//! store whose files hold other records, whose journal is damaged before its tail (its header,
+//! or a record followed by intact ones), or whose manifest is unreadable or from another time,
+//! refuses to open with [`StoreError::Damaged`], whose source, a [`DamageReport`], says what
+//! was found and the ways out: restore from a backup or an export, or open with
+//! [`Integrity::Accept`] (`waguard verify --repair`) to accept the loss. A refused open
+//! writes nothing of its own, so every later open refuses too. A torn journal tail after a
+//! crash stays normal recovery. [`Integrity::Trust`] skips the walk, [`Integrity::Report`]
+//! opens a damaged store read-only to inspect it ([`SledStore::damage`]), and
+//! [`Integrity::Off`] keeps no manifest. `docs/reliability.md` lists what is detected and what
+//! is not, with the test that shows it.
 //!
 //! # Blocking
 //! sled is a synchronous engine: the async methods of `SledStore` do their work, including the
@@ -95,11 +116,14 @@
 mod batch;
 mod cache;
 mod durable;
+mod error;
 mod journal;
+mod manifest;
 mod options;
 
 pub use cache::CacheUsage;
-pub use options::{Durability, SledOptions};
+pub use error::{Damage, DamageReport, SledError, SledErrorKind};
+pub use options::{Durability, Integrity, SledOptions};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -153,6 +177,15 @@ pub struct SledStore {
     batch_threads: usize,
     /// Journal records applied to sled when the store was opened.
     recovered_writes: usize,
+    /// The count and checksum of every record, kept by every journaled write (`None`: no
+    /// journal, or [`Integrity::Off`]).
+    manifest: Option<manifest::Live>,
+    /// Damage the open found and reported instead of refusing ([`Integrity::Report`],
+    /// [`Integrity::Accept`]).
+    damage: Vec<Damage>,
+    /// Set for [`Integrity::Report`] and for an open that found damage: every write is
+    /// refused and the close writes nothing.
+    read_only: bool,
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
     /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
     stopped: std::sync::OnceLock<String>,
@@ -175,7 +208,7 @@ impl std::fmt::Debug for SledStore {
 }
 
 fn backend(operation: &'static str, record: Option<RecordKey>, source: sled::Error) -> StoreError {
-    StoreError::backend(operation, record, source)
+    StoreError::backend(operation, record, SledError::running(source))
 }
 
 impl SledStore {
@@ -190,6 +223,9 @@ impl SledStore {
     /// Opens (or creates) the store in directory `path`.
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
+        // A directory without sled's data file is a new store (or one whose file was lost:
+        // the manifest tells).
+        let fresh = !path.join("db").exists();
         let mut pause = Duration::from_millis(5);
         let mut waited = Duration::ZERO;
         let db = loop {
@@ -213,7 +249,7 @@ impl SledStore {
         };
         let store = Self::from_db(db, Some(path.to_path_buf()), &options)
             .map_err(|e| open_error(path, e))?;
-        store.open_journal(path, options.journal_capacity.max(64 * 1024))
+        store.open_journal(path, &options, fresh)
     }
 
     /// A store in a temporary directory that sled deletes when the store is dropped (tests,
@@ -281,6 +317,9 @@ impl SledStore {
             batch_threads: options.batch_threads.max(1),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             journal: None,
+            manifest: None,
+            damage: Vec::new(),
+            read_only: false,
             checkpoint_gate: RwLock::new(()),
             recovered_writes: 0,
             stopped: std::sync::OnceLock::new(),
@@ -297,6 +336,19 @@ impl SledStore {
     /// clean close (dropping the store flushes sled and empties the journal).
     pub fn recovered_writes(&self) -> usize {
         self.recovered_writes
+    }
+
+    /// What the open found wrong with the store's files and reported instead of refusing
+    /// (with [`Integrity::Report`] or [`Integrity::Accept`]; empty for a sound store, and
+    /// always with the other modes, which refuse to open a damaged store).
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// The record count the manifest keeps (contact and sender records), `None` when the
+    /// store keeps no manifest.
+    pub fn acknowledged_records(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.get().count)
     }
 
     /// The directory, unless the store is temporary.
@@ -435,8 +487,9 @@ impl SledStore {
                 key: &k,
                 value: new.as_deref(),
             };
+            let delta = self.delta(op.tree, &k, current.as_deref(), op.value);
             let swapped = self
-                .journaled(&[op], durable, "update", |_| {
+                .journaled(&[op], delta, durable, "update", |_| {
                     Ok(self
                         .contacts
                         .compare_and_swap(&k, current.clone(), new.as_deref())
@@ -482,14 +535,20 @@ impl SledStore {
                 key: business.as_str().as_bytes(),
                 value: new.as_deref(),
             };
-            let swapped =
-                self.journaled(&[op], self.single_writes_durable(), "update_sender", |_| {
+            let delta = self.delta(op.tree, op.key, current.as_deref(), op.value);
+            let swapped = self.journaled(
+                &[op],
+                delta,
+                self.single_writes_durable(),
+                "update_sender",
+                |_| {
                     Ok(self
                         .senders
                         .compare_and_swap(business.as_str(), current, new.clone())
                         .map_err(err)?
                         .is_ok())
-                })?;
+                },
+            )?;
             if swapped {
                 self.cache_sender(business, new);
                 return Ok(true);
@@ -498,7 +557,8 @@ impl SledStore {
     }
 }
 
-/// Maps an open failure to [`StoreError::Locked`] or [`StoreError::Open`].
+/// Maps an open failure to [`StoreError::Locked`], [`StoreError::Damaged`] (sled found its
+/// files corrupt) or [`StoreError::Open`].
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
     let locked =
         matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
@@ -508,10 +568,15 @@ fn open_error(path: &Path, error: sled::Error) -> StoreError {
             pid: lock_holder(&path.join("db")),
             source: Box::new(error),
         }
+    } else if matches!(error, sled::Error::Corruption { .. }) {
+        StoreError::Damaged {
+            path: path.to_path_buf(),
+            source: Box::new(SledError::opening(error)),
+        }
     } else {
         StoreError::Open {
             path: path.to_path_buf(),
-            source: Box::new(error),
+            source: Box::new(SledError::opening(error)),
         }
     }
 }
@@ -621,15 +686,17 @@ impl Store for SledStore {
         let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
         let hash = self.records.hash(&k);
         let _stripe = self.stripes[Self::stripe_of(hash)].lock();
-        if !self.contacts.contains_key(&k).map_err(err)? {
+        let Some(old) = self.contacts.get(&k).map_err(err)? else {
             return Ok(false);
-        }
+        };
         let op = Op {
             tree: journal::Tree::Contacts,
             key: &k,
             value: None,
         };
-        let removed = self.journaled(&[op], self.single_writes_durable(), "remove", |_| {
+        let delta = self.delta(op.tree, &k, Some(&old), None);
+        let durable = self.single_writes_durable();
+        let removed = self.journaled(&[op], delta, durable, "remove", |_| {
             self.contacts.remove(&k).map(drop).map_err(err)
         });
         // Removed, or unknown after a failure: either way not cached any more.
@@ -685,7 +752,7 @@ impl Store for SledStore {
             // Every write is in the journal: syncing it makes them all durable.
             Some(journal) => journal
                 .sync()
-                .map_err(|e| StoreError::backend("flush", None, e)),
+                .map_err(|e| self.stop(durable::Stop::Sync, Box::new(e))),
             None => self.flush_sled("flush"),
         }
     }
@@ -714,7 +781,12 @@ impl waguard::testing::RawAccess for SledStore {
             key: business.as_str().as_bytes(),
             value: Some(bytes),
         };
-        self.journaled(&[op], true, "put_raw_sender", |_| {
+        let old = self
+            .senders
+            .get(business.as_str())
+            .map_err(|e| backend("put_raw_sender", None, e))?;
+        let delta = self.delta(op.tree, op.key, old.as_deref(), Some(bytes));
+        self.journaled(&[op], delta, true, "put_raw_sender", |_| {
             self.senders.insert(business.as_str(), bytes).map_err(|e| {
                 backend(
                     "put_raw_sender",
@@ -740,7 +812,12 @@ impl SledStore {
             key,
             value: Some(bytes),
         };
-        let written = self.journaled(&[op], true, "put_raw_contact_key", |_| {
+        let old = self
+            .contacts
+            .get(key)
+            .map_err(|e| backend("put_raw_contact_key", None, e))?;
+        let delta = self.delta(op.tree, key, old.as_deref(), Some(bytes));
+        let written = self.journaled(&[op], delta, true, "put_raw_contact_key", |_| {
             self.contacts
                 .insert(key, bytes)
                 .map(drop)

@@ -36,6 +36,35 @@ pub enum Durability {
     },
 }
 
+/// How a store opened on a directory keeps and checks its manifest: the count and checksum of
+/// every record it acknowledged (see the crate documentation, "Damage").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Integrity {
+    /// Keep the manifest, and check it when the store opens by walking every record: a store
+    /// whose files hold other records than it acknowledged, or whose journal is damaged
+    /// before its tail, refuses to open with [`StoreError::Damaged`](waguard::StoreError).
+    #[default]
+    Check,
+    /// Keep the manifest and check what needs no walk (the manifest and the journal are
+    /// readable and agree), but do not walk the records when the store opens: a faster open
+    /// that misses damage in sled's own files.
+    Trust,
+    /// Keep no manifest and check nothing beyond sled's own checksums (the store as it was
+    /// before the manifest; for measurements). An open in this mode deletes the manifest, and
+    /// the next open in another mode builds a new one from what sled holds then.
+    Off,
+    /// Check as [`Integrity::Check`] does, but open anyway and report what was found
+    /// ([`SledStore::damage`](crate::SledStore::damage)); the store then refuses every write
+    /// and the close writes nothing (for `waguard verify`).
+    Report,
+    /// Check as [`Integrity::Check`] does, open anyway, and accept the records the files hold
+    /// now as what the store holds: a new manifest is written and a damaged journal is
+    /// replaced (for `waguard verify --repair`, which says what it accepted). What the
+    /// damage lost stays lost.
+    Accept,
+}
+
 /// How to open a [`SledStore`](crate::SledStore).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -64,6 +93,8 @@ pub struct SledOptions {
     /// to batches the journal covers (stores opened on a directory); others are written as
     /// one atomic `sled::Batch`.
     pub batch_threads: usize,
+    /// How the store keeps and checks its manifest (default [`Integrity::Check`]).
+    pub integrity: Integrity,
 }
 
 impl Default for SledOptions {
@@ -76,6 +107,7 @@ impl Default for SledOptions {
             batch_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(4),
+            integrity: Integrity::default(),
         }
     }
 }
@@ -109,6 +141,12 @@ impl SledOptions {
     /// 1: the calling thread alone).
     pub fn with_batch_threads(mut self, threads: usize) -> Self {
         self.batch_threads = threads;
+        self
+    }
+
+    /// Sets how the manifest is kept and checked ([`integrity`](SledOptions::integrity)).
+    pub fn with_integrity(mut self, integrity: Integrity) -> Self {
+        self.integrity = integrity;
         self
     }
 }

@@ -60,5 +60,6 @@ pub use keyed_record::KeyedRecord;
 pub use memory::MemoryStore;
 pub use store::{
     with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, NoRegistry, ReadFn, RecordKey,
-    Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
+    Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError, StoreErrorKind,
+    UpdateAction,
 };

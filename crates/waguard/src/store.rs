@@ -257,8 +257,9 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// The store could not be opened (missing permissions, not a directory, damaged files).
-    #[error("cannot open the store at {}: {source}; check that the path is a directory this user can read and write", path.display())]
+    /// The store could not be opened (missing permissions, not a directory, unreadable
+    /// files). The source says why and what to do about that cause.
+    #[error("cannot open the store at {}: {source}", path.display())]
     Open {
         /// The store's path.
         path: std::path::PathBuf,
@@ -266,8 +267,9 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// The backend failed while reading or writing.
-    #[error("store backend failed during {operation}{}: {source}; the operation was not applied, retry it, and check disk space and the backend's health if it persists", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
+    /// The backend failed while reading or writing. The source says why, whether the
+    /// operation was applied when the backend can tell, and what to do.
+    #[error("store backend failed during {operation}{}: {source}", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
     Backend {
         /// What the store was doing (`update`, `load`, `flush`, ...).
         operation: &'static str,
@@ -277,16 +279,30 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// A write reached the store's write-ahead journal but failed to apply to the store
-    /// itself (a backend failure midway). The store then refuses every operation, so that
-    /// nothing reads or builds on a half-applied write; reopening it replays the journal,
-    /// which applies that write whole. The caller of the failed write cannot know whether it
-    /// counts: after the reopen, it does.
-    #[error("the store at {} stopped: a write reached its journal but failed to apply ({source}); reopen the store, which replays the journal and applies that write whole", path.display())]
+    /// The store stopped and refuses every operation until it is reopened: a write reached
+    /// the store's write-ahead journal but failed to apply to the store itself (a backend
+    /// failure midway), or an `fdatasync` failed (the kernel may have dropped what it could
+    /// not write, and a later sync would report success without it). Nothing reads or builds
+    /// on what may be half applied or lost; reopening the store replays the journal as it
+    /// stands on disk, which applies every journaled write whole. The caller of the failed
+    /// write cannot know whether it counts: after the reopen, it counts if the journal holds
+    /// it.
+    #[error("the store at {} stopped ({source}); reopen the store, which replays its journal: every acknowledged write is kept", path.display())]
     MustReopen {
         /// The store's path.
         path: std::path::PathBuf,
         /// The failure that stopped the store.
+        source: BoxError,
+    },
+    /// The store's data does not match what the store acknowledged (a damaged, truncated or
+    /// deleted file): it refuses to open, so nothing answers from it. The source names what
+    /// is missing and the ways out the backend offers (restore from a backup or an export, or
+    /// accept the loss explicitly).
+    #[error("the store at {} is damaged: {source}", path.display())]
+    Damaged {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// What was found, and the way out.
         source: BoxError,
     },
     /// A closure aborted the update for a reason of its own.
@@ -300,7 +316,50 @@ pub enum StoreError {
     },
 }
 
+/// What kind of failure a [`StoreError`] is, for callers that branch on it (retry, reopen,
+/// restore) without matching the variants' fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// [`StoreError::Decode`]: one record is unreadable; other keys are fine.
+    Decode,
+    /// [`StoreError::BadStoredKey`].
+    BadStoredKey,
+    /// [`StoreError::Locked`]: another process holds the store.
+    Locked,
+    /// [`StoreError::Open`]: the store could not be opened.
+    Open,
+    /// [`StoreError::Backend`]: a read or write failed.
+    Backend,
+    /// [`StoreError::MustReopen`]: the store stopped until it is reopened.
+    MustReopen,
+    /// [`StoreError::Damaged`]: the store's files do not hold what it acknowledged.
+    Damaged,
+    /// [`StoreError::Aborted`]: a closure aborted the update.
+    Aborted,
+}
+
 impl StoreError {
+    /// What kind of failure this is.
+    ///
+    /// ```
+    /// use waguard::{StoreError, StoreErrorKind};
+    /// let e = StoreError::backend("load", None, "disk on fire");
+    /// assert_eq!(e.kind(), StoreErrorKind::Backend);
+    /// ```
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Decode { .. } => StoreErrorKind::Decode,
+            StoreError::BadStoredKey { .. } => StoreErrorKind::BadStoredKey,
+            StoreError::Locked { .. } => StoreErrorKind::Locked,
+            StoreError::Open { .. } => StoreErrorKind::Open,
+            StoreError::Backend { .. } => StoreErrorKind::Backend,
+            StoreError::MustReopen { .. } => StoreErrorKind::MustReopen,
+            StoreError::Damaged { .. } => StoreErrorKind::Damaged,
+            StoreError::Aborted { .. } => StoreErrorKind::Aborted,
+        }
+    }
+
     /// The record this error is about, if it is about one.
     pub fn record(&self) -> Option<&RecordKey> {
         match self {

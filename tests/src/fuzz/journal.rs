@@ -29,6 +29,8 @@ const CONTACT_PUT: u8 = 1;
 const CONTACT_DELETE: u8 = 2;
 const SENDER_PUT: u8 = 3;
 const SENDER_DELETE: u8 = 4;
+const DELTA: u8 = 5;
+const MAYBE_DELTA: u8 = 6;
 
 /// One operation of a well-formed record.
 #[derive(Arbitrary, Debug)]
@@ -121,6 +123,11 @@ fn parse(mut payload: &[u8]) -> Option<Vec<Parsed>> {
     }
     let mut ops = Vec::new();
     while let Some(&[tag]) = take(&mut payload, 1) {
+        if tag == DELTA || tag == MAYBE_DELTA {
+            // The manifest's delta: 16 bytes, no operation.
+            take(&mut payload, 16)?;
+            continue;
+        }
         let (sender, put) = match tag {
             CONTACT_PUT => (false, true),
             CONTACT_DELETE => (false, false),
@@ -153,6 +160,9 @@ fn record(generation: u64, payload: &[u8], crc_flip: u32) -> Vec<u8> {
 
 /// What opening a store on the planned journal must give.
 enum Expected {
+    /// The open fails: the header is damaged, or the replay stops before an intact record of
+    /// the header's generation (damage in the middle, not a torn tail).
+    Damaged,
     /// The open fails: a replayed record's checksum holds but its operations cannot be read.
     BadRecord,
     /// The open succeeds after replaying this many records, leaving these trees (contacts,
@@ -172,6 +182,8 @@ fn build(plan: &Plan) -> Option<(Vec<u8>, Expected)> {
     let mut trees: [BTreeMap<Vec<u8>, Vec<u8>>; 2] = Default::default();
     let mut replayed = 0;
     let mut replaying = header_ok;
+    // Where the replay stops.
+    let mut stop = RECORDS_START;
     let mut bad = false;
     for planned in &plan.records {
         let (payload, generation, crc_flip) = match planned {
@@ -195,6 +207,7 @@ fn build(plan: &Plan) -> Option<(Vec<u8>, Expected)> {
         match parse(&payload) {
             Some(ops) => {
                 replayed += 1;
+                stop = file.len();
                 for (sender, key, value) in ops {
                     let tree = &mut trees[usize::from(sender)];
                     match value {
@@ -209,12 +222,36 @@ fn build(plan: &Plan) -> Option<(Vec<u8>, Expected)> {
     if plan.padded {
         file.resize(file.len().max(MIN_CAPACITY), 0);
     }
-    let expected = if bad {
+    let expected = if !header_ok || file.len() <= RECORDS_START {
+        Expected::Damaged
+    } else if bad {
         Expected::BadRecord
+    } else if intact_after(&file, stop, plan.generation) {
+        Expected::Damaged
     } else {
         Expected::Replayed(replayed, trees)
     };
     Some((file, expected))
+}
+
+/// Whether an intact record of `generation` (a nonzero size that fits, and a checksum that
+/// holds) starts at any byte after `stop`.
+fn intact_after(file: &[u8], stop: usize, generation: u64) -> bool {
+    (stop + 1..file.len().saturating_sub(16)).any(|at| {
+        let word = |i: usize, n: usize| &file[at + i..at + i + n];
+        if word(8, 8) != generation.to_le_bytes() {
+            return false;
+        }
+        let size = u32::from_le_bytes(word(0, 4).try_into().unwrap()) as usize;
+        let end = at + 16 + size;
+        if size == 0 || end > file.len() {
+            return false;
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&generation.to_le_bytes());
+        crc.update(&file[at + 16..end]);
+        crc.finalize().to_le_bytes() == word(4, 4)
+    })
 }
 
 fn tree_contents(store: &SledStore, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -242,6 +279,8 @@ pub enum JournalOutcome {
     Skipped,
     /// The open is refused (a replayed record cannot be read).
     Refused,
+    /// The open is refused: the header is damaged, or a record before intact ones.
+    Damaged,
     /// The open replays this many records.
     Replayed(usize),
 }
@@ -254,6 +293,7 @@ pub fn journal_outcome(data: &[u8]) -> JournalOutcome {
     match build(&plan) {
         None => JournalOutcome::Skipped,
         Some((_, Expected::BadRecord)) => JournalOutcome::Refused,
+        Some((_, Expected::Damaged)) => JournalOutcome::Damaged,
         Some((_, Expected::Replayed(n, _))) => JournalOutcome::Replayed(n),
     }
 }
@@ -263,8 +303,11 @@ pub fn journal_outcome(data: &[u8]) -> JournalOutcome {
 ///
 /// - the open never panics;
 /// - when a replayed record's checksum holds but its operations cannot be read, the open
-///   fails with a typed [`StoreError::Open`] whose message says to move the journal aside,
+///   fails with a typed [`StoreError::Damaged`] whose message says to move the journal aside,
 ///   and the journal file is left exactly as it was;
+/// - when the header is damaged, or the replay stops before an intact record of the header's
+///   generation (damage in the middle rather than a torn tail), the open fails with
+///   [`StoreError::Damaged`] and leaves the journal file as it was;
 /// - otherwise the open replays exactly the records before the first empty, damaged or stale
 ///   one ([`SledStore::recovered_writes`]) and the trees hold what applying their operations
 ///   in order gives (after-images: the last write of a key wins, a delete removes it);
@@ -284,12 +327,18 @@ pub fn journal_replay(data: &[u8]) {
 
     match (open(&dir), expected) {
         (Err(e), Expected::BadRecord) => {
-            assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+            assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
             let message = e.to_string();
             assert!(message.contains("move the file aside"), "{message}");
             let after = std::fs::read(&journal).expect("the journal file");
             assert!(after == bytes, "a failed open changed the journal");
         }
+        (Err(e), Expected::Damaged) => {
+            assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
+            let after = std::fs::read(&journal).expect("the journal file");
+            assert!(after == bytes, "a refused open changed the journal");
+        }
+        (Ok(_), Expected::Damaged) => panic!("a damaged journal was opened"),
         (Ok(_), Expected::BadRecord) => panic!("a malformed record was replayed"),
         (Err(e), Expected::Replayed(..)) => panic!("the open failed: {e}"),
         (Ok(store), Expected::Replayed(replayed, [contacts, senders])) => {

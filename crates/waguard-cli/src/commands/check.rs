@@ -72,7 +72,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let key = args.key.key()?;
     let outgoing = outgoing(args.message, args.category)?;
     let at = store::instant(args.at.as_deref())?;
-    let guard = store::guard(&args.store, &args.policy).await?;
+    let guard = store::guard_read_only(&args.store, &args.policy).await?;
     let decision = guard.check(&key, outgoing, at).await?;
     let mut out = std::io::stdout().lock();
     decision_answer(&mut out, None, &decision, outgoing)?;

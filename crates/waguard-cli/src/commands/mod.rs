@@ -8,3 +8,4 @@ pub mod migrate;
 pub mod policy;
 pub mod replay;
 pub mod show;
+pub mod verify;

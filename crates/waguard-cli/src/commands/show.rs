@@ -60,7 +60,7 @@ struct Decisions {
 pub async fn run(args: ShowArgs) -> Result<ExitCode> {
     let key = args.key.key()?;
     let at = store::instant(args.at.as_deref())?;
-    let guard = store::guard(&args.store, &args.policy).await?;
+    let guard = store::guard_read_only(&args.store, &args.policy).await?;
     let (state, sender) = guard.state(&key).await?;
     let (name, record) = guard.portfolio(&key.business).await?;
     let policy = guard.policy();

@@ -472,6 +472,9 @@ async fn measure_size(
         "SledStore size on disk after flush / contacts",
     );
     drop(raw);
+    drop(sled);
+    drop(sled_store);
+    manifest_figures(dir.path(), &contacts, n, figures).await?;
 
     // durable, one event per call
     let each = Arc::new(waguard_sled::SledStore::open(dir.path().join("durable"))?);
@@ -587,6 +590,159 @@ async fn measure_size(
             "Chatwoot-style last-inbound query p50 over SledStore check mean",
         );
     }
+    Ok(())
+}
+
+/// The cost of the sled store's manifest: the open time of the store just measured (`n`
+/// contacts) walking every record (the default check), with the manifest trusted, and
+/// without one;
+/// and group-commit ingest with and without keeping it, batches sent to both stores in turn
+/// (on at most 200 000 contacts).
+async fn manifest_figures(
+    dir: &std::path::Path,
+    contacts: &[Contact],
+    n: usize,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    use waguard_sled::{Integrity, SledOptions, SledStore};
+    eprintln!("waguard bench: sled manifest");
+    let path = dir.join("store");
+    let open_ms = |integrity: Integrity| -> Result<f64> {
+        let started = Instant::now();
+        let store = SledStore::open_with(&path, SledOptions::default().with_integrity(integrity))?;
+        let took = started.elapsed().as_secs_f64() * 1e3;
+        drop(store);
+        Ok(took)
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut checked, mut trusted, mut off) = (Vec::new(), Vec::new(), Vec::new());
+    // Check and Trust in turn; Off last (it deletes the manifest).
+    for _ in 0..3 {
+        checked.push(open_ms(Integrity::Check)?);
+        trusted.push(open_ms(Integrity::Trust)?);
+    }
+    for _ in 0..3 {
+        off.push(open_ms(Integrity::Off)?);
+    }
+    let (checked, trusted, off) = (median(checked), median(trusted), median(off));
+    figure(
+        figures,
+        "sled_open_checked_ms",
+        checked,
+        "ms",
+        n,
+        "SledStore::open of the store above, every record walked and checked against the manifest (the default), median of 3",
+    );
+    figure(
+        figures,
+        "sled_open_trusted_ms",
+        trusted,
+        "ms",
+        n,
+        "same open, manifest and journal checked, records not walked (Integrity::Trust), median of 3",
+    );
+    figure(
+        figures,
+        "sled_open_no_manifest_ms",
+        off,
+        "ms",
+        n,
+        "same open without a manifest (Integrity::Off), median of 3",
+    );
+    figure(
+        figures,
+        "ratio_sled_open_checked_over_no_manifest",
+        checked / off,
+        "x",
+        n,
+        "same run",
+    );
+    let subset = &contacts[..contacts.len().min(200_000)];
+    let group = |integrity| {
+        SledOptions::default()
+            .with_durability(waguard_sled::Durability::GroupCommit {
+                every: Duration::from_millis(500),
+            })
+            .with_integrity(integrity)
+    };
+    let policy = Policy::default();
+    let with = Guard::new(
+        SledStore::open_with(dir.join("manifest-on"), group(Integrity::Check))?,
+        policy.clone(),
+    )?;
+    let without = Guard::new(
+        SledStore::open_with(dir.join("manifest-off"), group(Integrity::Off))?,
+        policy,
+    )?;
+    let (mut with_time, mut without_time, mut events) = (Duration::ZERO, Duration::ZERO, 0);
+    let mut pending: Vec<KeyedEvent> = Vec::with_capacity(1100);
+    let mut turn = 0usize;
+    let send = |batch: Vec<KeyedEvent>, turn: usize| {
+        let (first, second) = if turn % 2 == 0 {
+            (&with, &without)
+        } else {
+            (&without, &with)
+        };
+        async move {
+            let mut times = [Duration::ZERO; 2];
+            for (i, guard) in [first, second].into_iter().enumerate() {
+                let events = batch.clone();
+                let started = Instant::now();
+                guard.ingest(events).await?;
+                times[i] = started.elapsed();
+            }
+            Ok::<_, anyhow::Error>(if turn % 2 == 0 {
+                (times[0], times[1])
+            } else {
+                (times[1], times[0])
+            })
+        }
+    };
+    for c in subset {
+        pending.extend(workload::events(c));
+        if pending.len() >= 1000 {
+            events += pending.len();
+            let (w, wo) = send(std::mem::take(&mut pending), turn).await?;
+            with_time += w;
+            without_time += wo;
+            turn += 1;
+        }
+    }
+    if !pending.is_empty() {
+        events += pending.len();
+        let (w, wo) = send(pending, turn).await?;
+        with_time += w;
+        without_time += wo;
+    }
+    let with_eps = events as f64 / with_time.as_secs_f64();
+    let without_eps = events as f64 / without_time.as_secs_f64();
+    figure(
+        figures,
+        "sled_ingest_manifest_eps",
+        with_eps,
+        "events/s",
+        subset.len(),
+        "Guard::ingest in batches of ~1000 events, group commit, keeping the manifest (default)",
+    );
+    figure(
+        figures,
+        "sled_ingest_no_manifest_eps",
+        without_eps,
+        "events/s",
+        subset.len(),
+        "same batches, same run, in turn, without a manifest (Integrity::Off)",
+    );
+    figure(
+        figures,
+        "ratio_sled_ingest_manifest_over_none",
+        with_eps / without_eps,
+        "x",
+        subset.len(),
+        "same run",
+    );
     Ok(())
 }
 
