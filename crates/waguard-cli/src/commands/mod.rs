@@ -6,4 +6,5 @@ pub mod export;
 pub mod ingest;
 pub mod policy;
 pub mod replay;
+pub mod serve;
 pub mod show;

@@ -1,13 +1,11 @@
 //! `waguard replay`: NDJSON lines in, NDJSON answers out (design.md section 7).
 
-mod line;
-
 use std::io::{BufRead, Write};
 
 use waguard::{Decision, Guard, Outgoing, Store, Timestamp};
 use waguard_webhook::Limits;
 
-pub use line::{parse, Line, Timed};
+pub use waguard_server::line::{parse, Line, Timed};
 
 use crate::answer::{decision_answer, error_answer};
 
@@ -72,45 +70,6 @@ async fn apply<S: Store>(
     options: &Options,
 ) -> std::io::Result<bool> {
     let result: Result<Option<(Decision, Outgoing)>, String> = match line {
-        Line::Check { key, outgoing } => guard
-            .check(&key, outgoing, at)
-            .await
-            .map(|d| Some((d, outgoing)))
-            .map_err(|e| e.to_string()),
-        Line::Reserve {
-            key,
-            outgoing,
-            idempotency_key,
-        } => guard
-            .reserve(&key, outgoing, idempotency_key.as_deref(), at)
-            .await
-            .map(|d| Some((d, outgoing)))
-            .map_err(|e| e.to_string()),
-        Line::SendError { key, code, wamid } => guard
-            .record_send_error(&key, code, wamid.as_deref(), at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::OptOut { key, scope } => guard
-            .opt_out(&key, scope, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::OptIn { key, scope } => guard
-            .opt_in(&key, scope, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::Forget { key } => guard
-            .forget(&key, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::ClearSender { business } => guard
-            .clear_sender(&business, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
         Line::Webhook { body } => {
             return webhook(guard, number, body.as_bytes(), at, out, options).await;
         }
@@ -137,6 +96,10 @@ async fn apply<S: Store>(
             }
             return webhook(guard, number, body.as_bytes(), at, out, options).await;
         }
+        line => waguard_server::apply(guard, line, at)
+            .await
+            .map(|applied| applied.decision())
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(Some((decision, outgoing))) => {
