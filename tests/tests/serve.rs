@@ -402,3 +402,28 @@ fn serve_answers_as_replay_on_the_shared_examples() {
         (vec!["--memory".into()], None)
     });
 }
+
+/// `examples/python-client/client.py` against the built binary: allowed, reserved, refused by
+/// its fake Cloud API, reported, then blocked (its exit status 0 says the story held).
+#[test]
+fn the_python_client_tells_its_story() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-client/client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("WAGUARD_BIN", support::binary())
+        .env_remove("WAGUARD_URL")
+        .env_remove("WAGUARD_TOKEN")
+        .env_remove("WAGUARD_TOKENS_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs (the example needs only its standard library)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("send-errors: 204"), "{stdout}");
+    assert!(stdout.contains("'reason': 'undeliverable'"), "{stdout}");
+}
