@@ -184,14 +184,11 @@ impl Inner {
     }
 
     /// The instant a caller gave, honoured only when the server trusts client time.
-    fn client_time(&self, given: Option<Timestamp>, what: &str) -> Result<Timestamp, Response> {
+    fn client_time(&self, given: Option<Timestamp>, what: &str) -> Result<Timestamp, String> {
         match given {
             None => Ok(self.now()),
             Some(at) if self.config.trust_client_time => Ok(at),
-            Some(_) => Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("{what}: this server decides with its own clock; it honours a caller's instant only when started with --trust-client-time (for replays and tests)"),
-            )),
+            Some(_) => Err(format!("{what}: this server decides with its own clock; it honours a caller's instant only when started with --trust-client-time (for replays and tests)")),
         }
     }
 }
@@ -252,7 +249,7 @@ async fn call(s: &Inner, kind: Kind, body: Result<Bytes, BytesRejection>) -> Res
     };
     let at = match s.client_time(parsed.at, "`at`") {
         Ok(at) => at,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match apply(&s.guard, parsed.line, at).await {
         Ok(Applied::Decided { decision, outgoing }) => {
@@ -508,7 +505,7 @@ pub(crate) async fn webhook(
     };
     let at = match s.client_time(given, "Waguard-Received-At") {
         Ok(at) => at,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let Some(secret) = s.config.app_secret.as_deref() else {
         return error(
