@@ -2,7 +2,7 @@
 //! service can also mount.
 //!
 //! The contract is `waguard replay`'s (design.md sections 7 and 8): each `/v1` body is the inner
-//! object of the replay line of that kind, read by the same code ([`line`]), applied by the
+//! object of the replay line of that kind, read by the same code ([`line`](mod@line)), applied by the
 //! same code ([`apply()`]), and `check`/`reserve` answer the same JSON ([`answer`]) without the
 //! `line` field.
 //!
