@@ -476,6 +476,25 @@ fn bodies_over_the_limit_answer_413_and_slow_ones_408() {
         "answered after {:?}",
         started.elapsed()
     );
+    // Headers that never end: the connection is closed once the timeout passes.
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(server.main).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bear"
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    let closed = stream.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok() && started.elapsed() < Duration::from_secs(5),
+        "the connection stayed open {:?} ({closed:?})",
+        started.elapsed()
+    );
 }
 
 /// A store whose every operation fails, as a database that went away does.
