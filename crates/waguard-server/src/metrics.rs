@@ -40,6 +40,8 @@ struct Registry {
     send_errors: BTreeMap<(u32, String), u64>,
     webhook_items: BTreeMap<&'static str, u64>,
     store_failures: BTreeMap<&'static str, u64>,
+    store_latency: BTreeMap<&'static str, Histogram>,
+    store_errors: BTreeMap<&'static str, u64>,
 }
 
 /// The counters of one server. Cheap to update (one short lock), rendered on demand.
@@ -115,6 +117,18 @@ impl Metrics {
             .store_failures
             .entry(operation)
             .or_default() += 1;
+    }
+
+    /// Times one store operation (what [`Observed`](waguard::observe::Observed) reports).
+    pub fn store_operation(&self, operation: &'static str, elapsed: Duration, ok: bool) {
+        let mut r = self.registry.lock();
+        r.store_latency
+            .entry(operation)
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+        if !ok {
+            *r.store_errors.entry(operation).or_default() += 1;
+        }
     }
 
     /// The Prometheus text exposition of every counter.
@@ -217,7 +231,52 @@ fn render_into(r: &Registry, out: &mut String) -> std::fmt::Result {
             "waguard_store_failures_total{{operation=\"{operation}\"}} {n}"
         )?;
     }
+    writeln!(
+        out,
+        "# HELP waguard_store_operation_seconds Time of one store operation, by operation."
+    )?;
+    writeln!(out, "# TYPE waguard_store_operation_seconds histogram")?;
+    for (operation, h) in &r.store_latency {
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+            writeln!(
+                out,
+                "waguard_store_operation_seconds_bucket{{operation=\"{operation}\",le=\"{bound}\"}} {count}"
+            )?;
+        }
+        writeln!(
+            out,
+            "waguard_store_operation_seconds_bucket{{operation=\"{operation}\",le=\"+Inf\"}} {}",
+            h.count
+        )?;
+        writeln!(
+            out,
+            "waguard_store_operation_seconds_sum{{operation=\"{operation}\"}} {}",
+            h.sum
+        )?;
+        writeln!(
+            out,
+            "waguard_store_operation_seconds_count{{operation=\"{operation}\"}} {}",
+            h.count
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP waguard_store_errors_total Store operations that failed, by operation."
+    )?;
+    writeln!(out, "# TYPE waguard_store_errors_total counter")?;
+    for (operation, n) in &r.store_errors {
+        writeln!(
+            out,
+            "waguard_store_errors_total{{operation=\"{operation}\"}} {n}"
+        )?;
+    }
     Ok(())
+}
+
+impl waguard::observe::StoreObserver for Metrics {
+    fn observe(&self, operation: &'static str, elapsed: Duration, ok: bool) {
+        self.store_operation(operation, elapsed, ok);
+    }
 }
 
 /// A label value with `\`, `"` and newlines escaped.

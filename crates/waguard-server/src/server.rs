@@ -55,7 +55,7 @@ pub struct Server {
 pub(crate) struct Inner {
     guard: Guard<DynStore>,
     config: Config,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 type Shared = Arc<Inner>;
@@ -97,11 +97,32 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 impl Server {
     /// A server over `guard` with `config`.
     pub fn new(guard: Guard<DynStore>, config: Config) -> Self {
+        Self::with_metrics(guard, config, Arc::default())
+    }
+
+    /// A server whose `/metrics` renders `metrics`, which may also time the guard's store:
+    /// wrap the store in [`Observed`](waguard::observe::Observed) with the same `metrics`
+    /// before building the guard, and `/metrics` shows the time of each store operation.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use waguard::observe::Observed;
+    /// use waguard::{Guard, MemoryStore, Policy};
+    /// use waguard_server::metrics::Metrics;
+    /// use waguard_server::{Config, DynStore, Server, Tokens};
+    ///
+    /// let metrics = Arc::new(Metrics::default());
+    /// let store: DynStore = Arc::new(Observed::new(MemoryStore::new(), metrics.clone()));
+    /// let guard = Guard::new(store, Policy::default()).unwrap();
+    /// let server = Server::with_metrics(guard, Config::new(Tokens::new(["a-long-token"]).unwrap()), metrics);
+    /// # let _ = server;
+    /// ```
+    pub fn with_metrics(guard: Guard<DynStore>, config: Config, metrics: Arc<Metrics>) -> Self {
         Server {
             inner: Arc::new(Inner {
                 guard,
                 config,
-                metrics: Metrics::default(),
+                metrics,
             }),
         }
     }

@@ -12,10 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use client::{request, Answer};
 use serde_json::{json, Value};
+use waguard::observe::Observed;
 use waguard::{
     Batch, BusinessId, ContactKey, ContactUpdate, Guard, MemoryStore, Policy, ReadFn, ScanStream,
     SenderUpdate, Store, StoreError,
 };
+use waguard_server::metrics::Metrics;
 use waguard_server::{Config, DynStore, Server, Tokens};
 
 const TOKEN: &str = "test-token-0123456789";
@@ -39,8 +41,10 @@ impl Running {
             .enable_all()
             .build()
             .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let store: DynStore = Arc::new(Observed::new(store, metrics.clone()));
         let guard = Guard::new(store, Policy::default()).unwrap();
-        let server = Server::new(guard, config);
+        let server = Server::with_metrics(guard, config, metrics);
         let (main, admin) = runtime.block_on(async {
             (
                 tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -394,6 +398,9 @@ fn every_endpoint_answers_as_replay_does() {
         "waguard_send_errors_total{code=\"131026\",effect=\"undeliverable\"} 1",
         "waguard_webhook_items_total{outcome=\"applied\"} 2",
         "waguard_webhook_items_total{outcome=\"refused\"} 1",
+        "waguard_store_operation_seconds_count{operation=\"apply_batch\"} ",
+        "waguard_store_operation_seconds_count{operation=\"load\"} ",
+        "waguard_store_operation_seconds_bucket{operation=\"update\",le=\"+Inf\"}",
     ] {
         assert!(metrics.body.contains(line), "no `{line}` in:\n{}", metrics.body);
     }
@@ -565,6 +572,10 @@ fn a_store_that_cannot_answer_is_503() {
     let metrics = request(server.admin, "GET", "/metrics", &[], b"").body;
     assert!(
         metrics.contains("waguard_store_failures_total{operation=\"check\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("waguard_store_errors_total{operation=\"load\"} 1"),
         "{metrics}"
     );
     // The final flush fails too, and serve says so.

@@ -243,6 +243,7 @@ impl<S: Store> Guard<S> {
 
     /// May `outgoing` go to `key` at `now`? Read-only: the pair budget is reported, not consumed
     /// (use [`reserve`](Guard::reserve) right before sending).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "check", key = %crate::observe::KeyHash(key), outgoing = ?outgoing), ret(level = "debug"), err))]
     pub async fn check(
         &self,
         key: &ContactKey,
@@ -284,6 +285,7 @@ impl<S: Store> Guard<S> {
     /// budget (D3), counts the attempt (G1) and records a template as sent (W3), all in one
     /// atomic store update. Two tasks can never both take the last slot. A refused
     /// reservation changes nothing.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "reserve", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, idempotent = idempotency_key.is_some()), ret(level = "debug"), err))]
     pub async fn reserve(
         &self,
         key: &ContactKey,
@@ -346,6 +348,7 @@ impl<S: Store> Guard<S> {
         async move { self.apply_groups(groups).await }
     }
 
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "ingest", events = groups.events, contacts = groups.contacts.len()), err))]
     async fn apply_groups(&self, groups: Groups) -> Result<IngestReport, GuardError> {
         let policy = &self.inner.policy;
         let mut report = IngestReport {
@@ -407,6 +410,7 @@ impl<S: Store> Guard<S> {
     /// For a [`CodeEffect::NotRetryable`] or [`CodeEffect::Unknown`] code nothing is recorded:
     /// the effect tells the caller to stop retrying (the request itself was wrong, D5) or that
     /// the guard does not know the code.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "send_error", key = %crate::observe::KeyHash(key), code = code), err))]
     pub async fn record_send_error(
         &self,
         key: &ContactKey,
@@ -427,6 +431,7 @@ impl<S: Store> Guard<S> {
     }
 
     /// Applies one event of one key (the explicit calls below share this).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
         self.ingest([KeyedEvent::Contact {
             key: key.clone(),
@@ -478,6 +483,7 @@ impl<S: Store> Guard<S> {
     ///
     /// This is also the way out of a record that cannot be decoded: it is replaced by the
     /// tombstone.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "forget", key = %crate::observe::KeyHash(key)), err))]
     pub async fn forget(&self, key: &ContactKey, at: Timestamp) -> Result<(), GuardError> {
         let policy = &self.inner.policy;
         self.inner
@@ -499,6 +505,7 @@ impl<S: Store> Guard<S> {
     }
 
     /// The decoded state of `key` and of its business, for inspection.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "state", key = %crate::observe::KeyHash(key)), err))]
     pub async fn state(
         &self,
         key: &ContactKey,

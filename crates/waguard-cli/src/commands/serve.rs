@@ -4,11 +4,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use waguard_server::{Config, Server, Tokens};
+use waguard::observe::Observed;
+use waguard::Guard;
+use waguard_server::metrics::Metrics;
+use waguard_server::{Config, DynStore, Server, Tokens};
 
 use crate::{store, PolicyArgs, StoreArgs};
 
@@ -63,8 +67,15 @@ pub struct ServeArgs {
 
 /// Serves until SIGTERM or Ctrl-C, then drains the requests in flight and closes the store.
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    init_tracing();
     let tokens = Tokens::from_file(&args.tokens_file)?;
-    let guard = store::guard(&args.store, &args.policy).await?;
+    let policy = store::policy(&args.policy)?;
+    let metrics = Arc::new(Metrics::default());
+    let store: DynStore = Arc::new(Observed::new(
+        store::open(&args.store).await?,
+        metrics.clone(),
+    ));
+    let guard = Guard::new(store, policy).context("invalid policy")?;
     let mut config = Config::new(tokens)
         .with_trust_client_time(args.trust_client_time)
         .with_max_body_bytes(args.max_body_bytes)
@@ -101,8 +112,19 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         )?;
         out.flush()?;
     }
-    let server = Server::new(guard, config);
+    let server = Server::with_metrics(guard, config, metrics);
     waguard_server::serve(server, listener, admin, waguard_server::shutdown_signal()).await?;
     eprintln!("waguard: stopped; the store is flushed and closed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs and traces on stderr, filtered by `RUST_LOG` (default: warnings and errors only).
+/// Guard operations are spans named `waguard` whose key is hashed, never the phone number.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
