@@ -68,7 +68,8 @@ pub struct ServeArgs {
 /// Serves until SIGTERM or Ctrl-C, then drains the requests in flight and closes the store.
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     init_tracing();
-    let tokens = Tokens::from_file(&args.tokens_file)?;
+    let tokens = Tokens::from_file(&args.tokens_file)
+        .with_context(|| format!("tokens file {}", args.tokens_file.display()))?;
     let policy = store::policy(&args.policy)?;
     let metrics = Arc::new(Metrics::default());
     let store: DynStore = Arc::new(Observed::new(
