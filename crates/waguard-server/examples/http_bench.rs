@@ -172,7 +172,7 @@ async fn floor() -> SocketAddr {
     addr
 }
 
-async fn server(store: DynStore, a: &Args) -> SocketAddr {
+async fn server(store: DynStore, blocking: bool, a: &Args) -> SocketAddr {
     let guard = Guard::new(store, Policy::default()).unwrap();
     // Every contact wrote a minute ago: checks answer free_form.
     let now = guard.clock().now();
@@ -195,7 +195,8 @@ async fn server(store: DynStore, a: &Args) -> SocketAddr {
     }
     guard.ingest(events).await.unwrap();
     let config = Config::new(Tokens::new([TOKEN]).unwrap())
-        .with_max_concurrent_requests(a.connections.max(1) * 2);
+        .with_max_concurrent_requests(a.connections.max(1) * 2)
+        .with_blocking_store(blocking);
     let server = Server::new(guard, config);
     let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -240,7 +241,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let sled: DynStore = Arc::new(waguard_sled::SledStore::open(dir.path().join("db")).unwrap());
-    let addr = server(sled, &a).await;
+    let addr = server(sled, true, &a).await;
     let check = drive(addr, "/v1/check", false, &a).await;
     line("sled check", &check, Some(&floor_check));
     let reserve = drive(addr, "/v1/reserve", true, &a).await;
@@ -253,7 +254,7 @@ async fn main() {
             .await
             .unwrap();
         let pg: Arc<waguard_postgres::PostgresStore> = Arc::new(store);
-        let addr = server(pg.clone(), &a).await;
+        let addr = server(pg.clone(), false, &a).await;
         let check = drive(addr, "/v1/check", false, &a).await;
         line("postgres check", &check, Some(&floor_check));
         let reserve = drive(addr, "/v1/reserve", true, &a).await;

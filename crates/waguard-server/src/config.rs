@@ -39,6 +39,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How many requests are handled at once on the main listener; others wait their turn.
     pub max_concurrent_requests: usize,
+    /// Whether the store blocks its thread on writes (sled `fsync`s on the calling thread):
+    /// writes then run with [`tokio::task::block_in_place`] on a multi-thread runtime, so
+    /// that the other requests go on meanwhile and concurrent writes share `fsync`s.
+    pub blocking_store: bool,
 }
 
 impl Config {
@@ -54,6 +58,7 @@ impl Config {
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            blocking_store: false,
         }
     }
 
@@ -84,6 +89,12 @@ impl Config {
     /// With another request timeout.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Saying whether the store blocks its thread on writes (true for sled).
+    pub fn with_blocking_store(mut self, blocking: bool) -> Self {
+        self.blocking_store = blocking;
         self
     }
 

@@ -204,6 +204,19 @@ impl Inner {
         )
     }
 
+    /// Runs a guard call; a write on a store that blocks its thread runs in
+    /// `block_in_place`, so that the runtime's other tasks go on meanwhile.
+    async fn writing<T>(&self, write: bool, call: impl std::future::Future<Output = T>) -> T {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if write && self.config.blocking_store && multi_thread {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(call))
+        } else {
+            call.await
+        }
+    }
+
     /// The instant a caller gave, honoured only when the server trusts client time.
     fn client_time(&self, given: Option<Timestamp>, what: &str) -> Result<Timestamp, String> {
         match given {
@@ -272,7 +285,8 @@ async fn call(s: &Inner, kind: Kind, body: Result<Bytes, BytesRejection>) -> Res
         Ok(at) => at,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match apply(&s.guard, parsed.line, at).await {
+    let write = kind != Kind::Check;
+    match s.writing(write, apply(&s.guard, parsed.line, at)).await {
         Ok(Applied::Decided { decision, outgoing }) => {
             s.metrics.decision(kind.name(), &decision);
             Json(DecisionAnswer::new(None, &decision, outgoing)).into_response()
@@ -455,7 +469,7 @@ pub(crate) async fn erase_contact(
         Ok(key) => key,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match s.guard.forget(&key, s.now()).await {
+    match s.writing(true, s.guard.forget(&key, s.now())).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => s.store_failed("forget", &e),
     }
@@ -561,7 +575,7 @@ pub(crate) async fn webhook(
             path: Some(item.path.clone()),
         })
         .collect();
-    match s.guard.ingest(parsed.events).await {
+    match s.writing(true, s.guard.ingest(parsed.events)).await {
         Ok(report) => {
             let ignored = report.contacts.saturating_sub(report.contacts_written);
             s.metrics.webhook(report.events, ignored, errors.len());

@@ -200,7 +200,8 @@ fn tokens_guard_every_v1_call_and_nothing_is_applied_without_one() {
 
 #[test]
 fn every_endpoint_answers_as_replay_does() {
-    let mut server = Running::start(memory(), config());
+    // Writes run as they do on sled: in `block_in_place`.
+    let mut server = Running::start(memory(), config().with_blocking_store(true));
     // First contact: only a template may go.
     let first = server.v1("/v1/check", check_body(T0, "free_form"));
     assert_eq!(first.status, 200);

@@ -81,7 +81,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_trust_client_time(args.trust_client_time)
         .with_max_body_bytes(args.max_body_bytes)
         .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)))
-        .with_max_concurrent_requests(args.max_concurrent_requests);
+        .with_max_concurrent_requests(args.max_concurrent_requests)
+        .with_blocking_store(args.store.postgres.is_none() && !args.store.memory);
     if let Some(secret) = args.app_secret.filter(|s| !s.is_empty()) {
         config = config.with_app_secret(secret);
     } else {
