@@ -103,7 +103,7 @@ fn main() {
     }
     record("contact-full", &state.encode());
     let mut erased = state.clone();
-    erased.erase(t(100), &policy);
+    erased.erase(t(100), false, &policy);
     record("contact-tombstone", &erased.encode());
     let mut newer = state.encode();
     newer[0] = waguard::FORMAT_VERSION + 1;

@@ -174,7 +174,7 @@ s.error({"at": "2026-03-01T00:00:01Z", "check": {"from": "12ab", "to": FR, "mess
 S.append(s)
 
 # ---- K1 K2 K3: keys ----
-s = Scenario("keys", "K1 K2 K3")
+s = Scenario("keys", "K1 K2 K3 K5")
 s.webhook("2026-03-01T00:00:00Z", inbound("2026-03-01T00:00:00Z", "5215512345678"))
 s.check("2026-03-01T00:00:01Z", "free_form", "free_form", True, None, "2026-03-02T00:00:00Z", to="+52 55 1234 5678")
 s.webhook("2026-03-01T00:00:00Z", inbound("2026-03-01T00:00:00Z", "5511998765432"))
@@ -200,7 +200,8 @@ both = envelope("messages", {"contacts": [{"profile": {"name": "Di"}, "wa_id": P
                                            "text": {"body": "hi"}}]})
 s.webhook("2026-03-01T00:00:00Z", both)
 s.check("2026-03-01T00:00:01Z", "free_form", "free_form", True, None, "2026-03-02T00:00:00Z", to=P)
-s.check("2026-03-01T00:00:01Z", "free_form", "template_required", False, "first_contact", None, user_id="GB.77")
+# K5: and the BSUID is linked to the phone: checks by either name see one state
+s.check("2026-03-01T00:00:01Z", "free_form", "free_form", True, None, "2026-03-02T00:00:00Z", user_id="GB.77")
 S.append(s)
 
 # ---- O1 O2 O3: opt-out ----
@@ -362,6 +363,273 @@ mixed = envelope("messages", {"messages": [
     {"from": FR, "id": "wamid.good", "timestamp": str(ts("2026-03-01T00:00:00Z")), "type": "text", "text": {"body": "y"}}]})
 s.error({"at": "2026-03-01T00:00:00Z", "webhook": mixed})
 s.check("2026-03-01T00:00:01Z", "free_form", "free_form", True, None, "2026-03-02T00:00:00Z", to=FR)
+S.append(s)
+
+# ---- E4: erasure keeps the objection ----
+s = Scenario("erasure", "E4 O1 O2 O3 D3 W3")
+s.line({"at": "2026-01-01T00:00:00Z", "opt_out": {**contact(to=FR), "scope": "all"}})
+s.line({"at": "2026-01-01T00:01:00Z", "forget": contact(to=FR)})
+s.check("2026-01-01T00:02:00Z", "template", "blocked", False, "opted_out", None, category="utility", to=FR)
+# a START after the erasure lifts it as usual
+s.line({"at": "2026-01-01T00:03:00Z", "opt_in": {**contact(to=FR), "scope": "all"}})
+s.check("2026-01-01T00:04:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=FR)
+# a STOP dated before the erasure that arrives after it still counts (its window part does not)
+E2 = "33612345679"
+s.line({"at": "2026-01-01T00:10:00Z", "forget": contact(to=E2)})
+s.webhook("2026-01-01T00:11:00Z", inbound("2026-01-01T00:05:00Z", E2, "STOP"))
+s.check("2026-01-01T00:12:00Z", "template", "blocked", False, "opted_out", None, category="utility", to=E2)
+# the marketing register survives too
+E3 = "33612345680"
+s.webhook("2026-01-01T00:20:00Z", preference("2026-01-01T00:20:00Z", E3, "stop"))
+s.line({"at": "2026-01-01T00:21:00Z", "forget": contact(to=E3)})
+s.check("2026-01-01T00:22:00Z", "template", "blocked", False, "marketing_opted_out", None, category="marketing", to=E3)
+# include_opt_out takes the objection too, and older consent events arriving later are ignored
+E4 = "33612345681"
+s.line({"at": "2026-01-01T00:30:00Z", "opt_out": {**contact(to=E4)}})
+s.line({"at": "2026-01-01T00:31:00Z", "forget": {**contact(to=E4), "include_opt_out": True}})
+s.webhook("2026-01-01T00:32:00Z", inbound("2026-01-01T00:29:00Z", E4, "STOP"))
+s.check("2026-01-01T00:33:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=E4)
+# everything else goes whatever its instant: an inbound dated after the erasure instant
+E5 = "33612345682"
+s.webhook("2026-01-01T01:00:00Z", inbound("2026-01-01T01:01:40Z", E5))
+s.line({"at": "2026-01-01T01:00:50Z", "forget": contact(to=E5)})
+s.check("2026-01-01T01:03:20Z", "free_form", "template_required", False, "first_contact", None, to=E5)
+# the pair budget goes with it
+E6 = "33612345683"
+s.webhook("2026-01-01T02:00:00Z", inbound("2026-01-01T02:00:00Z", E6))
+for _ in range(45):
+    s.line({"at": "2026-01-01T02:00:01Z", "reserve": {**contact(to=E6), "message": "free_form"}})
+    s.expected.append({"line": len(s.lines), "decision": "free_form", "allowed": True, "reason": None, "until": "2026-01-02T02:00:00Z"})
+s.line({"at": "2026-01-01T02:00:01Z", "forget": contact(to=E6)})
+s.reserve("2026-01-01T02:00:01Z", "template", "template_required", True, "first_contact", None, category="utility", to=E6)
+# a template reserved at the erasure instant is not recorded
+E7 = "33612345684"
+s.line({"at": "2026-01-01T03:00:00Z", "forget": contact(to=E7)})
+s.reserve("2026-01-01T03:00:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=E7)
+s.check("2026-01-01T03:00:00Z", "free_form", "template_required", False, "first_contact", None, to=E7)
+s.error({"at": "2026-01-01T03:00:00Z", "forget": {**contact(to=E7), "include_opt_out": "yes"}})
+S.append(s)
+
+# ---- E5: no event from the future ----
+s = Scenario("future", "E5 O3 W2")
+s.webhook("2026-01-01T00:00:00Z", inbound("2255-01-01T00:00:00Z", FR))
+# clamped to receive time + 5 minutes: the window closes 24h after that
+s.check("2026-01-02T00:04:59Z", "free_form", "free_form", True, None, "2026-01-02T00:05:00Z", to=FR)
+s.check("2026-01-02T00:05:00Z", "free_form", "template_required", False, "window_expired", None, to=FR)
+# a START dated 2255 cannot make a later real STOP lose O3
+F2 = "33612345690"
+s.webhook("2026-01-01T00:00:00Z", inbound("2255-01-01T00:00:00Z", F2, "START"))
+s.webhook("2026-01-01T01:00:00Z", inbound("2026-01-01T01:00:00Z", F2, "STOP"))
+s.check("2026-01-01T01:00:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=F2)
+# a negative timestamp is an item error
+neg = envelope("messages", {"messages": [{"from": FR, "id": "wamid.neg", "timestamp": "-5", "type": "text", "text": {"body": "x"}}]})
+s.error({"at": "2026-01-01T02:00:00Z", "webhook": neg})
+frac = envelope("messages", {"messages": [{"from": FR, "id": "wamid.frac", "timestamp": "1767229200.5", "type": "text", "text": {"body": "x"}}]})
+s.error({"at": "2026-01-01T02:00:00Z", "webhook": frac})
+S.append(s)
+
+# ---- K5: one person, one state ----
+s = Scenario("links", "K5 K3 O1 E4")
+P5 = "447700900777"
+U5 = "GB.55501234567"
+only_user = lambda at, text: envelope("messages", {"contacts": [{"profile": {"name": "Ev"}, "user_id": U5}],
+    "messages": [{"from_user_id": U5, "id": f"wamid.l.{ts(at)}", "timestamp": str(ts(at)), "type": "text", "text": {"body": text}}]})
+both5 = lambda at: envelope("messages", {"contacts": [{"profile": {"name": "Ev"}, "wa_id": P5, "user_id": U5}],
+    "messages": [{"from": P5, "from_user_id": U5, "id": f"wamid.b.{ts(at)}", "timestamp": str(ts(at)), "type": "text", "text": {"body": "hi"}}]})
+# a STOP on the BSUID before the link is learned ...
+s.webhook("2026-01-01T00:00:00Z", only_user("2026-01-01T00:00:00Z", "STOP"))
+s.check("2026-01-01T00:00:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=P5 if False else None, user_id=U5)
+# ... joins the phone's key once a webhook carries both
+s.webhook("2026-01-01T00:10:00Z", both5("2026-01-01T00:10:00Z"))
+s.check("2026-01-01T00:10:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=P5)
+# later events naming only the BSUID apply to the phone's key
+s.webhook("2026-01-01T00:20:00Z", only_user("2026-01-01T00:20:00Z", "START"))
+s.check("2026-01-01T00:20:01Z", "free_form", "free_form", True, None, "2026-01-02T00:20:00Z", to=P5)
+s.check("2026-01-01T00:20:01Z", "free_form", "free_form", True, None, "2026-01-02T00:20:00Z", user_id=U5)
+s.line({"at": "2026-01-01T00:30:00Z", "opt_out": {**contact(user_id=U5), "scope": "all"}})
+s.check("2026-01-01T00:30:01Z", "free_form", "blocked", False, "opted_out", None, to=P5)
+# a link learned from a status (recipient_id with recipient_user_id) works the same way
+P6 = "447700900778"
+U6 = "GB.55501234568"
+s.line({"at": "2026-01-01T01:00:00Z", "opt_out": {**contact(user_id=U6), "scope": "all"}})
+st = envelope("messages", {"statuses": [{"id": "wamid.s6", "status": "delivered", "timestamp": str(ts("2026-01-01T01:01:00Z")),
+                                          "recipient_id": P6, "recipient_user_id": U6}]})
+s.webhook("2026-01-01T01:01:00Z", st)
+s.check("2026-01-01T01:01:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=P6)
+# forget by the BSUID erases the linked key's state but keeps the objection (E4)
+s.line({"at": "2026-01-01T02:00:00Z", "forget": contact(user_id=U5)})
+s.check("2026-01-01T02:00:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=P5)
+s.check("2026-01-01T02:00:01Z", "free_form", "blocked", False, "opted_out", None, user_id=U5)
+# a parent id is never a key
+parent_only = envelope("messages", {"messages": [{"from_parent_user_id": "GB.ENT.999", "id": "wamid.p", "timestamp": str(ts("2026-01-01T03:00:00Z")), "type": "text", "text": {"body": "x"}}],
+                                    "contacts": [{"parent_user_id": "GB.ENT.999"}, {"parent_user_id": "GB.ENT.998"}]})
+s.error({"at": "2026-01-01T03:00:00Z", "webhook": parent_only})
+# a message with no sender belongs to the sole contacts[] entry
+P7 = "447700900779"
+sole = envelope("messages", {"contacts": [{"profile": {"name": "Fa"}, "wa_id": P7}],
+                             "messages": [{"id": "wamid.sole", "timestamp": str(ts("2026-01-01T04:00:00Z")), "type": "text", "text": {"body": "hi"}}]})
+s.webhook("2026-01-01T04:00:00Z", sole)
+s.check("2026-01-01T04:00:01Z", "free_form", "free_form", True, None, "2026-01-02T04:00:00Z", to=P7)
+U8 = "GB.55501234569"
+sole_user = envelope("messages", {"contacts": [{"profile": {"name": "Ga"}, "user_id": U8}],
+                                  "messages": [{"id": "wamid.sole2", "timestamp": str(ts("2026-01-01T04:00:00Z")), "type": "text", "text": {"body": "hi"}}]})
+s.webhook("2026-01-01T04:00:00Z", sole_user)
+s.check("2026-01-01T04:00:01Z", "free_form", "free_form", True, None, "2026-01-02T04:00:00Z", user_id=U8)
+S.append(s)
+
+# ---- K6: a changed number keeps its objections ----
+s = Scenario("changed-number", "K6 O1 O2 W1")
+A6, B6 = "447700900881", "447700900882"
+s.webhook("2026-01-01T00:00:00Z", inbound("2026-01-01T00:00:00Z", A6, "STOP"))
+s.webhook("2026-01-01T00:00:00Z", preference("2026-01-01T00:00:00Z", A6, "stop"))
+changed = envelope("messages", {"messages": [{"from": A6, "id": "wamid.sys", "timestamp": str(ts("2026-01-01T01:00:00Z")), "type": "system",
+                                              "system": {"body": "changed", "type": "user_changed_number", "wa_id": B6}}]})
+s.webhook("2026-01-01T01:00:00Z", changed)
+s.check("2026-01-01T01:00:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=B6)
+# the system message does not open a window for either number
+s.line({"at": "2026-01-01T01:00:02Z", "opt_in": {**contact(to=B6)}})
+s.check("2026-01-01T01:00:03Z", "free_form", "template_required", False, "first_contact", None, to=B6)
+s.check("2026-01-01T01:00:03Z", "template", "blocked", False, "marketing_opted_out", None, category="marketing", to=B6)
+# a consent event of the old number dated before the change, arriving after it, still counts
+C6, D6 = "447700900883", "447700900884"
+changed2 = envelope("messages", {"messages": [{"from": C6, "id": "wamid.sys2", "timestamp": str(ts("2026-01-01T02:00:00Z")), "type": "system",
+                                               "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": D6}}]})
+s.webhook("2026-01-01T02:00:00Z", changed2)
+s.webhook("2026-01-01T02:01:00Z", inbound("2026-01-01T01:59:00Z", C6, "STOP"))
+s.check("2026-01-01T02:01:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=D6)
+# one dated after the change (the old number's next owner) does not
+s.webhook("2026-01-01T03:00:00Z", inbound("2026-01-01T03:00:00Z", C6, "START"))
+s.check("2026-01-01T03:00:01Z", "template", "blocked", False, "opted_out", None, category="utility", to=D6)
+S.append(s)
+
+# ---- this round's fixes: W3's earliest mark, S1 in any order, keywords, H1 value errors, R3 ----
+s = Scenario("fidelity", "W3 W4 S1 E1 O1 H1 R3")
+s.webhook("2026-01-01T00:00:00Z", inbound("2026-01-01T00:00:00Z", FR))
+s.line({"at": "2026-01-01T01:00:00Z", "send_error": {**contact(to=FR), "code": 131047}})
+s.reserve("2026-01-01T02:00:00Z", "template", "template_required", True, "window_closed_by_platform", None, category="utility", to=FR)
+s.line({"at": "2026-01-01T03:00:00Z", "send_error": {**contact(to=FR), "code": 131047}})
+s.check("2026-01-01T04:00:00Z", "free_form", "template_required", False, "awaiting_reply", None, to=FR)
+# S1: a success newer than a restriction lifts it whichever arrives first
+Q = "33612345700"
+s.webhook("2026-01-01T05:00:00Z", status("2026-01-01T05:00:10Z", Q, "delivered", "wamid.ok"))
+s.webhook("2026-01-01T05:00:20Z", status("2026-01-01T05:00:00Z", Q, "failed", "wamid.bad", errors=[368]))
+s.check("2026-01-01T05:00:30Z", "free_form", "template_required", False, "first_contact", None, to=Q)
+# O1: any trailing run of ! . and spaces
+R = "33612345701"
+s.webhook("2026-01-01T06:00:00Z", inbound("2026-01-01T06:00:00Z", R, "STOP" + "!" * 70))
+s.check("2026-01-01T06:00:01Z", "free_form", "blocked", False, "opted_out", None, to=R)
+# H1: value-level errors[] change nothing, also for other contacts
+T = "33612345702"
+verr = envelope("messages", {"errors": [{"code": 131000, "title": "Unsupported webhook payload"}]})
+s.webhook("2026-01-01T07:00:00Z", verr)
+s.webhook("2026-01-01T07:00:00Z", inbound("2026-01-01T07:00:00Z", T))
+s.check("2026-01-01T07:00:01Z", "free_form", "free_form", True, None, "2026-01-02T07:00:00Z", to=T)
+# H1: played counts as read (clears D1 like a read)
+s.line({"at": "2026-01-01T08:00:00Z", "send_error": {**contact(to=T), "code": 131026, "wamid": "wamid.v1"}})
+s.check("2026-01-01T08:00:01Z", "free_form", "blocked", False, "undeliverable", "2026-01-02T08:00:00Z", to=T)
+s.webhook("2026-01-01T08:01:00Z", status("2026-01-01T08:01:00Z", T, "played", "wamid.v1"))
+s.check("2026-01-01T08:01:01Z", "free_form", "free_form", True, None, "2026-01-02T07:00:00Z", to=T)
+# R3: numbers libphonenumber does not hold valid are not refused as US
+s.check("2026-01-01T09:00:00Z", "template", "template_required", True, "first_contact", None, category="marketing", to="+1 202 123 4567")
+s.check("2026-01-01T09:00:00Z", "template", "template_required", True, "first_contact", None, category="marketing", to="+1 800 123 4567")
+s.check("2026-01-01T09:00:00Z", "template", "blocked", False, "marketing_unavailable_in_region", None, category="marketing", to="+1 202 555 0143")
+S.append(s)
+
+# ---- S2 codes and S4 pacing ----
+s = Scenario("sender-limits", "S2 S4 S1")
+s.line({"at": "2026-01-01T00:00:00Z", "send_error": {**contact(to=FR), "code": 131016}})
+s.check("2026-01-01T00:00:01Z", "template", "blocked", False, "service_unavailable", "2026-01-01T00:01:00Z", category="utility", to=FR)
+s.line({"at": "2026-01-01T00:00:30Z", "send_error": {**contact(to=FR), "code": 4}})
+# api_rate_limited comes before service_unavailable (section 7)
+s.check("2026-01-01T00:00:31Z", "template", "blocked", False, "api_rate_limited", "2026-01-01T00:01:30Z", category="utility", to=FR)
+s.check("2026-01-01T00:01:30Z", "template", "template_required", True, "first_contact", None, category="utility", to=FR)
+s.line({"at": "2026-01-01T00:02:00Z", "send_error": {**contact(to=FR), "code": 80007}})
+s.check("2026-01-01T00:02:01Z", "free_form", "blocked", False, "api_rate_limited", "2026-01-01T00:03:00Z", to=FR)
+# S4: 80 reservations of one number in the same instant go, the 81st waits one interval
+AT = "2026-01-01T01:00:00Z"
+for i in range(80):
+    to = "3361234%04d" % (5000 + i % 4)
+    s.reserve(AT, "template", "template_required", True, "first_contact" if i < 4 else "awaiting_reply", None, category="utility", to=to)
+s.reserve(AT, "template", "blocked", False, "throughput_limited", "2026-01-01T01:00:00.0125Z", category="utility", to="33612349999")
+# check reports the exhausted pace read-only; a refused reservation consumed nothing
+s.check(AT, "template", "blocked", False, "throughput_limited", "2026-01-01T01:00:00.0125Z", category="utility", to="33612349999")
+s.reserve("2026-01-01T01:00:00.0125Z", "template", "template_required", True, "first_contact", None, category="utility", to="33612349999")
+S.append(s)
+
+# ---- T1-T4: the template registry ----
+def account_change(at, field, value, account="900000001", time=True):
+    entry = {"id": account, "changes": [{"field": field, "value": value}]}
+    if time:
+        entry["time"] = ts(at)
+    return {"object": "whatsapp_business_account", "entry": [entry]}
+
+def tpl_status(at, event, name="order_update", lang="en_US", title=None, category=None):
+    v = {"event": event, "message_template_id": 5551234, "message_template_name": name,
+         "message_template_language": lang, "reason": None}
+    if title:
+        v["other_info"] = {"title": title, "description": "x"}
+    if category:
+        v["message_template_category"] = category
+    return account_change(at, "message_template_status_update", v)
+
+s = Scenario("templates", "T1 T2 T3 T4 O2 R3")
+TPL = {"name": "order_update", "language": "en_US"}
+def ask_tpl(kind, at, decision, allowed, reason, until, category="utility", tpl=TPL, to=FR):
+    body = {**contact(to=to), "message": "template", "category": category, "template": tpl}
+    n = s.line({"at": at, kind: body})
+    s.expected.append({"line": n, "decision": decision, "allowed": allowed, "reason": reason, "until": until})
+# T4: a messages webhook links the number to entry[].id; until then nothing is known
+ask_tpl("check", "2026-01-01T00:00:00Z", "template_required", True, "first_contact", None)
+s.webhook("2026-01-01T00:01:00Z", inbound("2026-01-01T00:01:00Z", FR))
+s.webhook("2026-01-01T00:02:00Z", tpl_status("2026-01-01T00:02:00Z", "DISABLED"))
+ask_tpl("check", "2026-01-01T00:03:00Z", "blocked", False, "template_disabled", None)
+# a later approval lifts it; an older event arriving late changes nothing (last writer wins)
+s.webhook("2026-01-01T00:04:00Z", tpl_status("2026-01-01T00:04:00Z", "APPROVED"))
+s.webhook("2026-01-01T00:05:00Z", tpl_status("2026-01-01T00:03:30Z", "REJECTED"))
+ask_tpl("check", "2026-01-01T00:05:01Z", "free_form", True, None, "2026-01-02T00:01:00Z")
+# at equal times the more restrictive status wins
+s.webhook("2026-01-01T00:06:00Z", tpl_status("2026-01-01T00:06:00Z", "REJECTED"))
+s.webhook("2026-01-01T00:06:00Z", tpl_status("2026-01-01T00:06:00Z", "APPROVED"))
+ask_tpl("check", "2026-01-01T00:06:01Z", "blocked", False, "template_not_approved", None)
+# pauses: second pause 6h, rate-limiting pause without end, then approved again by time
+s.webhook("2026-01-01T01:00:00Z", tpl_status("2026-01-01T01:00:00Z", "PAUSED", title="SECOND_PAUSE"))
+ask_tpl("check", "2026-01-01T01:00:01Z", "blocked", False, "template_paused", "2026-01-01T07:00:00Z")
+ask_tpl("reserve", "2026-01-01T07:00:00Z", "free_form", True, None, "2026-01-02T00:01:00Z")
+s.webhook("2026-01-01T08:00:00Z", tpl_status("2026-01-01T08:00:00Z", "PAUSED", title="RATE_LIMITING_PAUSE"))
+ask_tpl("check", "2026-01-01T20:00:00Z", "blocked", False, "template_paused", None)
+# FLAGGED changes nothing; another language is another template
+s.webhook("2026-01-01T20:00:00Z", tpl_status("2026-01-01T20:00:00Z", "FLAGGED"))
+ask_tpl("check", "2026-01-01T20:00:01Z", "blocked", False, "template_paused", None)
+ask_tpl("check", "2026-01-01T20:00:01Z", "free_form", True, None, "2026-01-02T00:01:00Z", tpl={"name": "order_update", "language": "pt_BR"})
+# T2: a send error naming the template: 132016 disabled, 132015 paused for the first-pause length
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132016, "template": {"name": "receipt", "language": "en"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_disabled", None, tpl={"name": "receipt", "language": "en"})
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132015, "template": {"name": "promo", "language": "en"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_paused", "2026-01-02T00:00:00Z", tpl={"name": "promo", "language": "en"})
+s.line({"at": "2026-01-01T21:00:00Z", "send_error": {**contact(to=FR), "code": 132001, "template": {"name": "hola", "language": "es"}}})
+ask_tpl("check", "2026-01-01T21:00:01Z", "blocked", False, "template_not_approved", None, tpl={"name": "hola", "language": "es"})
+# T3: a completed recategorisation replaces the caller's category; an advance notice does not
+s.webhook("2026-01-01T22:00:00Z", preference("2026-01-01T22:00:00Z", FR, "stop"))
+s.webhook("2026-01-01T22:01:00Z", account_change("2026-01-01T22:01:00Z", "template_category_update",
+    {"message_template_id": 1, "message_template_name": "notice", "message_template_language": "en",
+     "correct_category": "MARKETING", "category_update_timestamp": ts("2026-02-01T00:00:00Z")}))
+ask_tpl("check", "2026-01-01T22:02:00Z", "free_form", True, None, "2026-01-02T00:01:00Z", tpl={"name": "notice", "language": "en"})
+s.webhook("2026-01-01T22:03:00Z", account_change("2026-01-01T22:03:00Z", "template_category_update",
+    {"message_template_id": 1, "message_template_name": "notice", "message_template_language": "en",
+     "previous_category": "UTILITY", "new_category": "MARKETING"}))
+ask_tpl("check", "2026-01-01T22:04:00Z", "blocked", False, "marketing_opted_out", None, tpl={"name": "notice", "language": "en"})
+# a category alone does not make a template known, and unnamed templates are never refused by T
+ask_tpl("check", "2026-01-01T22:04:00Z", "blocked", False, "marketing_opted_out", None, category="marketing", tpl={"name": "notice", "language": "en"})
+s.check("2026-01-01T22:04:00Z", "template", "free_form", True, None, "2026-01-02T00:01:00Z", category="utility", to=FR)
+# a template named on a free-form line is an error; so is a malformed one
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "free_form", "template": TPL}})
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "template", "category": "utility", "template": {"name": "x"}}})
+s.error({"at": "2026-01-01T22:05:00Z", "check": {**contact(to=FR), "message": "template", "category": "utility", "template": {"name": "x", "language": "en", "id": 5}}})
+# account-level items need a valid entry id and time
+bad_time = tpl_status("2026-01-01T23:00:00Z", "DISABLED")
+bad_time["entry"][0]["time"] = "yesterday"
+s.error({"at": "2026-01-01T23:00:00Z", "webhook": bad_time})
+ask_tpl("check", "2026-01-01T23:00:01Z", "blocked", False, "template_paused", None)
 S.append(s)
 
 for s in S:

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use waguard::{Decision, Outgoing};
 
-pub use waguard_server::answer::DecisionAnswer;
+pub use waguard_server::answer::{short, DecisionAnswer};
 
 #[derive(Serialize)]
 struct ErrorAnswer<'a> {

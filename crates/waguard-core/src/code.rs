@@ -24,10 +24,12 @@ pub enum CodeEffect {
     SenderRestricted,
     /// S2 (130429): the business number's throughput was exceeded.
     ThroughputLimited,
-    /// S2 (131057, 131000, 1): service trouble on Meta's side.
+    /// S2 (131057, 131016, 131000, 1): service trouble on Meta's side.
     ServiceUnavailable,
     /// S2 (2): an API update may take the service away for a few minutes.
     ApiUpdate,
+    /// S2 (4, 80007): the app's or the account's API call limit.
+    ApiRateLimited,
     /// S3 (131048): the business number hit a spam rate limit.
     SpamRateLimited,
     /// D5: the request itself was wrong (the caller's bug); retrying cannot help.
@@ -65,7 +67,8 @@ impl CodeEffect {
             131050 => CodeEffect::MarketingOptOut,
             368 | 131031 | 133010 | 131042 | 131045 => CodeEffect::SenderRestricted,
             130429 => CodeEffect::ThroughputLimited,
-            131057 | 131000 | 1 => CodeEffect::ServiceUnavailable,
+            131057 | 131016 | 131000 | 1 => CodeEffect::ServiceUnavailable,
+            4 | 80007 => CodeEffect::ApiRateLimited,
             2 => CodeEffect::ApiUpdate,
             131048 => CodeEffect::SpamRateLimited,
             // D5: malformed request, bad parameter, template or media problems of the caller.
@@ -89,6 +92,7 @@ impl CodeEffect {
             | CodeEffect::ThroughputLimited
             | CodeEffect::ServiceUnavailable
             | CodeEffect::ApiUpdate
+            | CodeEffect::ApiRateLimited
             | CodeEffect::SpamRateLimited => CodeScope::Sender,
             CodeEffect::NotRetryable | CodeEffect::Unknown => CodeScope::None,
         }
@@ -124,6 +128,9 @@ mod tests {
             (130429, CodeEffect::ThroughputLimited, CodeScope::Sender),
             (131057, CodeEffect::ServiceUnavailable, CodeScope::Sender),
             (131000, CodeEffect::ServiceUnavailable, CodeScope::Sender),
+            (131016, CodeEffect::ServiceUnavailable, CodeScope::Sender),
+            (4, CodeEffect::ApiRateLimited, CodeScope::Sender),
+            (80007, CodeEffect::ApiRateLimited, CodeScope::Sender),
             (1, CodeEffect::ServiceUnavailable, CodeScope::Sender),
             (2, CodeEffect::ApiUpdate, CodeScope::Sender),
             (131048, CodeEffect::SpamRateLimited, CodeScope::Sender),

@@ -32,6 +32,18 @@ pub enum BlockReason {
     ThroughputLimited,
     /// S2: Meta's service is unavailable.
     ServiceUnavailable,
+    /// S2: the app's or the account's API call limit was hit (codes 4, 80007).
+    ApiRateLimited,
+    /// T1: the named template is paused.
+    TemplatePaused,
+    /// T1: the named template is disabled.
+    TemplateDisabled,
+    /// T1: the named template is not approved (rejected, pending, deleted, ...).
+    TemplateNotApproved,
+    /// T1: the named template is not known and the policy requires known templates.
+    TemplateUnknown,
+    /// L3: the portfolio's messaging limit is reached.
+    MessagingLimitReached,
     /// S3: the business number hit a spam rate limit.
     SpamRateLimited,
     /// R1: the contact is in a sanctioned region.
@@ -78,6 +90,12 @@ impl Reason {
                 BlockReason::SenderRestricted => "sender_restricted",
                 BlockReason::ThroughputLimited => "throughput_limited",
                 BlockReason::ServiceUnavailable => "service_unavailable",
+                BlockReason::ApiRateLimited => "api_rate_limited",
+                BlockReason::TemplatePaused => "template_paused",
+                BlockReason::TemplateDisabled => "template_disabled",
+                BlockReason::TemplateNotApproved => "template_not_approved",
+                BlockReason::TemplateUnknown => "template_unknown",
+                BlockReason::MessagingLimitReached => "messaging_limit_reached",
                 BlockReason::SpamRateLimited => "spam_rate_limited",
                 BlockReason::RestrictedRegion => "restricted_region",
                 BlockReason::OptedOut => "opted_out",

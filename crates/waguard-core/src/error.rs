@@ -44,6 +44,10 @@ pub enum IdProblem {
     BusinessShape,
     /// A group id must be 1 to 128 printable ASCII characters without whitespace (K4).
     GroupShape,
+    /// An account (WABA) id must be 1 to 32 ASCII digits (H1).
+    AccountShape,
+    /// A template name or language must be 1 to 512 bytes without control characters or `/`.
+    TemplateShape,
 }
 
 impl IdProblem {
@@ -66,6 +70,10 @@ impl IdProblem {
             IdProblem::BusinessShape => "a business phone number id is 1 to 32 ASCII digits",
             IdProblem::GroupShape => {
                 "a group id is 1 to 128 printable ASCII characters without whitespace"
+            }
+            IdProblem::AccountShape => "an account (WABA) id is 1 to 32 ASCII digits",
+            IdProblem::TemplateShape => {
+                "a template name or language is 1 to 512 bytes without control characters or `/`"
             }
         }
     }

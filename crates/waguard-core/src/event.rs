@@ -150,6 +150,35 @@ impl Event {
         }
     }
 
+    /// Whether the event advances the key's newest event time (rules.md section 8): inbound
+    /// messages and calls, delivered and read statuses, templates sent, failures with a code
+    /// that acts on the contact, preferences, opt-outs and opt-ins. A `sent` status, a D5 code
+    /// and a sender-level code do not.
+    pub fn advances_latest(&self) -> bool {
+        match self {
+            Event::Status { status, .. } => *status != DeliveryStatus::Sent,
+            Event::Failure { code, .. } => CodeEffect::of(*code).scope() == CodeScope::Contact,
+            _ => true,
+        }
+    }
+
+    /// E5: the event with its instant moved back to `limit` if it was later (the receive time
+    /// plus `Policy::max_clock_skew`). The event is kept, so a STOP is never dropped; its reach
+    /// is bounded.
+    pub fn clamped(mut self, limit: Timestamp) -> Self {
+        let at = match &mut self {
+            Event::Inbound { at, .. }
+            | Event::TemplateSent { at }
+            | Event::Status { at, .. }
+            | Event::Failure { at, .. }
+            | Event::MarketingPreference { at, .. }
+            | Event::OptOut { at, .. }
+            | Event::OptIn { at, .. } => at,
+        };
+        *at = (*at).min(limit);
+        self
+    }
+
     /// What this event means for the business number, if anything: a failure with a
     /// sender-level code (S1-S3), or a status (which lifts S1 when strictly newer).
     pub fn sender_event(&self) -> Option<SenderEvent> {
@@ -190,6 +219,15 @@ pub enum SenderEvent {
 }
 
 impl SenderEvent {
+    /// E5: the event with its instant moved back to `limit` if it was later.
+    pub fn clamped(mut self, limit: Timestamp) -> Self {
+        let (SenderEvent::Failure { at, .. }
+        | SenderEvent::Success { at }
+        | SenderEvent::Clear { at }) = &mut self;
+        *at = (*at).min(limit);
+        self
+    }
+
     /// When the event happened.
     pub fn at(&self) -> Timestamp {
         match *self {
@@ -248,11 +286,105 @@ pub enum KeyedEvent {
         /// The event.
         event: Event,
     },
-    /// An event of a business number with no contact (value-level `errors[]`, `clear_sender`).
+    /// An event of a business number with no contact (`clear_sender`, a send error that names
+    /// no contact).
     Sender {
         /// The business number.
         business: crate::id::BusinessId,
         /// The event.
         event: SenderEvent,
     },
+    /// K5: an item carried both a BSUID and a phone of one business number: they are one
+    /// person, and the BSUID's state joins the phone's key.
+    Link {
+        /// The business number.
+        business: crate::id::BusinessId,
+        /// The business-scoped user id (never a parent id).
+        user: crate::id::Bsuid,
+        /// The phone it belongs to.
+        phone: crate::id::PhoneNumber,
+        /// The item's own time (the register's order).
+        at: Timestamp,
+    },
+    /// K6: a `user_changed_number` system message: the person behind `from` now uses `to`;
+    /// `from`'s objections follow them.
+    NumberChanged {
+        /// The business number.
+        business: crate::id::BusinessId,
+        /// The old number.
+        from: crate::id::PhoneNumber,
+        /// The new number.
+        to: crate::id::PhoneNumber,
+        /// The system message's time.
+        at: Timestamp,
+    },
+    /// T1-T3: something Meta said about a template (a status or category update, from the
+    /// account-level webhook fields).
+    Template {
+        /// The template identity.
+        template: crate::template::TemplateId,
+        /// What was said.
+        event: crate::template::TemplateEvent,
+    },
+    /// T4: a webhook carrying this business number's `metadata.phone_number_id` named its
+    /// account in `entry[].id`.
+    AccountLink {
+        /// The business number.
+        business: crate::id::BusinessId,
+        /// The account it belongs to.
+        account: crate::id::AccountId,
+        /// The receive time (T4 orders links by it).
+        at: Timestamp,
+    },
+}
+
+impl KeyedEvent {
+    /// E5: the event with every instant moved back to `limit` if it was later.
+    pub fn clamped(self, limit: Timestamp) -> Self {
+        match self {
+            KeyedEvent::Contact { key, event } => KeyedEvent::Contact {
+                key,
+                event: event.clamped(limit),
+            },
+            KeyedEvent::Sender { business, event } => KeyedEvent::Sender {
+                business,
+                event: event.clamped(limit),
+            },
+            KeyedEvent::Link {
+                business,
+                user,
+                phone,
+                at,
+            } => KeyedEvent::Link {
+                business,
+                user,
+                phone,
+                at: at.min(limit),
+            },
+            KeyedEvent::NumberChanged {
+                business,
+                from,
+                to,
+                at,
+            } => KeyedEvent::NumberChanged {
+                business,
+                from,
+                to,
+                at: at.min(limit),
+            },
+            KeyedEvent::Template { template, event } => KeyedEvent::Template {
+                template,
+                event: event.clamped(limit),
+            },
+            KeyedEvent::AccountLink {
+                business,
+                account,
+                at,
+            } => KeyedEvent::AccountLink {
+                business,
+                account,
+                at: at.min(limit),
+            },
+        }
+    }
 }

@@ -41,6 +41,7 @@ mod id;
 mod policy;
 pub mod rules;
 mod state;
+mod template;
 mod time;
 
 pub use code::{CodeEffect, CodeScope};
@@ -54,14 +55,19 @@ pub use event::{
     WamidHash,
 };
 pub use id::{
-    Bsuid, BusinessId, ContactId, ContactKey, GroupId, KeyParseError, PhoneNumber, PhoneRegion,
+    AccountId, Bsuid, BusinessId, ContactId, ContactKey, GroupId, KeyParseError, PhoneNumber,
+    PhoneRegion,
 };
 pub use policy::{
     Keyword, PairRate, Policy, DAY, DEFAULT_RESTRICTED_COUNTRIES, DEFAULT_RESTRICTED_PREFIXES,
     WINDOW,
 };
-pub use rules::{decide, reserve, Subject};
+pub use rules::{decide, decide_named, reserve, reserve_named, Registry, Subject};
 pub use state::{
-    Attempts, ConversationState, DeliveryEntry, FailureEntry, Feedback, OptRegister, SenderState,
+    Attempts, ConversationState, DeliveryEntry, FailureEntry, Feedback, Link, OptRegister,
+    SenderState,
+};
+pub use template::{
+    PauseKind, TemplateEvent, TemplateId, TemplateName, TemplateState, TemplateStatus,
 };
 pub use time::Timestamp;

@@ -70,6 +70,30 @@ pub struct Policy {
     /// S2: how long code 2 (API update) blocks the business number (default 5m).
     #[serde(with = "humantime_serde")]
     pub api_update_penalty: Duration,
+    /// S2: how long codes 4 and 80007 (API call limits) block the business number (default
+    /// 60s).
+    #[serde(with = "humantime_serde")]
+    pub api_rate_penalty: Duration,
+    /// S4: the pace `reserve` keeps per business number, kept by each running guard (default
+    /// one message per 12.5 ms with bursts of 80: Meta's 80 messages per second).
+    pub throughput: PairRate,
+    /// T1: how long a first pause (and a pause reported by 132015) lasts (default 3h).
+    #[serde(with = "humantime_serde")]
+    pub template_first_pause: Duration,
+    /// T1: how long a second pause lasts (default 6h).
+    #[serde(with = "humantime_serde")]
+    pub template_second_pause: Duration,
+    /// T1: refuse templates the registry does not know (default off).
+    pub require_known_templates: bool,
+    /// T4: account (WABA) id -> its business numbers; pins the number-to-account links.
+    pub accounts: std::collections::BTreeMap<String, Vec<String>>,
+    /// L1: portfolio name -> its account ids; an account not listed is a portfolio of its own.
+    pub portfolios: std::collections::BTreeMap<String, Vec<String>>,
+    /// L2: the messaging limit while no webhook has set one (default none: not enforced).
+    pub messaging_limit: Option<u64>,
+    /// L3: the width of the count buckets (default 1h).
+    #[serde(with = "humantime_serde")]
+    pub messaging_limit_bucket: Duration,
     /// S3: how long 131048 blocks the business number (default 1h).
     #[serde(with = "humantime_serde")]
     pub spam_penalty: Duration,
@@ -117,6 +141,18 @@ impl Default for Policy {
             throughput_penalty: Duration::from_secs(1),
             service_penalty: Duration::from_secs(60),
             api_update_penalty: Duration::from_secs(300),
+            api_rate_penalty: Duration::from_secs(60),
+            throughput: PairRate {
+                interval: Duration::from_micros(12_500),
+                burst: 80,
+            },
+            template_first_pause: 3 * HOUR,
+            template_second_pause: 6 * HOUR,
+            require_known_templates: false,
+            accounts: Default::default(),
+            portfolios: Default::default(),
+            messaging_limit: None,
+            messaging_limit_bucket: HOUR,
             spam_penalty: HOUR,
             feedback_horizon: 8 * 24 * HOUR,
             max_attempts: 3,
@@ -177,6 +213,7 @@ impl Policy {
             ("throughput_penalty", self.throughput_penalty),
             ("service_penalty", self.service_penalty),
             ("api_update_penalty", self.api_update_penalty),
+            ("api_rate_penalty", self.api_rate_penalty),
             ("spam_penalty", self.spam_penalty),
         ] {
             if value >= self.feedback_horizon {
@@ -207,6 +244,37 @@ impl Policy {
                 self.max_attempts.to_string(),
                 "1 to 255 attempts",
             );
+        }
+        if self.throughput.interval.is_zero() || self.throughput.interval > DAY {
+            return bad(
+                "throughput.interval",
+                format!("{:?}", self.throughput.interval),
+                "more than zero and at most 24h",
+            );
+        }
+        if self.throughput.burst == 0 || self.throughput.burst > 100_000 {
+            return bad(
+                "throughput.burst",
+                self.throughput.burst.to_string(),
+                "1 to 100000 messages",
+            );
+        }
+        if self.messaging_limit_bucket.is_zero() || self.messaging_limit_bucket > DAY {
+            return bad(
+                "messaging_limit_bucket",
+                format!("{:?}", self.messaging_limit_bucket),
+                "more than zero and at most 24h (the default is 1h)",
+            );
+        }
+        for (field, ids) in [
+            ("accounts", &self.accounts),
+            ("portfolios", &self.portfolios),
+        ] {
+            for id in ids.values().flatten() {
+                if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return bad(field, format!("{id:?}"), "ids of 1 to 32 digits");
+                }
+            }
         }
         if self.max_clock_skew > DAY {
             return bad(

@@ -560,9 +560,9 @@ fn d5_caller_bugs_and_unknown_codes_change_nothing() {
             },
             &w.policy,
         );
-        // Only the newest-event bookkeeping may move.
-        assert_eq!(w.state.feedback, before.feedback, "code {code}");
-        assert!(changed, "latest_event moved");
+        // Nothing moves, not even the key's newest event time (section 8).
+        assert_eq!(w.state, before, "code {code}");
+        assert!(!changed, "code {code}");
         assert!(w.decide(UTIL, "2026-03-01T00:00:01Z").permits(UTIL));
     }
     assert!(!CodeEffect::of(132000).retryable());
@@ -750,11 +750,10 @@ fn e3_the_core_never_reads_a_clock() {
 fn e4_erasure_leaves_a_tombstone_that_ignores_older_events() {
     let mut w = World::phone();
     w.inbound("2026-03-01T00:00:00Z");
-    w.text("2026-03-01T00:00:01Z", "STOP");
-    w.state.erase(t("2026-03-01T01:00:00Z"), &w.policy);
+    w.state.erase(t("2026-03-01T01:00:00Z"), false, &w.policy);
     assert_eq!(
         w.state,
-        ConversationState::tombstone(t("2026-03-01T01:00:00Z"))
+        ConversationState::tombstone(t("2026-03-01T01:00:00Z"), false)
     );
     // Meta's late retry of the old inbound cannot bring the state back.
     w.inbound("2026-03-01T00:00:00Z");
@@ -768,6 +767,60 @@ fn e4_erasure_leaves_a_tombstone_that_ignores_older_events() {
     // The tombstone goes once an event past the horizon arrives.
     w.inbound("2026-03-15T00:00:00Z");
     assert_eq!(w.state.erased_at, None);
+}
+
+#[test]
+fn e4_erasure_keeps_the_objection_whichever_arrives_first() {
+    // Opt-out, then erasure: the suppression list survives.
+    let mut w = World::phone();
+    w.text("2026-03-01T00:00:01Z", "STOP");
+    w.state.erase(t("2026-03-01T01:00:00Z"), false, &w.policy);
+    assert_eq!(
+        w.decide(UTIL, "2026-03-01T02:00:00Z"),
+        blocked(BlockReason::OptedOut, None)
+    );
+    // Erasure, then the late retry of the same STOP: its consent part still applies, its
+    // window part does not.
+    let mut late = World::phone();
+    late.state
+        .erase(t("2026-03-01T01:00:00Z"), false, &late.policy);
+    late.text("2026-03-01T00:00:01Z", "STOP");
+    assert_eq!(late.state.opt_all, w.state.opt_all);
+    assert_eq!(late.state.last_inbound, None);
+    // With include_opt_out the objection goes, and so do older consent events arriving late.
+    let mut all = World::phone();
+    all.text("2026-03-01T00:00:01Z", "STOP");
+    all.state
+        .erase(t("2026-03-01T01:00:00Z"), true, &all.policy);
+    all.text("2026-03-01T00:00:01Z", "STOP");
+    assert!(all.decide(UTIL, "2026-03-01T02:00:00Z").permits(UTIL));
+}
+
+#[test]
+fn e4_erasure_takes_everything_else_whatever_its_instant() {
+    let mut w = World::phone();
+    // An inbound dated after the erasure instant is erased too: the state as it stands goes.
+    w.inbound("2026-03-01T00:01:40Z");
+    w.state.erase(t("2026-03-01T00:00:50Z"), false, &w.policy);
+    assert_eq!(
+        w.decide(FREE, "2026-03-01T00:03:20Z"),
+        template_required(TemplateReason::FirstContact)
+    );
+    // The pair budget goes with it.
+    let mut p = World::phone();
+    for _ in 0..45 {
+        p.reserve(FREE, None, "2026-03-01T00:00:00Z");
+    }
+    p.state.erase(t("2026-03-01T00:00:00Z"), false, &p.policy);
+    assert_eq!(p.state.pair_budget_tat, None);
+    // A local template record at the erasure instant is ignored like any event at it.
+    let mut r = World::phone();
+    r.state.erase(t("2026-03-01T00:00:00Z"), false, &r.policy);
+    r.reserve(UTIL, None, "2026-03-01T00:00:00Z");
+    assert_eq!(
+        r.decide(FREE, "2026-03-01T00:00:00Z"),
+        template_required(TemplateReason::FirstContact)
+    );
 }
 
 // ---- G: resends ----

@@ -93,3 +93,12 @@ impl ContactView {
         })
     }
 }
+
+/// A value shown in an error message: at most 64 characters, then `…`, so that an answer never
+/// echoes a large input back.
+pub fn short(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}

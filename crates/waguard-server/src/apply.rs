@@ -59,24 +59,42 @@ pub async fn apply<S: Store>(
     at: Timestamp,
 ) -> Result<Applied, ApplyError> {
     Ok(match line {
-        Line::Check { key, outgoing } => Applied::Decided {
-            decision: guard.check(&key, outgoing, at).await?,
+        Line::Check {
+            key,
+            outgoing,
+            template,
+        } => Applied::Decided {
+            decision: guard
+                .check_named(&key, outgoing, template.as_ref(), at)
+                .await?,
             outgoing,
         },
         Line::Reserve {
             key,
             outgoing,
             idempotency_key,
+            template,
         } => Applied::Decided {
             decision: guard
-                .reserve(&key, outgoing, idempotency_key.as_deref(), at)
+                .reserve_named(
+                    &key,
+                    outgoing,
+                    template.as_ref(),
+                    idempotency_key.as_deref(),
+                    at,
+                )
                 .await?,
             outgoing,
         },
-        Line::SendError { key, code, wamid } => Applied::SendError {
+        Line::SendError {
+            key,
+            code,
+            wamid,
+            template,
+        } => Applied::SendError {
             code,
             effect: guard
-                .record_send_error(&key, code, wamid.as_deref(), at)
+                .record_send_error_named(&key, code, wamid.as_deref(), template.as_ref(), at)
                 .await?,
         },
         Line::OptOut { key, scope } => {
@@ -87,8 +105,18 @@ pub async fn apply<S: Store>(
             guard.opt_in(&key, scope, at).await?;
             Applied::Done
         }
-        Line::Forget { key } => {
+        Line::Forget {
+            key,
+            include_opt_out: false,
+        } => {
             guard.forget(&key, at).await?;
+            Applied::Done
+        }
+        Line::Forget {
+            key,
+            include_opt_out: true,
+        } => {
+            guard.forget_including_opt_out(&key, at).await?;
             Applied::Done
         }
         Line::ClearSender { business } => {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use waguard::{BusinessId, ContactKey, Outgoing, Scope, TemplateCategory, Timestamp};
+use waguard::{BusinessId, ContactKey, Outgoing, Scope, TemplateCategory, TemplateName, Timestamp};
 
 use crate::key::{business_from, key_from_parts};
 
@@ -19,6 +19,8 @@ pub use body::{parse_body, Body, Kind};
 pub enum Line<'a> {
     /// `check`: a read-only decision.
     Check {
+        /// The template the message names (rules T1-T3), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// The message to decide about.
@@ -26,6 +28,8 @@ pub enum Line<'a> {
     },
     /// `reserve`: an atomic check-and-record.
     Reserve {
+        /// The template the message names (rules T1-T3), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// The message to reserve.
@@ -35,6 +39,8 @@ pub enum Line<'a> {
     },
     /// `send_error`: the error code of a synchronous send.
     SendError {
+        /// The template the failed send named (rule T2), if any.
+        template: Option<TemplateName>,
         /// The contact.
         key: ContactKey,
         /// Meta's error code.
@@ -60,6 +66,8 @@ pub enum Line<'a> {
     Forget {
         /// The contact to erase (E4).
         key: ContactKey,
+        /// Erase the consent registers too (`include_opt_out`, E4).
+        include_opt_out: bool,
     },
     /// `clear_sender`.
     ClearSender {
@@ -140,6 +148,10 @@ struct Fields<'a> {
     wamid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     scope: Option<Cow<'a, str>>,
+    #[serde(default)]
+    include_opt_out: Option<serde_json::Value>,
+    #[serde(default)]
+    template: Option<serde_json::Value>,
 }
 
 impl Fields<'_> {
@@ -155,6 +167,8 @@ impl Fields<'_> {
             ("code", self.code.is_some()),
             ("wamid", self.wamid.is_some()),
             ("scope", self.scope.is_some()),
+            ("include_opt_out", self.include_opt_out.is_some()),
+            ("template", self.template.is_some()),
         ];
         match present
             .iter()
@@ -207,11 +221,13 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
         kinds.push("check");
         f.only(
             "check",
-            &[CONTACT.as_slice(), &["message", "category"]].concat(),
+            &[CONTACT.as_slice(), &["message", "category", "template"]].concat(),
         )?;
+        let outgoing = outgoing("check", &f)?;
         line = Some(Line::Check {
             key: contact_key("check", &f)?,
-            outgoing: outgoing("check", &f)?,
+            template: template("check", &f, Some(outgoing))?,
+            outgoing,
         });
     }
     if let Some(f) = raw.reserve {
@@ -220,7 +236,7 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
             "reserve",
             &[
                 CONTACT.as_slice(),
-                &["message", "category", "idempotency_key"],
+                &["message", "category", "idempotency_key", "template"],
             ]
             .concat(),
         )?;
@@ -228,6 +244,7 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
         let outgoing = outgoing("reserve", &f)?;
         line = Some(Line::Reserve {
             key,
+            template: template("reserve", &f, Some(outgoing))?,
             outgoing,
             idempotency_key: f.idempotency_key,
         });
@@ -236,8 +253,9 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
         kinds.push("send_error");
         f.only(
             "send_error",
-            &[CONTACT.as_slice(), &["code", "wamid"]].concat(),
+            &[CONTACT.as_slice(), &["code", "wamid", "template"]].concat(),
         )?;
+        let named = template("send_error", &f, None)?;
         let key = contact_key("send_error", &f)?;
         let code = match &f.code {
             Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|c| u32::try_from(c).ok()),
@@ -250,6 +268,7 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
         })?;
         line = Some(Line::SendError {
             key,
+            template: named,
             code,
             wamid: f.wamid,
         });
@@ -280,9 +299,22 @@ fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
     }
     if let Some(f) = raw.forget {
         kinds.push("forget");
-        f.only("forget", &CONTACT)?;
+        f.only(
+            "forget",
+            &[CONTACT.as_slice(), &["include_opt_out"]].concat(),
+        )?;
+        let include_opt_out = match &f.include_opt_out {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "`forget.include_opt_out`: {other} is not true or false"
+                ))
+            }
+        };
         line = Some(Line::Forget {
             key: contact_key("forget", &f)?,
+            include_opt_out,
         });
     }
     if let Some(f) = raw.clear_sender {
@@ -331,6 +363,40 @@ fn contact_key(kind: &str, f: &Fields<'_>) -> Result<ContactKey, String> {
     )
 }
 
+/// `template: {"name": N, "language": L}` (rules T1-T3); refused on free-form messages.
+fn template(
+    kind: &str,
+    f: &Fields<'_>,
+    outgoing: Option<Outgoing>,
+) -> Result<Option<TemplateName>, String> {
+    let Some(value) = &f.template else {
+        return Ok(None);
+    };
+    if outgoing.is_some_and(|o| !o.is_template()) {
+        return Err(format!(
+            "`{kind}.template`: only template messages name a template"
+        ));
+    }
+    let object = value.as_object().ok_or_else(|| {
+        format!("`{kind}.template`: an object {{\"name\": ..., \"language\": ...}} is expected")
+    })?;
+    if let Some(other) = object.keys().find(|k| *k != "name" && *k != "language") {
+        return Err(format!(
+            "`{kind}.template.{}`: a template has only `name` and `language`",
+            crate::answer::short(other)
+        ));
+    }
+    let field = |name: &str| -> Result<&str, String> {
+        object
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("`{kind}.template.{name}`: missing, or not a string"))
+    };
+    TemplateName::new(field("name")?, field("language")?)
+        .map(Some)
+        .map_err(|e| format!("`{kind}.template`: {e}"))
+}
+
 fn outgoing(kind: &str, m: &Fields<'_>) -> Result<Outgoing, String> {
     match (m.message.as_deref(), m.category.as_deref()) {
         (Some("free_form"), None) => Ok(Outgoing::FreeForm),
@@ -373,6 +439,9 @@ mod tests {
             format!(r#"{{{at},"opt_out":{{"from":"1","to":"33612345678","scope":"marketing"}}}}"#),
             format!(r#"{{{at},"opt_in":{{"from":"1","to":"33612345678"}}}}"#),
             format!(r#"{{{at},"forget":{{"from":"1","to":"33612345678"}}}}"#),
+            format!(
+                r#"{{{at},"forget":{{"from":"1","to":"33612345678","include_opt_out":true}}}}"#
+            ),
             format!(r#"{{{at},"clear_sender":{{"from":"1"}}}}"#),
             format!(r#"{{{at},"webhook":{{"object":"whatsapp_business_account","entry":[]}}}}"#),
             format!(r#"{{{at},"webhook_raw":"{{}}","signature":"sha256=00"}}"#),
@@ -403,5 +472,7 @@ mod tests {
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","send_error":{"from":"1","to":"33612345678","code":-1}}"#).contains("code"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"1","to":"33612345678","scope":"some"}}"#).contains("scope"));
         assert!(err(r#"[1,2]"#).contains("replay line"));
+        assert!(err(r#"{"at":"2026-03-01T00:00:00Z","forget":{"from":"1","to":"33612345678","include_opt_out":"yes"}}"#).contains("include_opt_out"));
+        assert!(err(r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"1","to":"33612345678","include_opt_out":true}}"#).contains("include_opt_out"));
     }
 }

@@ -96,8 +96,8 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Counts webhook items: `applied` events made durable, `ignored` contacts whose events
-    /// changed nothing, `refused` items that could not be applied.
+    /// Counts webhook items: `applied` events made durable, `ignored` items that carry nothing
+    /// the guard decides by, `refused` items that could not be applied.
     pub fn webhook(&self, applied: usize, ignored: usize, refused: usize) {
         let mut r = self.registry.lock();
         for (outcome, n) in [
@@ -210,7 +210,7 @@ fn render_into(r: &Registry, out: &mut String) -> std::fmt::Result {
     }
     writeln!(
         out,
-        "# HELP waguard_webhook_items_total Webhook items: applied (events made durable), ignored (contacts whose events changed nothing), refused (items that could not be applied)."
+        "# HELP waguard_webhook_items_total Webhook items: applied (events made durable), ignored (items that carry nothing the guard decides by), refused (items that could not be applied)."
     )?;
     writeln!(out, "# TYPE waguard_webhook_items_total counter")?;
     for outcome in ["applied", "ignored", "refused"] {

@@ -26,6 +26,16 @@ pub(crate) struct ContactRequest {
     at: Option<String>,
 }
 
+/// The template a message names: its name and language code (rules T1-T3).
+#[derive(ToSchema, serde::Serialize)]
+#[allow(dead_code)]
+pub(crate) struct TemplateRef {
+    /// The template's name (`order_shipped`).
+    name: String,
+    /// Its language code (`en_US`).
+    language: String,
+}
+
 /// A `check` body.
 #[derive(ToSchema, serde::Serialize)]
 #[allow(dead_code)]
@@ -36,6 +46,8 @@ pub(crate) struct CheckRequest {
     message: String,
     /// For templates: `marketing`, `utility` or `authentication`.
     category: Option<String>,
+    /// For templates: the template sent, when known.
+    template: Option<TemplateRef>,
 }
 
 /// A `reserve` body.
@@ -48,6 +60,8 @@ pub(crate) struct ReserveRequest {
     message: String,
     /// For templates: `marketing`, `utility` or `authentication`.
     category: Option<String>,
+    /// For templates: the template sent, when known.
+    template: Option<TemplateRef>,
     /// The caller's key for one logical message: a retry with the same key is not counted
     /// twice (rule G1).
     idempotency_key: Option<String>,
@@ -73,6 +87,18 @@ pub(crate) struct SendErrorRequest {
     error: Option<GraphError>,
     /// The message id, if known.
     wamid: Option<String>,
+    /// The template the failed send named, if any (T2).
+    template: Option<TemplateRef>,
+}
+
+/// A `forget` body.
+#[derive(ToSchema, serde::Serialize)]
+#[allow(dead_code)]
+pub(crate) struct ForgetRequest {
+    #[serde(flatten)]
+    contact: ContactRequest,
+    /// Erase the consent registers (opt-outs and opt-ins) too (E4); default false.
+    include_opt_out: Option<bool>,
 }
 
 /// An `opt_out` or `opt_in` body.
@@ -174,6 +200,8 @@ impl Modify for BearerAuth {
         SendErrorRequest,
         PreferenceRequest,
         SenderRequest,
+        ForgetRequest,
+        TemplateRef,
         DecisionResponse,
         ContactResponse,
         ErrorAnswer,

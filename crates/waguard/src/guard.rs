@@ -1,17 +1,28 @@
 //! [`Guard`]: store, policy and clock tied together for services.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::store::RegistryKey;
 use crate::store::{Batch, RecordKey, Store, StoreError, UpdateAction};
 use crate::{
-    decide, reserve, BusinessId, CodeEffect, CodeScope, ContactKey, ConversationState, Decision,
-    Event, KeyedEvent, Outgoing, Policy, PolicyError, Scope, SenderEvent, SenderState, Subject,
-    Timestamp, WamidHash,
+    decide_named, reserve_named, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope, ContactId,
+    ContactKey, ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber, Policy,
+    PolicyError, Registry, Scope, SenderEvent, SenderState, Subject, TemplateEvent, TemplateId,
+    TemplateName, TemplateState, Timestamp, WamidHash,
 };
+
+/// How long a success that lifts nothing (S1) may wait in memory before it is written to its
+/// sender record: one write per business number per interval instead of one per status.
+const SUCCESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many rounds of follow-up events (K5 redirects, K6 forwards) one ingestion runs at most;
+/// a chain of changed numbers longer than this stops there (each round is one batch).
+const MAX_FOLLOW_UP_ROUNDS: usize = 4;
 
 /// A guard call failed. Refusing to send is never a `GuardError`: it is a [`Decision`].
 #[derive(Debug, thiserror::Error)]
@@ -119,14 +130,66 @@ struct Groups {
     events: usize,
     contacts: BTreeMap<ContactKey, Vec<Event>>,
     senders: BTreeMap<BusinessId, Vec<SenderEvent>>,
+    /// K5: the winning link item per (business, user id).
+    links: BTreeMap<(BusinessId, Bsuid), (PhoneNumber, Timestamp)>,
+    /// K6: number changes, in payload order.
+    moves: Vec<(BusinessId, PhoneNumber, PhoneNumber, Timestamp)>,
+    /// T1-T3: template events per template identity.
+    templates: BTreeMap<TemplateId, Vec<TemplateEvent>>,
+    /// T4: the winning account link per business number.
+    accounts: BTreeMap<BusinessId, (AccountId, Timestamp)>,
 }
 
 impl Groups {
-    fn of(events: impl IntoIterator<Item = KeyedEvent>) -> Self {
+    fn of(events: impl IntoIterator<Item = KeyedEvent>, limit: Option<Timestamp>) -> Self {
         let mut groups = Groups::default();
         for keyed in events {
             groups.events += 1;
+            // E5: no instant beyond the receive time plus the allowed skew.
+            let keyed = match limit {
+                Some(limit) => keyed.clamped(limit),
+                None => keyed,
+            };
             match keyed {
+                KeyedEvent::Link {
+                    business,
+                    user,
+                    phone,
+                    at,
+                } => {
+                    let slot = groups
+                        .links
+                        .entry((business, user))
+                        .or_insert((phone.clone(), at));
+                    let rank =
+                        |p: &PhoneNumber, t: Timestamp| (t, p.digits().parse::<u64>().unwrap_or(0));
+                    if rank(&phone, at) > rank(&slot.0, slot.1) {
+                        *slot = (phone, at);
+                    }
+                }
+                KeyedEvent::NumberChanged {
+                    business,
+                    from,
+                    to,
+                    at,
+                } => groups.moves.push((business, from, to, at)),
+                KeyedEvent::Template { template, event } => {
+                    groups.templates.entry(template).or_default().push(event);
+                }
+                KeyedEvent::AccountLink {
+                    business,
+                    account,
+                    at,
+                } => {
+                    let mut probe = SenderState::default();
+                    if let Some((a, t)) = groups.accounts.get(&business) {
+                        probe.link_account(a, *t);
+                    }
+                    if probe.link_account(&account, at) {
+                        groups.accounts.insert(business.clone(), (account, at));
+                    }
+                    groups.senders.entry(business).or_default();
+                }
                 KeyedEvent::Contact { key, event } => {
                     if let Some(sender_event) = event.sender_event() {
                         groups
@@ -158,6 +221,55 @@ struct Inner<S> {
     store: S,
     policy: Policy,
     clock: Arc<dyn Clock>,
+    /// S1: the newest success per business number not yet written (it lifted nothing when it
+    /// came), and when the last batch of them was written.
+    successes: Mutex<PendingSuccesses>,
+    /// S4: each business number's pace (the GCRA's theoretical arrival time), kept by this
+    /// guard alone: it is about the next milliseconds, and one row written by every send of a
+    /// busy number would serialise them.
+    pace: Mutex<HashMap<BusinessId, Timestamp>>,
+}
+
+#[derive(Default)]
+struct PendingSuccesses {
+    newest: HashMap<BusinessId, Timestamp>,
+    flushed_at: Option<Timestamp>,
+}
+
+/// What an update of a key named by a BSUID found: done, or the key is linked (K5) and the
+/// operation belongs to the phone's key.
+enum Routed<T> {
+    Done(T),
+    Linked(PhoneNumber),
+}
+
+/// What step 2 sees of a named template: not named, unknown, or the registry's record.
+fn registry_of<'a>(
+    template: Option<&TemplateName>,
+    record: Option<&'a TemplateState>,
+) -> Registry<'a> {
+    match (template, record) {
+        (None, _) => Registry::NotNamed,
+        (Some(_), None) => Registry::Unknown,
+        (Some(_), Some(record)) => Registry::Record(record),
+    }
+}
+
+/// A stored template record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {0}: {1}")]
+struct TemplateDecode(String, #[source] crate::DecodeError);
+
+/// The phone a stored contact record links to (K5), if it is a link record.
+fn link_of(bytes: Option<&[u8]>) -> Option<PhoneNumber> {
+    let bytes = bytes?;
+    ConversationState::decode(bytes)
+        .ok()
+        .and_then(|s| s.link.map(|l| l.phone))
+}
+
+fn phone_key(business: &BusinessId, phone: PhoneNumber) -> ContactKey {
+    ContactKey::new(business.clone(), ContactId::Phone(phone))
 }
 
 /// What a service calls before and after sending: ties a [`Store`], a validated [`Policy`] and
@@ -222,6 +334,8 @@ impl<S: Store> Guard<S> {
                 store,
                 policy,
                 clock,
+                successes: Mutex::new(PendingSuccesses::default()),
+                pace: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -243,14 +357,32 @@ impl<S: Store> Guard<S> {
 
     /// May `outgoing` go to `key` at `now`? Read-only: the pair budget is reported, not consumed
     /// (use [`reserve`](Guard::reserve) right before sending).
-    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "check", key = %crate::observe::KeyHash(key), outgoing = ?outgoing), ret(level = "debug"), err))]
     pub async fn check(
         &self,
         key: &ContactKey,
         outgoing: Outgoing,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
+        self.check_named(key, outgoing, None, now).await
+    }
+
+    /// [`check`](Self::check) of a template message that names its template: step 2 asks the
+    /// template registry (T1), and the category Meta gave it replaces `outgoing`'s (T3).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "check", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, template = template.is_some()), ret(level = "debug"), err))]
+    pub async fn check_named(
+        &self,
+        key: &ContactKey,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+        now: Timestamp,
+    ) -> Result<Decision, GuardError> {
+        let resolved = self.resolve(key).await?;
+        let key = &resolved;
         let policy = &self.inner.policy;
+        let record = self
+            .template_record(&key.business, outgoing, template)
+            .await?;
+        let registry = registry_of(template, record.as_ref());
         let mut out: Option<Result<Decision, StoreError>> = None;
         let mut read = |contact: Option<&[u8]>, sender: Option<&[u8]>| {
             out = Some(decode_sender(&key.business, sender).and_then(|sender| {
@@ -260,7 +392,7 @@ impl<S: Store> Guard<S> {
                         state,
                         sender: &sender,
                     };
-                    decide(subject, outgoing, now, policy)
+                    decide_named(subject, outgoing, registry, now, policy)
                 })
             }));
         };
@@ -268,7 +400,109 @@ impl<S: Store> Guard<S> {
             Some(result) => result?,
             None => self.inner.store.load_with(key, &mut read).await?,
         }
-        Ok(out.expect("the store ran the read closure")?)
+        let decision = out.expect("the store ran the read closure")?;
+        Ok(self.paced(&key.business, decision, now))
+    }
+
+    /// T4: the account a business number belongs to: `Policy::accounts` first, else the last
+    /// webhook link in its sender record.
+    pub fn account_of(&self, business: &BusinessId, sender: &SenderState) -> Option<AccountId> {
+        let pinned = self
+            .inner
+            .policy
+            .accounts
+            .iter()
+            .find_map(|(account, numbers)| {
+                numbers
+                    .iter()
+                    .any(|n| n == business.as_str())
+                    .then(|| AccountId::parse(account).ok())
+                    .flatten()
+            });
+        pinned.or_else(|| sender.account.as_ref().map(|(a, _)| a.clone()))
+    }
+
+    /// T1: the registry's record of the template a message names, looked up under its
+    /// number's account. `Ok(None)`: not named, or not known (then `known` says which).
+    async fn template_record(
+        &self,
+        business: &BusinessId,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+    ) -> Result<Option<TemplateState>, GuardError> {
+        let Some(template) = template.filter(|_| outgoing.is_template()) else {
+            return Ok(None);
+        };
+        let Some(id) = self.template_id(business, template).await? else {
+            return Ok(None);
+        };
+        let key = RegistryKey::Template(id);
+        let bytes = self.inner.store.load_registry(&key).await?;
+        let state = match bytes {
+            None => return Ok(None),
+            Some(b) => TemplateState::decode(&b).map_err(|source| {
+                StoreError::backend(
+                    "load_registry",
+                    None,
+                    TemplateDecode(key.to_string(), source),
+                )
+            })?,
+        };
+        Ok(Some(state))
+    }
+
+    /// T1/T4: the identity of a template sent from `business`, if its account is known.
+    async fn template_id(
+        &self,
+        business: &BusinessId,
+        template: &TemplateName,
+    ) -> Result<Option<TemplateId>, GuardError> {
+        let sender = self.sender_state(business).await?;
+        Ok(self
+            .account_of(business, &sender)
+            .map(|account| TemplateId {
+                account,
+                template: template.clone(),
+            }))
+    }
+
+    /// S4: `decision` with the business number's pace applied (read-only).
+    fn paced(&self, business: &BusinessId, decision: Decision, now: Timestamp) -> Decision {
+        let pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = pace.get(business).copied();
+        crate::rules::sender::paced(decision, tat, now, &self.inner.policy)
+    }
+
+    /// S4: takes one slot of the business number's pace if it has one at `now`; returns
+    /// whether it did, and the pace before, to give the slot back if the reservation is
+    /// refused.
+    fn take_pace(&self, business: &BusinessId, now: Timestamp) -> (bool, Option<Timestamp>) {
+        let rate = self.inner.policy.throughput;
+        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let before = pace.get(business).copied();
+        if crate::rules::sender::pace_exhausted_until(before, now, rate).is_some() {
+            return (false, before);
+        }
+        pace.insert(
+            business.clone(),
+            crate::rules::sender::pace_consume(before, now, rate),
+        );
+        (true, before)
+    }
+
+    /// S4: gives back a slot taken by [`take_pace`](Self::take_pace) for a refused reservation.
+    fn give_back_pace(&self, business: &BusinessId, before: Option<Timestamp>, now: Timestamp) {
+        let rate = self.inner.policy.throughput;
+        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = pace.get_mut(business) {
+            // Other reservations may have taken slots since: take one interval off, never
+            // below where the pace was or below now.
+            let back = Timestamp::from_unix_nanos(
+                tat.unix_nanos()
+                    .saturating_sub(i64::try_from(rate.interval.as_nanos()).unwrap_or(i64::MAX)),
+            );
+            *tat = back.max(before.unwrap_or(now)).max(now);
+        }
     }
 
     /// [`check`](Guard::check) at the clock's current instant.
@@ -285,7 +519,6 @@ impl<S: Store> Guard<S> {
     /// budget (D3), counts the attempt (G1) and records a template as sent (W3), all in one
     /// atomic store update. Two tasks can never both take the last slot. A refused
     /// reservation changes nothing.
-    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "reserve", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, idempotent = idempotency_key.is_some()), ret(level = "debug"), err))]
     pub async fn reserve(
         &self,
         key: &ContactKey,
@@ -293,27 +526,105 @@ impl<S: Store> Guard<S> {
         idempotency_key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
+        self.reserve_named(key, outgoing, None, idempotency_key, now)
+            .await
+    }
+
+    /// [`reserve`](Self::reserve) of a template message that names its template (see
+    /// [`check_named`](Self::check_named)).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "reserve", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, template = template.is_some(), idempotent = idempotency_key.is_some()), ret(level = "debug"), err))]
+    pub async fn reserve_named(
+        &self,
+        key: &ContactKey,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+        idempotency_key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Decision, GuardError> {
         let policy = &self.inner.policy;
-        let mut out = None;
+        let mut target = self.resolve(key).await?;
+        // S4: the pace refuses after S1; a refused reservation consumes nothing.
+        let (took, before) = self.take_pace(&target.business, now);
+        if !took {
+            return self.check_named(&target, outgoing, template, now).await;
+        }
+        let record = match self
+            .template_record(&target.business, outgoing, template)
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                self.give_back_pace(&target.business, before, now);
+                return Err(e);
+            }
+        };
+        let registry = registry_of(template, record.as_ref());
+        loop {
+            let key = &target;
+            let mut out = None;
+            let updated = self
+                .inner
+                .store
+                .update(key, &mut |contact, sender| {
+                    if let Some(phone) = link_of(contact) {
+                        out = Some(Routed::Linked(phone));
+                        return Ok(UpdateAction::Keep);
+                    }
+                    let sender = decode_sender(&key.business, sender)?;
+                    let (decision, action) = with_contact_state(key, contact, |state| {
+                        let decision = reserve_named(
+                            key,
+                            state,
+                            &sender,
+                            outgoing,
+                            registry,
+                            idempotency_key,
+                            now,
+                            policy,
+                        );
+                        let action = if decision.permits(outgoing) {
+                            UpdateAction::Write(state.encode())
+                        } else {
+                            UpdateAction::Keep
+                        };
+                        (decision, action)
+                    })?;
+                    out = Some(Routed::Done(decision));
+                    Ok(action)
+                })
+                .await;
+            if let Err(e) = updated {
+                self.give_back_pace(&key.business, before, now);
+                return Err(e.into());
+            }
+            match out.expect("the store ran the update closure") {
+                Routed::Done(decision) => {
+                    if !decision.permits(outgoing) {
+                        self.give_back_pace(&key.business, before, now);
+                    }
+                    return Ok(decision);
+                }
+                // K5: linked since it was resolved; the reservation belongs to the phone.
+                Routed::Linked(phone) => target = phone_key(&key.business, phone),
+            }
+        }
+    }
+
+    /// K5: the key an operation naming `key` applies to: the phone's key when `key` is a BSUID
+    /// linked to a phone, else `key` itself.
+    pub async fn resolve(&self, key: &ContactKey) -> Result<ContactKey, GuardError> {
+        if !matches!(key.contact, ContactId::User(_)) {
+            return Ok(key.clone());
+        }
+        let mut link = None;
         self.inner
             .store
-            .update(key, &mut |contact, sender| {
-                let sender = decode_sender(&key.business, sender)?;
-                let (decision, action) = with_contact_state(key, contact, |state| {
-                    let decision =
-                        reserve(key, state, &sender, outgoing, idempotency_key, now, policy);
-                    let action = if decision.permits(outgoing) {
-                        UpdateAction::Write(state.encode())
-                    } else {
-                        UpdateAction::Keep
-                    };
-                    (decision, action)
-                })?;
-                out = Some(decision);
-                Ok(action)
-            })
+            .load_with(key, &mut |contact, _sender| link = link_of(contact))
             .await?;
-        Ok(out.expect("the store ran the update closure"))
+        Ok(match link {
+            Some(phone) => phone_key(&key.business, phone),
+            None => key.clone(),
+        })
     }
 
     /// [`reserve`](Guard::reserve) at the clock's current instant.
@@ -344,31 +655,279 @@ impl<S: Store> Guard<S> {
     where
         I: IntoIterator<Item = KeyedEvent>,
     {
-        let groups = Groups::of(events);
-        async move { self.apply_groups(groups).await }
+        let now = self.inner.clock.now();
+        self.ingest_at(events, now)
     }
 
+    /// [`ingest`](Self::ingest) with the receive time given instead of read from the clock:
+    /// every instant later than `received_at` plus `Policy::max_clock_skew` is moved back to
+    /// that bound first (rule E5), so a payload dated in the future cannot pin a register.
+    pub fn ingest_at<I>(
+        &self,
+        events: I,
+        received_at: Timestamp,
+    ) -> impl Future<Output = Result<IngestReport, GuardError>> + Send + '_
+    where
+        I: IntoIterator<Item = KeyedEvent>,
+    {
+        let limit = received_at.saturating_add(self.inner.policy.max_clock_skew);
+        let groups = Groups::of(events, Some(limit));
+        async move { self.apply_all(groups, received_at).await }
+    }
+
+    /// Links first (K5), then the events, then what they sent elsewhere: events for keys that
+    /// turned out to be linked, consent that follows a changed number (K6). Each step is one
+    /// batch; a webhook is acknowledged only after all of them, so a crash in between is
+    /// repaired by Meta's retry (every step is idempotent).
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "ingest", events = groups.events, contacts = groups.contacts.len()), err))]
-    async fn apply_groups(&self, groups: Groups) -> Result<IngestReport, GuardError> {
-        let policy = &self.inner.policy;
+    async fn apply_all(
+        &self,
+        mut groups: Groups,
+        now: Timestamp,
+    ) -> Result<IngestReport, GuardError> {
         let mut report = IngestReport {
             events: groups.events,
             contacts: groups.contacts.len(),
             ..IngestReport::default()
         };
+        let links = std::mem::take(&mut groups.links);
+        let moves = std::mem::take(&mut groups.moves);
+        let templates = std::mem::take(&mut groups.templates);
+        for (template, events) in templates {
+            self.apply_template(template, &events).await?;
+        }
+        report.contacts_written += self.apply_links(links).await?;
+        for round in 0..=MAX_FOLLOW_UP_ROUNDS {
+            let (written, follow_up) = self.apply_groups(groups, now, round == 0).await?;
+            report.contacts_written += written.0;
+            report.senders_written += written.1;
+            match follow_up {
+                Some(next) if round < MAX_FOLLOW_UP_ROUNDS => groups = next,
+                _ => break,
+            }
+        }
+        for (business, from, to, at) in moves {
+            let forwards = self.apply_move(&business, from, to, at).await?;
+            report.contacts_written += 1;
+            if !forwards.contacts.is_empty() {
+                let (written, _) = self.apply_groups(forwards, now, false).await?;
+                report.contacts_written += written.0;
+            }
+        }
+        Ok(report)
+    }
+
+    /// T1-T3: applies events to a template's registry record.
+    async fn apply_template(
+        &self,
+        template: TemplateId,
+        events: &[TemplateEvent],
+    ) -> Result<(), GuardError> {
+        let key = RegistryKey::Template(template);
+        self.inner
+            .store
+            .update_registry(&key, &mut |bytes| {
+                let mut state = match bytes {
+                    None => TemplateState::default(),
+                    Some(b) => TemplateState::decode(b).map_err(|source| {
+                        StoreError::backend(
+                            "update_registry",
+                            None,
+                            TemplateDecode(key.to_string(), source),
+                        )
+                    })?,
+                };
+                let mut changed = false;
+                for event in events {
+                    changed |= state.apply(event);
+                }
+                Ok(if changed {
+                    UpdateAction::Write(state.encode())
+                } else {
+                    UpdateAction::Keep
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// K5: records each link on its BSUID's record and joins what that record held into the
+    /// phone's key, in one batch. Returns how many records were written.
+    async fn apply_links(
+        &self,
+        links: BTreeMap<(BusinessId, Bsuid), (PhoneNumber, Timestamp)>,
+    ) -> Result<usize, GuardError> {
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let policy = &self.inner.policy;
+        let items: Vec<_> = links
+            .into_iter()
+            .map(|((business, user), (phone, at))| {
+                let user_key = ContactKey::new(business.clone(), ContactId::User(user));
+                let phone_key = phone_key(&business, phone.clone());
+                (
+                    user_key,
+                    phone_key,
+                    phone,
+                    at,
+                    Mutex::new(None::<ConversationState>),
+                )
+            })
+            .collect();
+        let written = Mutex::new(0usize);
+        {
+            let mut batch = Batch::new();
+            for (user_key, phone_key, phone, at, moved) in &items {
+                let written = &written;
+                batch.contact(user_key.clone(), move |contact, _sender| {
+                    let mut state = decode_contact(user_key, contact)?;
+                    let was_linked = state.link.is_some();
+                    let changed = state.set_link(phone.clone(), *at);
+                    // The state it held before it was linked joins the phone's key; a record
+                    // that already was a link holds nothing of its own.
+                    let own = if was_linked {
+                        ConversationState::default()
+                    } else {
+                        state.take_own_state()
+                    };
+                    let has_own = !own.is_empty();
+                    *moved.lock().unwrap_or_else(|e| e.into_inner()) = has_own.then_some(own);
+                    Ok(if changed || has_own {
+                        *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                        UpdateAction::Write(state.encode())
+                    } else {
+                        UpdateAction::Keep
+                    })
+                });
+                batch.contact(phone_key.clone(), move |contact, _sender| {
+                    let own = moved.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let Some(own) = own else {
+                        return Ok(UpdateAction::Keep);
+                    };
+                    let mut state = decode_contact(phone_key, contact)?;
+                    let before = state.clone();
+                    state.merge(&own, policy);
+                    Ok(if state != before {
+                        UpdateAction::Write(state.encode())
+                    } else {
+                        UpdateAction::Keep
+                    })
+                });
+            }
+            self.inner.store.apply_batch(&mut batch).await?;
+        }
+        Ok(written.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// K6: records the move on the old number's key and joins its consent registers (as far
+    /// as they are at or before the change) into the new number's key, in one batch. Returns
+    /// the consent events to forward that were found on the way (none: the join covers them).
+    async fn apply_move(
+        &self,
+        business: &BusinessId,
+        from: PhoneNumber,
+        to: PhoneNumber,
+        at: Timestamp,
+    ) -> Result<Groups, GuardError> {
+        let old_key = phone_key(business, from);
+        let new_key = phone_key(business, to.clone());
+        let old_state = Mutex::new(ConversationState::default());
+        {
+            let mut batch = Batch::new();
+            let (old_key, new_key, old_state) = (&old_key, &new_key, &old_state);
+            batch.contact(old_key.clone(), move |contact, _sender| {
+                let mut state = decode_contact(old_key, contact)?;
+                let changed = state.set_moved_to(to.clone(), at);
+                *old_state.lock().unwrap_or_else(|e| e.into_inner()) = state.clone();
+                Ok(if changed {
+                    UpdateAction::Write(state.encode())
+                } else {
+                    UpdateAction::Keep
+                })
+            });
+            batch.contact(new_key.clone(), move |contact, _sender| {
+                let old = old_state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut state = decode_contact(new_key, contact)?;
+                Ok(if state.join_consent_upto(&old, at) {
+                    UpdateAction::Write(state.encode())
+                } else {
+                    UpdateAction::Keep
+                })
+            });
+            self.inner.store.apply_batch(&mut batch).await?;
+        }
+        Ok(Groups::default())
+    }
+
+    /// Applies one round of grouped events in one batch. Returns (contact records written,
+    /// sender records written) and the events this round sends on: those of keys found linked
+    /// to a phone (K5) and the consent that follows a changed number (K6).
+    async fn apply_groups(
+        &self,
+        groups: Groups,
+        now: Timestamp,
+        with_senders: bool,
+    ) -> Result<((usize, usize), Option<Groups>), GuardError> {
+        let policy = &self.inner.policy;
         let mut contact_written = vec![false; groups.contacts.len()];
-        let mut sender_written = vec![false; groups.senders.len()];
+        // Filled by the closures of the batch (which may run again after a conflict: each run
+        // replaces its key's entry).
+        let follow: Mutex<BTreeMap<ContactKey, Vec<(ContactKey, Event)>>> = Mutex::default();
+        let (pending, flush) = self.pending_successes(now, &groups);
+        let folded: Mutex<Vec<BusinessId>> = Mutex::default();
+        let mut senders: BTreeMap<&BusinessId, Vec<SenderEvent>> = BTreeMap::new();
+        if with_senders {
+            for (business, events) in &groups.senders {
+                senders
+                    .entry(business)
+                    .or_default()
+                    .extend(events.iter().copied());
+            }
+        }
+        for business in flush.keys() {
+            senders.entry(business).or_default();
+        }
+        let mut sender_written_flags = vec![false; senders.len()];
         {
             let mut batch = Batch::new();
             for ((key, events), written) in groups.contacts.iter().zip(contact_written.iter_mut()) {
+                let follow = &follow;
                 batch.contact(key.clone(), move |contact, _sender| {
+                    let mut sent_on = Vec::new();
+                    if matches!(key.contact, ContactId::User(_)) {
+                        if let Some(phone) = link_of(contact) {
+                            // K5: the key is linked: its events belong to the phone's key.
+                            let target = phone_key(&key.business, phone);
+                            sent_on.extend(events.iter().map(|e| (target.clone(), e.clone())));
+                            follow
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key.clone(), sent_on);
+                            *written = false;
+                            return Ok(UpdateAction::Keep);
+                        }
+                    }
                     let changed = with_contact_state(key, contact, |state| {
                         let mut changed = false;
                         for event in events {
-                            changed |= state.apply(event, policy);
+                            let applied = state.apply(event, policy);
+                            changed |= applied;
+                            // K6: consent of a number that changed follows the person.
+                            if applied {
+                                if let Some((phone, forward)) =
+                                    state.consent_to_forward(event, policy)
+                                {
+                                    sent_on.push((phone_key(&key.business, phone), forward));
+                                }
+                            }
                         }
                         changed.then(|| state.encode())
                     })?;
+                    follow
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key.clone(), sent_on);
                     *written = changed.is_some();
                     Ok(match changed {
                         Some(bytes) => UpdateAction::Write(bytes),
@@ -376,16 +935,41 @@ impl<S: Store> Guard<S> {
                     })
                 });
             }
-            for ((business, events), written) in
-                groups.senders.iter().zip(sender_written.iter_mut())
+            for ((business, events), written) in senders.iter().zip(sender_written_flags.iter_mut())
             {
-                batch.sender(business.clone(), move |sender| {
+                let account_link = groups.accounts.get(*business).cloned();
+                let pending_success = pending.get(*business).copied();
+                let flush_now = flush.contains_key(*business);
+                let folded = &folded;
+                batch.sender((*business).clone(), move |sender| {
                     let mut state = decode_sender(business, sender)?;
                     let mut changed = false;
-                    for event in events {
-                        if state.is_worth_writing(event) {
-                            changed |= state.apply(event);
+                    // T4: written only when the number's account changes (every webhook
+                    // carries the link).
+                    if let Some((account, at)) = &account_link {
+                        if state.would_change_account(account, *at) {
+                            changed |= state.link_account(account, *at);
                         }
+                    }
+                    for event in events {
+                        // S1: a success that lifts nothing waits in memory (coalesced); it is
+                        // joined in whenever this record is written, and written on its own
+                        // once per interval.
+                        if let SenderEvent::Success { .. } = event {
+                            if !state.is_worth_writing(event) {
+                                continue;
+                            }
+                        }
+                        changed |= state.apply(event);
+                    }
+                    if changed || flush_now {
+                        if let Some(at) = pending_success {
+                            changed |= state.apply(&SenderEvent::Success { at });
+                        }
+                        folded
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((*business).clone());
                     }
                     *written = changed;
                     Ok(if changed {
@@ -399,9 +983,120 @@ impl<S: Store> Guard<S> {
                 self.inner.store.apply_batch(&mut batch).await?;
             }
         }
-        report.contacts_written = contact_written.iter().filter(|w| **w).count();
-        report.senders_written = sender_written.iter().filter(|w| **w).count();
-        Ok(report)
+        let senders_written = sender_written_flags.iter().filter(|w| **w).count();
+        self.settle_successes(
+            now,
+            &groups,
+            with_senders,
+            &folded.into_inner().unwrap_or_else(|e| e.into_inner()),
+            !flush.is_empty(),
+        );
+        let written = (
+            contact_written.iter().filter(|w| **w).count(),
+            senders_written,
+        );
+        let mut next = Groups::default();
+        for (_, sent_on) in follow.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            for (key, event) in sent_on {
+                next.events += 1;
+                next.contacts.entry(key).or_default().push(event);
+            }
+        }
+        Ok((written, (!next.contacts.is_empty()).then_some(next)))
+    }
+
+    /// S1: the successes waiting in memory, with the business numbers whose successes are due
+    /// to be written this round (the interval has passed).
+    fn pending_successes(
+        &self,
+        now: Timestamp,
+        _groups: &Groups,
+    ) -> (
+        HashMap<BusinessId, Timestamp>,
+        HashMap<BusinessId, Timestamp>,
+    ) {
+        let pending = self
+            .inner
+            .successes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = pending
+            .flushed_at
+            .map_or(true, |t| now >= t.saturating_add(SUCCESS_FLUSH_INTERVAL));
+        let flush = if due {
+            pending.newest.clone()
+        } else {
+            HashMap::new()
+        };
+        (pending.newest.clone(), flush)
+    }
+
+    /// S1: after a batch committed, remembers this round's successes that were not written and
+    /// forgets those that were.
+    fn settle_successes(
+        &self,
+        now: Timestamp,
+        groups: &Groups,
+        with_senders: bool,
+        written: &[BusinessId],
+        flushed: bool,
+    ) {
+        let mut pending = self
+            .inner
+            .successes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for business in written {
+            pending.newest.remove(business);
+        }
+        if with_senders {
+            for (business, events) in &groups.senders {
+                let newest = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        SenderEvent::Success { at } => Some(*at),
+                        _ => None,
+                    })
+                    .max();
+                if let Some(at) = newest {
+                    if !written.contains(business) {
+                        let slot = pending.newest.entry(business.clone()).or_insert(at);
+                        *slot = (*slot).max(at);
+                    }
+                }
+            }
+        }
+        if flushed || pending.flushed_at.is_none() {
+            pending.flushed_at = Some(now);
+        }
+    }
+
+    /// Writes every success still waiting in memory (S1) to its sender record. Call it before
+    /// a process stops (the CLI does, and so does `waguard serve` on shutdown); a success lost
+    /// to a crash leaves a restriction standing until the next one, the safe side.
+    pub async fn flush_successes(&self) -> Result<(), GuardError> {
+        let pending: Vec<(BusinessId, Timestamp)> = {
+            let mut p = self
+                .inner
+                .successes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            p.newest.drain().collect()
+        };
+        for (business, at) in pending {
+            self.inner
+                .store
+                .update_sender(&business, &mut |sender| {
+                    let mut state = decode_sender(&business, sender)?;
+                    Ok(if state.apply(&SenderEvent::Success { at }) {
+                        UpdateAction::Write(state.encode())
+                    } else {
+                        UpdateAction::Keep
+                    })
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records the error code of a failed synchronous send, as a `failed` status with that code
@@ -431,12 +1126,54 @@ impl<S: Store> Guard<S> {
     }
 
     /// Applies one event of one key (the explicit calls below share this).
+    /// [`record_send_error`](Self::record_send_error) of a send that named its template: 132015
+    /// (paused), 132016 (disabled) and 132001 (not approved in that language) also feed the
+    /// template registry at `at` (T2), when the number's account is known (T4).
+    pub async fn record_send_error_named(
+        &self,
+        key: &ContactKey,
+        code: u32,
+        wamid: Option<&str>,
+        template: Option<&TemplateName>,
+        at: Timestamp,
+    ) -> Result<CodeEffect, GuardError> {
+        if let (Some(template), Some(event)) = (template, TemplateEvent::of_send_error(code, at)) {
+            if let Some(id) = self.template_id(&key.business, template).await? {
+                self.apply_template(id, &[event]).await?;
+            }
+        }
+        self.record_send_error(key, code, wamid, at).await
+    }
+
+    /// T1: the registry's record of a template, if it has one.
+    pub async fn template_state(
+        &self,
+        template: &TemplateId,
+    ) -> Result<Option<TemplateState>, GuardError> {
+        let key = RegistryKey::Template(template.clone());
+        match self.inner.store.load_registry(&key).await? {
+            None => Ok(None),
+            Some(b) => Ok(Some(TemplateState::decode(&b).map_err(|source| {
+                StoreError::backend(
+                    "load_registry",
+                    None,
+                    TemplateDecode(key.to_string(), source),
+                )
+            })?)),
+        }
+    }
+
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
-        self.ingest([KeyedEvent::Contact {
-            key: key.clone(),
-            event,
-        }])
+        // An explicit call happens at the instant it names: nothing to clamp.
+        let at = event.at();
+        self.ingest_at(
+            [KeyedEvent::Contact {
+                key: key.clone(),
+                event,
+            }],
+            at,
+        )
         .await
         .map(drop)
     }
@@ -485,22 +1222,68 @@ impl<S: Store> Guard<S> {
     /// tombstone.
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "forget", key = %crate::observe::KeyHash(key)), err))]
     pub async fn forget(&self, key: &ContactKey, at: Timestamp) -> Result<(), GuardError> {
+        self.erase(key, at, false).await
+    }
+
+    /// E4: like [`forget`](Self::forget), and the consent registers go too: the person asked to
+    /// be forgotten entirely, so the guard no longer knows they objected (a later import of an
+    /// old contact list could message them). Named by its BSUID, the K5 link goes as well.
+    /// Opt-outs timestamped after `at` stay.
+    pub async fn forget_including_opt_out(
+        &self,
+        key: &ContactKey,
+        at: Timestamp,
+    ) -> Result<(), GuardError> {
+        self.erase(key, at, true).await
+    }
+
+    async fn erase(
+        &self,
+        key: &ContactKey,
+        at: Timestamp,
+        include_consent: bool,
+    ) -> Result<(), GuardError> {
         let policy = &self.inner.policy;
+        let mut linked = None;
         self.inner
             .store
             .update(key, &mut |contact, _sender| {
+                linked = link_of(contact);
+                if linked.is_some() && !include_consent {
+                    // K5: the link stays with the tombstone on the phone's key.
+                    return Ok(UpdateAction::Keep);
+                }
                 let Ok(mut state) = decode_contact(key, contact) else {
                     return Ok(UpdateAction::Write(
-                        ConversationState::tombstone(at).encode(),
+                        ConversationState::tombstone(at, include_consent).encode(),
                     ));
                 };
-                Ok(if state.erase(at, policy) {
+                Ok(if state.erase(at, include_consent, policy) {
                     UpdateAction::Write(state.encode())
                 } else {
                     UpdateAction::Keep
                 })
             })
             .await?;
+        if let Some(phone) = linked {
+            // Forgetting either name erases the linked key's state.
+            let target = phone_key(&key.business, phone);
+            self.inner
+                .store
+                .update(&target, &mut |contact, _sender| {
+                    let Ok(mut state) = decode_contact(&target, contact) else {
+                        return Ok(UpdateAction::Write(
+                            ConversationState::tombstone(at, include_consent).encode(),
+                        ));
+                    };
+                    Ok(if state.erase(at, include_consent, policy) {
+                        UpdateAction::Write(state.encode())
+                    } else {
+                        UpdateAction::Keep
+                    })
+                })
+                .await?;
+        }
         Ok(())
     }
 
@@ -510,6 +1293,8 @@ impl<S: Store> Guard<S> {
         &self,
         key: &ContactKey,
     ) -> Result<(ConversationState, SenderState), GuardError> {
+        let resolved = self.resolve(key).await?;
+        let key = &resolved;
         let mut out = None;
         self.inner
             .store

@@ -63,6 +63,6 @@ pub use guard::{Guard, GuardError, IngestReport};
 pub use keyed_record::KeyedRecord;
 pub use memory::MemoryStore;
 pub use store::{
-    with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, ReadFn, RecordKey, Records,
-    ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, NoRegistry, ReadFn, RecordKey,
+    Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError, UpdateAction,
 };

@@ -44,6 +44,8 @@ pub struct MemoryStore {
     mask: usize,
     contacts: Box<[RwLock<Contacts>]>,
     senders: Box<[RwLock<Senders>]>,
+    /// Registry records (templates), few and rarely written: one lock.
+    registry: RwLock<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -75,6 +77,7 @@ impl MemoryStore {
             mask: n - 1,
             contacts: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
             senders: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
+            registry: RwLock::new(std::collections::HashMap::new()),
         }
     }
 
@@ -382,5 +385,28 @@ impl Store for MemoryStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn update_registry(
+        &self,
+        key: &crate::RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let k = key.storage_key();
+        let mut registry = self.registry.write();
+        match update(registry.get(&k).map(Vec::as_slice))? {
+            UpdateAction::Keep => {}
+            UpdateAction::Write(bytes) => {
+                registry.insert(k, bytes);
+            }
+            UpdateAction::Delete => {
+                registry.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_registry(&self, key: &crate::RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.registry.read().get(&key.storage_key()).cloned())
     }
 }

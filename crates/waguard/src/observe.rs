@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::store::{
-    Batch, ContactUpdate, ReadFn, Records, ScanStream, SenderUpdate, Store, StoreError,
+    Batch, ContactUpdate, ReadFn, Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError,
 };
 use crate::{BusinessId, ContactKey};
 
 /// Told the duration and outcome of each store operation by [`Observed`].
 pub trait StoreObserver: Send + Sync {
     /// `operation` (`update`, `update_sender`, `load`, `load_sender`, `remove`,
-    /// `all_senders`, `apply_batch`, `flush`) took `elapsed` and succeeded or not.
+    /// `all_senders`, `apply_batch`, `flush`, `update_registry`, `load_registry`) took
+    /// `elapsed` and succeeded or not.
     fn observe(&self, operation: &'static str, elapsed: Duration, ok: bool);
 }
 
@@ -26,7 +27,8 @@ impl<T: StoreObserver + ?Sized> StoreObserver for std::sync::Arc<T> {
 }
 
 /// A store whose every operation is timed and reported to an observer; otherwise the same
-/// store (same records, same durability, same errors). `scan` is passed through untimed.
+/// store (same records, same durability, same errors): every method of [`Store`], the
+/// provided ones included, goes to the inner store. `scan` is passed through untimed.
 ///
 /// ```
 /// use std::sync::Mutex;
@@ -157,6 +159,22 @@ impl<S: Store, O: StoreObserver> Store for Observed<S, O> {
         let started = Instant::now();
         let result = self.store.flush().await;
         self.timed("flush", started, result)
+    }
+
+    async fn update_registry(
+        &self,
+        key: &RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.store.update_registry(key, update).await;
+        self.timed("update_registry", started, result)
+    }
+
+    async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let started = Instant::now();
+        let result = self.store.load_registry(key).await;
+        self.timed("load_registry", started, result)
     }
 }
 

@@ -161,6 +161,37 @@ impl<'a> Batch<'a> {
 pub type ScanStream<'a> =
     Pin<Box<dyn Stream<Item = Result<(ContactKey, Vec<u8>), StoreError>> + Send + 'a>>;
 
+/// A record of the registry (rules T1-T3): keyed by something else than a contact or a business
+/// number. Stores persist its bytes under [`storage_key`](RegistryKey::storage_key).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum RegistryKey {
+    /// A template's record (status and category), per template identity.
+    Template(crate::TemplateId),
+}
+
+impl RegistryKey {
+    /// The key a store files the record under: `t/account/language/name` for a template.
+    pub fn storage_key(&self) -> String {
+        match self {
+            RegistryKey::Template(id) => format!("t/{}", id.storage_id()),
+        }
+    }
+}
+
+impl fmt::Display for RegistryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryKey::Template(id) => write!(f, "template record `{}`", id.storage_id()),
+        }
+    }
+}
+
+/// The store keeps no registry records (an adapter written before rules T).
+#[derive(Debug, thiserror::Error)]
+#[error("this store keeps no registry records (template rules T1-T3); use an adapter that implements Store::update_registry")]
+pub struct NoRegistry;
+
 /// Which record an error is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -410,7 +441,38 @@ pub trait Store: Send + Sync {
 
     /// Makes every write that returned before this call durable.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Atomically updates a registry record (a template's, rules T1-T3), durable on return.
+    /// Same contract as [`update_sender`](Store::update_sender). The default refuses with
+    /// [`NoRegistry`]: an adapter that keeps no registry records cannot run rules T.
+    async fn update_registry(
+        &self,
+        key: &RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let _ = update;
+        Err(StoreError::backend(
+            "update_registry",
+            None,
+            NoRegistryFor(key.to_string()),
+        ))
+    }
+
+    /// Loads a registry record. The default refuses like
+    /// [`update_registry`](Store::update_registry).
+    async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(StoreError::backend(
+            "load_registry",
+            None,
+            NoRegistryFor(key.to_string()),
+        ))
+    }
 }
+
+/// [`NoRegistry`] with the record asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: {NoRegistry}")]
+struct NoRegistryFor(String);
 
 macro_rules! forward_store {
     ($($ptr:ident)::+) => {
@@ -467,6 +529,19 @@ macro_rules! forward_store {
             }
             async fn flush(&self) -> Result<(), StoreError> {
                 (**self).flush().await
+            }
+            async fn update_registry(
+                &self,
+                key: &RegistryKey,
+                update: &mut SenderUpdate<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).update_registry(key, update).await
+            }
+            async fn load_registry(
+                &self,
+                key: &RegistryKey,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                (**self).load_registry(key).await
             }
         }
     };

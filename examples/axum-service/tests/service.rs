@@ -720,12 +720,14 @@ async fn delete_erases_the_contact_and_late_retries_stay_out() {
     let (_, view) = h.contact(PHONE).await;
     assert_eq!(view["state"]["last_inbound"], Value::Null);
     assert_eq!(view["state"]["erased_at"], h.now().to_string());
-    assert_eq!(view["decisions"]["utility"]["allowed"], true);
+    // E4: the erasure keeps the objection.
+    assert_eq!(view["decisions"]["utility"]["allowed"], false);
+    assert_eq!(view["decisions"]["utility"]["reason"], "opted_out");
 
-    // Meta retries the old webhook: ignored (E4).
+    // Meta retries the old webhook: its window part is ignored, its STOP still counts (E4).
     h.clock.advance(Duration::from_secs(5));
     assert_eq!(h.signed_webhook(&stop).await.0, StatusCode::OK);
     let (_, view) = h.contact(PHONE).await;
     assert_eq!(view["state"]["last_inbound"], Value::Null);
-    assert_eq!(view["decisions"]["utility"]["allowed"], true);
+    assert_eq!(view["decisions"]["utility"]["reason"], "opted_out");
 }

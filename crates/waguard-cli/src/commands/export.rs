@@ -49,7 +49,7 @@ struct ExportedSender {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Line {
-    Contact(Exported),
+    Contact(Box<Exported>),
     Sender(ExportedSender),
 }
 

@@ -44,6 +44,8 @@ struct Report<'a> {
     events: usize,
     contacts_written: usize,
     senders_written: usize,
+    /// Items that arrived but carry nothing the rules read (H1).
+    ignored: usize,
     errors: Vec<ItemAnswer<'a>>,
 }
 
@@ -82,7 +84,9 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
         })
         .collect();
     let failed = !errors.is_empty();
-    let report = guard.ingest(parsed.events).await?;
+    let ignored = parsed.ignored;
+    let report = guard.ingest_at(parsed.events, at).await?;
+    guard.flush_successes().await?;
     let mut out = std::io::stdout().lock();
     write_line(
         &mut out,
@@ -90,6 +94,7 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
             events: report.events,
             contacts_written: report.contacts_written,
             senders_written: report.senders_written,
+            ignored,
             errors,
         },
     )?;

@@ -69,6 +69,10 @@ pub async fn run(args: ReplayArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     guard
+        .flush_successes()
+        .await
+        .context("cannot write the coalesced sender successes")?;
+    guard
         .store()
         .flush()
         .await

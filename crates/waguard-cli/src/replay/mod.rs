@@ -135,7 +135,8 @@ async fn webhook<S: Store>(
         error_answer(out, number, &item.problem.to_string(), Some(&item.path))?;
         failed = true;
     }
-    if let Err(e) = guard.ingest(parsed.events).await {
+    // `at` is the receive time: item instants beyond it plus the allowed skew are clamped (E5).
+    if let Err(e) = guard.ingest_at(parsed.events, at).await {
         error_answer(out, number, &format!("webhook: {e}"), None)?;
         failed = true;
     }

@@ -1,10 +1,11 @@
 //! The stored form of state records, owned by the core: stores persist these bytes and never
 //! look inside.
 //!
-//! A record is one version byte followed by the state. This build writes version 2, a compact
-//! hand-written layout ([`v2`]); it still reads version 1 (postcard's varint encoding of the
-//! serde form), so stores written by earlier builds open unchanged and are rewritten as version 2
-//! on their next update. A newer version byte is a typed error (upgrade waguard), never a
+//! A record is one version byte followed by the state. This build writes version 3, a compact
+//! hand-written layout ([`v2`]); it still reads version 2 (the same layout without the fields of
+//! rules E4's consent erasure, K5 and K6) and version 1 (postcard's varint encoding of the serde
+//! form), so stores written by earlier builds open unchanged and are rewritten as version 3 on
+//! their next update. A newer version byte is a typed error (upgrade waguard), never a
 //! silently reset state.
 
 mod v2;
@@ -54,6 +55,93 @@ fn corrupt(version: u8, source: MalformedRecord) -> DecodeError {
     DecodeError::Corrupt {
         version,
         source: Box::new(source),
+    }
+}
+
+/// The serde form of a contact record as format 1 wrote it (the fields of that time, in their
+/// order: postcard is positional, so later fields must not leak into it).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContactV1 {
+    latest_event: Option<crate::Timestamp>,
+    erased_at: Option<crate::Timestamp>,
+    last_inbound: Option<crate::Timestamp>,
+    referral_at: Option<crate::Timestamp>,
+    first_template_at: Option<crate::Timestamp>,
+    last_template_at: Option<crate::Timestamp>,
+    last_delivered_at: Option<crate::Timestamp>,
+    closed_mark: Option<crate::Timestamp>,
+    opt_all: crate::state::OptRegister,
+    opt_marketing: crate::state::OptRegister,
+    feedback: crate::state::Feedback,
+    pair_budget_tat: Option<crate::Timestamp>,
+    attempts: Vec<crate::state::Attempts>,
+}
+
+impl From<ContactV1> for ConversationState {
+    fn from(v: ContactV1) -> Self {
+        ConversationState {
+            latest_event: v.latest_event,
+            erased_at: v.erased_at,
+            last_inbound: v.last_inbound,
+            referral_at: v.referral_at,
+            first_template_at: v.first_template_at,
+            last_template_at: v.last_template_at,
+            last_delivered_at: v.last_delivered_at,
+            closed_mark: v.closed_mark,
+            opt_all: v.opt_all,
+            opt_marketing: v.opt_marketing,
+            feedback: v.feedback,
+            pair_budget_tat: v.pair_budget_tat,
+            attempts: v.attempts,
+            ..ConversationState::default()
+        }
+    }
+}
+
+#[cfg(test)]
+impl From<&ConversationState> for ContactV1 {
+    fn from(s: &ConversationState) -> Self {
+        let s = s.clone();
+        ContactV1 {
+            latest_event: s.latest_event,
+            erased_at: s.erased_at,
+            last_inbound: s.last_inbound,
+            referral_at: s.referral_at,
+            first_template_at: s.first_template_at,
+            last_template_at: s.last_template_at,
+            last_delivered_at: s.last_delivered_at,
+            closed_mark: s.closed_mark,
+            opt_all: s.opt_all,
+            opt_marketing: s.opt_marketing,
+            feedback: s.feedback,
+            pair_budget_tat: s.pair_budget_tat,
+            attempts: s.attempts,
+        }
+    }
+}
+
+/// The serde form of a sender record as format 1 wrote it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SenderV1 {
+    restricted_at: Option<crate::Timestamp>,
+    cleared_at: Option<crate::Timestamp>,
+    throughput_at: Option<crate::Timestamp>,
+    service_at: Option<crate::Timestamp>,
+    api_update_at: Option<crate::Timestamp>,
+    spam_at: Option<crate::Timestamp>,
+}
+
+impl From<SenderV1> for SenderState {
+    fn from(v: SenderV1) -> Self {
+        SenderState {
+            restricted_at: v.restricted_at,
+            cleared_at: v.cleared_at,
+            throughput_at: v.throughput_at,
+            service_at: v.service_at,
+            api_update_at: v.api_update_at,
+            spam_at: v.spam_at,
+            ..SenderState::default()
+        }
     }
 }
 
@@ -117,19 +205,17 @@ impl ConversationState {
     #[inline]
     pub fn decode_into(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         match split_version(bytes)? {
-            (v2::VERSION, body) => {
+            (version @ (v2::VERSION | v2::VERSION_2), body) => {
                 self.clear();
-                let extra = v2::decode_contact(body, self).map_err(|e| corrupt(v2::VERSION, e))?;
+                let extra =
+                    v2::decode_contact(version, body, self).map_err(|e| corrupt(version, e))?;
                 if extra != 0 {
-                    return Err(DecodeError::TrailingBytes {
-                        version: v2::VERSION,
-                        extra,
-                    });
+                    return Err(DecodeError::TrailingBytes { version, extra });
                 }
                 Ok(())
             }
             (version, body) => {
-                let state: ConversationState = decode_v1(body)?;
+                let state: ConversationState = decode_v1::<ContactV1>(body)?.into();
                 // Format 1 did not check its lists; format 2 requires them in order, so a
                 // damaged one would decode now and make the next write unreadable.
                 if let Some(field) = v2::unordered_list(&state) {
@@ -169,14 +255,50 @@ impl SenderState {
     /// Reads a stored sender record of any format version up to [`FORMAT_VERSION`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         match split_version(bytes)? {
-            (v2::VERSION, body) => {
+            (version @ (v2::VERSION | v2::VERSION_2), body) => {
                 let (state, extra) =
-                    v2::decode_sender(body).map_err(|e| corrupt(v2::VERSION, e))?;
-                finish(v2::VERSION, state, extra)
+                    v2::decode_sender(version, body).map_err(|e| corrupt(version, e))?;
+                finish(version, state, extra)
             }
-            (_, body) => decode_v1(body),
+            (_, body) => decode_v1::<SenderV1>(body).map(Into::into),
         }
     }
+}
+
+impl crate::TemplateState {
+    /// The stored form of a template record (format [`FORMAT_VERSION`]).
+    ///
+    /// ```
+    /// use waguard_core::*;
+    /// let mut s = TemplateState::default();
+    /// s.apply(&TemplateEvent::Status { at: Timestamp::from_unix_seconds(5).unwrap(), status: TemplateStatus::Disabled });
+    /// assert_eq!(TemplateState::decode(&s.encode()).unwrap(), s);
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        v2::encode_template(self)
+    }
+
+    /// Reads a stored template record (format 3, the first to have them).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match split_version(bytes)? {
+            (v2::VERSION, body) => {
+                let (state, extra) =
+                    v2::decode_template(body).map_err(|e| corrupt(v2::VERSION, e))?;
+                finish(v2::VERSION, state, extra)
+            }
+            (version, _) => Err(DecodeError::Corrupt {
+                version,
+                source: Box::new(NoTemplateRecords { version }),
+            }),
+        }
+    }
+}
+
+/// A template record under a format version older than the first to have them.
+#[derive(Debug, thiserror::Error)]
+#[error("format {version} has no template records")]
+struct NoTemplateRecords {
+    version: u8,
 }
 
 #[cfg(test)]
@@ -280,14 +402,24 @@ mod tests {
     fn version_1_still_reads() {
         let s = busy();
         let mut v1 = vec![1];
-        v1.extend(postcard::to_allocvec(&s).unwrap());
+        v1.extend(postcard::to_allocvec(&ContactV1::from(&s)).unwrap());
         assert_eq!(ConversationState::decode(&v1).unwrap(), s);
         let sender = SenderState {
             cleared_at: Some(t(5)),
             ..SenderState::default()
         };
         let mut v1 = vec![1];
-        v1.extend(postcard::to_allocvec(&sender).unwrap());
+        v1.extend(
+            postcard::to_allocvec(&SenderV1 {
+                restricted_at: None,
+                cleared_at: sender.cleared_at,
+                throughput_at: None,
+                service_at: None,
+                api_update_at: None,
+                spam_at: None,
+            })
+            .unwrap(),
+        );
         assert_eq!(SenderState::decode(&v1).unwrap(), sender);
     }
 
@@ -299,7 +431,7 @@ mod tests {
     fn a_version_1_record_with_unordered_lists_is_refused() {
         let v1 = |s: &ConversationState| {
             let mut bytes = vec![1];
-            bytes.extend(postcard::to_allocvec(s).unwrap());
+            bytes.extend(postcard::to_allocvec(&ContactV1::from(s)).unwrap());
             bytes
         };
         let mut s = busy();
@@ -329,6 +461,31 @@ mod tests {
         assert_eq!(ConversationState::decode(&decoded.encode()).unwrap(), s);
     }
 
+    /// Format 2 is format 3 without the bits of the consent erasure, the link and the move:
+    /// a record written by the previous build reads unchanged, and those bits are refused under
+    /// version 2 (such a record would be damaged).
+    #[test]
+    fn version_2_still_reads_and_version_3_fields_round_trip() {
+        let s = busy();
+        let mut v2 = s.encode();
+        v2[0] = 2;
+        assert_eq!(ConversationState::decode(&v2).unwrap(), s);
+
+        let mut linked = busy();
+        linked.consent_erased_at = Some(t(-10));
+        linked.set_link(crate::PhoneNumber::parse("447700900777").unwrap(), t(-5));
+        linked.set_moved_to(crate::PhoneNumber::parse("447700900778").unwrap(), t(-4));
+        let bytes = linked.encode();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(ConversationState::decode(&bytes).unwrap(), linked);
+        let mut as_v2 = bytes.clone();
+        as_v2[0] = 2;
+        assert!(matches!(
+            ConversationState::decode(&as_v2),
+            Err(DecodeError::Corrupt { version: 2, .. })
+        ));
+    }
+
     #[test]
     fn every_truncation_and_extension_is_a_typed_error() {
         let bytes = busy().encode();
@@ -343,7 +500,7 @@ mod tests {
         assert!(matches!(
             ConversationState::decode(&longer),
             Err(DecodeError::TrailingBytes {
-                version: 2,
+                version: FORMAT_VERSION,
                 extra: 1
             })
         ));

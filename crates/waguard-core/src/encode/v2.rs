@@ -1,10 +1,14 @@
-//! Format version 2, the compact layout written since waguard 0.1's store benchmarks showed
-//! postcard's serde path costing more than the decision itself.
+//! Format versions 2 and 3, the compact layout written since waguard 0.1's store benchmarks
+//! showed postcard's serde path costing more than the decision itself.
 //!
 //! ```text
-//! contact record: 2 | bitmap (varint) | instants | failures | deliveries | attempts
-//! sender record:  2 | bitmap (varint) | instants
+//! contact record: 3 | bitmap (varint) | instants | failures | deliveries | attempts | link | moved_to
+//! sender record:  3 | bitmap (varint) | instants
 //! ```
+//! Version 3 adds three bits to the contact bitmap (the consent erasure of E4, the K5 link and
+//! the K6 forward); a version-2 record is a version-3 record without them, so both are read by
+//! one decoder that refuses the new bits under version 2. A link is the phone's digits as a
+//! varint and its instant.
 //! The bitmap says which optional instants and which non-empty lists follow, in bit order.
 //! Instants of a contact record are relative to its newest event (written first, relative to
 //! the Unix epoch); see [`wire`](super::wire). Lists are a count and their entries in their
@@ -13,11 +17,16 @@
 
 use super::wire::{Reader, Writer};
 use crate::error::{MalformedRecord, RecordProblem};
-use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, SenderState};
+use crate::id::{AccountId, PhoneNumber};
+use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, Link, SenderState};
+use crate::template::{PauseKind, TemplateState, TemplateStatus};
 use crate::time::Timestamp;
+use crate::TemplateCategory;
 use crate::WamidHash;
 
-pub(super) const VERSION: u8 = 2;
+pub(super) const VERSION: u8 = 3;
+/// The previous version, still read.
+pub(super) const VERSION_2: u8 = 2;
 
 // Bits of the contact bitmap. The fields a typical contact has come first, so that its bitmap
 // fits in one byte.
@@ -37,7 +46,11 @@ const OPT_MARKETING_OUT: u64 = 1 << 12;
 const OPT_MARKETING_IN: u64 = 1 << 13;
 const FAILURES: u64 = 1 << 14;
 const ATTEMPTS: u64 = 1 << 15;
-const CONTACT_BITS: u64 = (1 << 16) - 1;
+const CONSENT_ERASED: u64 = 1 << 16;
+const LINK: u64 = 1 << 17;
+const MOVED_TO: u64 = 1 << 18;
+const CONTACT_BITS_V2: u64 = (1 << 16) - 1;
+const CONTACT_BITS: u64 = (1 << 19) - 1;
 
 /// The optional instants of a contact record other than the base, in bitmap order, with their
 /// names for errors, handed to the macro `$then` (after its own leading arguments). One list
@@ -59,6 +72,7 @@ macro_rules! with_contact_slots {
             OPT_ALL_IN "opt_all.in_at" opt_all.in_at,
             OPT_MARKETING_OUT "opt_marketing.out_at" opt_marketing.out_at,
             OPT_MARKETING_IN "opt_marketing.in_at" opt_marketing.in_at,
+            CONSENT_ERASED "consent_erased_at" consent_erased_at,
         )
     };
 }
@@ -111,6 +125,8 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
         (DELIVERIES, f.deliveries.is_empty()),
         (FAILURES, f.failures.is_empty()),
         (ATTEMPTS, s.attempts.is_empty()),
+        (LINK, s.link.is_none()),
+        (MOVED_TO, s.moved_to.is_none()),
     ] {
         if !empty {
             bitmap |= bit;
@@ -155,7 +171,19 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
             w.varint(u64::from(a.count));
         }
     }
+    for link in [&s.link, &s.moved_to].into_iter().flatten() {
+        w.varint(link.phone.digits().parse().unwrap_or(0));
+        w.time(link.at, base);
+    }
     w.out
+}
+
+fn read_link(r: &mut Reader<'_>, field: &'static str, base: i64) -> Result<Link, MalformedRecord> {
+    let digits = r.varint(field)?;
+    let phone = PhoneNumber::parse(&digits.to_string())
+        .map_err(|_| r.error(field, RecordProblem::OutOfRange))?;
+    let at = r.time(field, base)?;
+    Ok(Link { phone, at })
 }
 
 /// Reads a contact record body into `s` (an empty state, as `ConversationState::clear` leaves
@@ -163,16 +191,19 @@ pub(super) fn encode_contact(s: &ConversationState) -> Vec<u8> {
 /// one, saves copying a 300-byte struct through every layer of `Result`, and the lists are
 /// pushed into `s`'s own vectors, so a reused state's capacity serves again.
 pub(super) fn decode_contact(
+    version: u8,
     body: &[u8],
     s: &mut ConversationState,
 ) -> Result<usize, MalformedRecord> {
     let mut r = Reader::new(body, 1);
     let bitmap = r.varint("bitmap")?;
-    if bitmap & !CONTACT_BITS != 0 {
-        return Err(r.error(
-            "bitmap",
-            RecordProblem::UnknownFields(bitmap & !CONTACT_BITS),
-        ));
+    let known = if version == VERSION_2 {
+        CONTACT_BITS_V2
+    } else {
+        CONTACT_BITS
+    };
+    if bitmap & !known != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !known)));
     }
     let has = |bit: u64| bitmap & bit != 0;
     let base = if has(LATEST_EVENT) {
@@ -254,6 +285,12 @@ pub(super) fn decode_contact(
             attempts.push(entry);
         }
     }
+    if has(LINK) {
+        s.link = Some(read_link(&mut r, "link", base)?);
+    }
+    if has(MOVED_TO) {
+        s.moved_to = Some(read_link(&mut r, "moved_to", base)?);
+    }
     Ok(r.remaining())
 }
 
@@ -288,10 +325,12 @@ pub(super) fn unordered_list(s: &ConversationState) -> Option<&'static str> {
     }
 }
 
-// Bits of the sender bitmap.
-const SENDER_BITS: u64 = (1 << 6) - 1;
+// Bits of the sender bitmap: one per slot, in `sender_slots` order. Version 3 adds the API
+// call limit of S2 (bit 6).
+const SENDER_BITS_V2: u64 = (1 << 6) - 1;
+const SENDER_SLOTS: usize = 7;
 
-fn sender_slots(s: &SenderState) -> [Option<Timestamp>; 6] {
+fn sender_slots(s: &SenderState) -> [Option<Timestamp>; SENDER_SLOTS] {
     [
         s.restricted_at,
         s.cleared_at,
@@ -299,12 +338,13 @@ fn sender_slots(s: &SenderState) -> [Option<Timestamp>; 6] {
         s.service_at,
         s.api_update_at,
         s.spam_at,
+        s.api_rate_at,
     ]
 }
 
 pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
     let mut w = Writer {
-        out: Vec::with_capacity(2 + 6 * 10),
+        out: Vec::with_capacity(2 + SENDER_SLOTS * 10),
     };
     w.out.push(VERSION);
     let slots = sender_slots(s);
@@ -313,37 +353,130 @@ pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
         .enumerate()
         .filter(|(_, slot)| slot.is_some())
         .fold(0u64, |b, (i, _)| b | (1 << i));
+    let bitmap = bitmap
+        | if s.account.is_some() {
+            SENDER_ACCOUNT
+        } else {
+            0
+        };
     w.varint(bitmap);
     for at in slots.into_iter().flatten() {
+        w.time(at, 0);
+    }
+    if let Some((account, at)) = &s.account {
+        w.text(account.as_str());
+        w.time(*at, 0);
+    }
+    w.out
+}
+
+/// The sender bitmap's bit for the T4 account link (version 3): the account id as a
+/// length-prefixed string, then its instant.
+const SENDER_ACCOUNT: u64 = 1 << SENDER_SLOTS;
+
+/// A template record: 3 | bitmap (bit 0 status, bit 1 category) | status kind (varint) and
+/// instant | category (varint) and instant.
+pub(super) fn encode_template(s: &TemplateState) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::with_capacity(24),
+    };
+    w.out.push(VERSION);
+    let bitmap = u64::from(s.status.is_some()) | (u64::from(s.category.is_some()) << 1);
+    w.varint(bitmap);
+    if let Some((at, status)) = s.status {
+        let kind = match status {
+            TemplateStatus::Approved => 0,
+            TemplateStatus::Paused(PauseKind::First) => 1,
+            TemplateStatus::Paused(PauseKind::Second) => 2,
+            TemplateStatus::Paused(PauseKind::RateLimiting) => 3,
+            TemplateStatus::NotApproved => 4,
+            TemplateStatus::Disabled => 5,
+        };
+        w.varint(kind);
+        w.time(at, 0);
+    }
+    if let Some((at, category)) = s.category {
+        let kind = match category {
+            TemplateCategory::Marketing => 0,
+            TemplateCategory::Utility => 1,
+            TemplateCategory::Authentication => 2,
+        };
+        w.varint(kind);
         w.time(at, 0);
     }
     w.out
 }
 
-pub(super) fn decode_sender(body: &[u8]) -> Result<(SenderState, usize), MalformedRecord> {
-    const FIELDS: [&str; 6] = [
+pub(super) fn decode_template(body: &[u8]) -> Result<(TemplateState, usize), MalformedRecord> {
+    let mut r = Reader::new(body, 1);
+    let bitmap = r.varint("bitmap")?;
+    if bitmap & !3 != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !3)));
+    }
+    let mut s = TemplateState::default();
+    if bitmap & 1 != 0 {
+        let status = match r.varint("status")? {
+            0 => TemplateStatus::Approved,
+            1 => TemplateStatus::Paused(PauseKind::First),
+            2 => TemplateStatus::Paused(PauseKind::Second),
+            3 => TemplateStatus::Paused(PauseKind::RateLimiting),
+            4 => TemplateStatus::NotApproved,
+            5 => TemplateStatus::Disabled,
+            _ => return Err(r.error("status", RecordProblem::OutOfRange)),
+        };
+        s.status = Some((r.time("status.at", 0)?, status));
+    }
+    if bitmap & 2 != 0 {
+        let category = match r.varint("category")? {
+            0 => TemplateCategory::Marketing,
+            1 => TemplateCategory::Utility,
+            2 => TemplateCategory::Authentication,
+            _ => return Err(r.error("category", RecordProblem::OutOfRange)),
+        };
+        s.category = Some((r.time("category.at", 0)?, category));
+    }
+    Ok((s, r.remaining()))
+}
+
+pub(super) fn decode_sender(
+    version: u8,
+    body: &[u8],
+) -> Result<(SenderState, usize), MalformedRecord> {
+    const FIELDS: [&str; SENDER_SLOTS] = [
         "restricted_at",
         "cleared_at",
         "throughput_at",
         "service_at",
         "api_update_at",
         "spam_at",
+        "api_rate_at",
     ];
     let mut r = Reader::new(body, 1);
     let bitmap = r.varint("bitmap")?;
-    if bitmap & !SENDER_BITS != 0 {
-        return Err(r.error(
-            "bitmap",
-            RecordProblem::UnknownFields(bitmap & !SENDER_BITS),
-        ));
+    let known = if version == VERSION_2 {
+        SENDER_BITS_V2
+    } else {
+        SENDER_ACCOUNT | ((1 << SENDER_SLOTS) - 1)
+    };
+    if bitmap & !known != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !known)));
     }
-    let mut slots = [None; 6];
+    let mut slots = [None; SENDER_SLOTS];
     for (i, slot) in slots.iter_mut().enumerate() {
         if bitmap & (1 << i) != 0 {
             *slot = Some(r.time(FIELDS[i], 0)?);
         }
     }
-    let [restricted_at, cleared_at, throughput_at, service_at, api_update_at, spam_at] = slots;
+    let [restricted_at, cleared_at, throughput_at, service_at, api_update_at, spam_at, api_rate_at] =
+        slots;
+    let account = if bitmap & SENDER_ACCOUNT != 0 {
+        let text = r.text("account", 32)?;
+        let account =
+            AccountId::parse(text).map_err(|_| r.error("account", RecordProblem::OutOfRange))?;
+        Some((account, r.time("account.at", 0)?))
+    } else {
+        None
+    };
     let s = SenderState {
         restricted_at,
         cleared_at,
@@ -351,6 +484,8 @@ pub(super) fn decode_sender(body: &[u8]) -> Result<(SenderState, usize), Malform
         service_at,
         api_update_at,
         spam_at,
+        api_rate_at,
+        account,
     };
     Ok((s, r.remaining()))
 }

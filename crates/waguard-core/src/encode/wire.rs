@@ -37,6 +37,12 @@ impl Writer {
     }
 
     #[inline]
+    /// A length-prefixed string.
+    pub(super) fn text(&mut self, v: &str) {
+        self.varint(v.len() as u64);
+        self.out.extend_from_slice(v.as_bytes());
+    }
+
     pub(super) fn hash(&mut self, v: u64) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
@@ -144,6 +150,27 @@ impl<'a> Reader<'a> {
             self.pos = start;
             self.error(field, RecordProblem::OutOfRange)
         })
+    }
+
+    /// A length-prefixed string (at most `max` bytes of UTF-8).
+    pub(super) fn text(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<&'a str, MalformedRecord> {
+        let len = self.varint(field)?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| self.error(field, RecordProblem::OutOfRange))?;
+        let bytes = self
+            .bytes
+            .get(self.pos..self.pos + len)
+            .ok_or_else(|| self.error(field, RecordProblem::Truncated))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| self.error(field, RecordProblem::OutOfRange))?;
+        self.pos += len;
+        Ok(text)
     }
 
     #[inline]

@@ -48,6 +48,55 @@ impl<'de> Deserialize<'de> for BusinessId {
     }
 }
 
+/// A WhatsApp Business Account (WABA) id, as webhooks name it in `entry[].id`: 1 to 32 ASCII
+/// digits (rules H1, T4). Templates belong to an account (T1), accounts to a portfolio (L1).
+///
+/// ```
+/// use waguard_core::AccountId;
+/// assert!(AccountId::parse("900000001").is_ok());
+/// assert!(AccountId::parse("waba-1").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(Box<str>);
+
+impl AccountId {
+    /// Parses an account id: 1 to 32 ASCII digits.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let ok =
+            !value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(AccountId(value.into()))
+        } else {
+            Err(IdError::new("account id", value, IdProblem::AccountShape))
+        }
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The order of T4's tie-break: compared as numbers (equal lengths compare as text).
+    pub(crate) fn numeric_key(&self) -> (usize, &str) {
+        let digits = self.0.trim_start_matches('0');
+        (digits.len(), digits)
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        AccountId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ mod contact;
 mod key;
 mod phone;
 
-pub use business::BusinessId;
+pub use business::{AccountId, BusinessId};
 pub use contact::{Bsuid, ContactId, GroupId};
 pub use key::{ContactKey, KeyParseError};
 pub use phone::{PhoneNumber, PhoneRegion};

@@ -134,9 +134,12 @@ fn classify(digits: &str) -> PhoneRegion {
         return place_with_libphonenumber(digits);
     }
     let npa: usize = national[..3].parse().unwrap_or(0);
+    // The table was sampled with valid exchanges (first digit 2-9); a number whose exchange
+    // starts with 0 or 1 is one libphonenumber does not accept, so it is looked up whole.
+    let exchange_ok = (b'2'..=b'9').contains(&national.as_bytes()[3]);
     match nanp_table()[npa] {
-        NpaClass::Uniform(region) => region,
-        NpaClass::Mixed => place_with_libphonenumber(digits),
+        NpaClass::Uniform(region) if exchange_ok => region,
+        _ => place_with_libphonenumber(digits),
     }
 }
 
@@ -178,11 +181,15 @@ fn nanp_table() -> &'static [NpaClass; 1000] {
     })
 }
 
-/// The region libphonenumber gives a `+1` number.
+/// The region libphonenumber gives a `+1` number. A number libphonenumber does not hold valid
+/// (an exchange starting with 0 or 1, an unassigned area code) is not placed: R3 leaves it alone.
 pub(crate) fn place_with_libphonenumber(digits: &str) -> PhoneRegion {
     let Ok(number) = phonenumber::parse(None, format!("+{digits}")) else {
         return PhoneRegion::UnplacedNanp;
     };
+    if !phonenumber::is_valid(&number) {
+        return PhoneRegion::UnplacedNanp;
+    }
     match number.country().id() {
         Some(phonenumber::country::Id::US) => PhoneRegion::UnitedStates,
         Some(_) => PhoneRegion::OtherNanp,
@@ -267,6 +274,9 @@ mod tests {
         let region = |d: &str| PhoneNumber::parse(d).unwrap().region();
         assert_eq!(region("12025550143"), PhoneRegion::UnitedStates); // Washington DC
         assert_eq!(region("14155550123"), PhoneRegion::UnitedStates); // San Francisco
+                                                                      // Exchanges starting with 1 are not valid numbers: libphonenumber cannot place them.
+        assert_eq!(region("12021234567"), PhoneRegion::UnplacedNanp);
+        assert_eq!(region("18001234567"), PhoneRegion::UnplacedNanp);
         assert_eq!(region("14165550123"), PhoneRegion::OtherNanp); // Toronto
         assert_eq!(region("17875550123"), PhoneRegion::OtherNanp); // Puerto Rico
         assert_eq!(region("16715550123"), PhoneRegion::OtherNanp); // Guam

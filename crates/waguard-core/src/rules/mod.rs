@@ -3,7 +3,8 @@
 //!
 //! | step | module | rules |
 //! |---|---|---|
-//! | 1 | [`sender`] | S1 sender_restricted, S2 throughput_limited, S2 service_unavailable, S3 spam_rate_limited |
+//! | 1 | [`sender`] | S1 sender_restricted, S2 throughput_limited (S4 in the guard), S2 api_rate_limited, S2 service_unavailable, S3 spam_rate_limited |
+//! | 2 | [`Registry`] | T1 template_disabled, template_not_approved, template_paused, template_unknown |
 //! | 2 | [`region`] | R1 restricted_region |
 //! | 3 | [`consent`] | O1 opted_out |
 //! | 4 | [`delivery`] | D1 undeliverable |
@@ -23,7 +24,48 @@ use crate::event::Outgoing;
 use crate::id::ContactKey;
 use crate::policy::Policy;
 use crate::state::{ConversationState, SenderState};
+use crate::template::TemplateState;
 use crate::time::Timestamp;
+
+/// What the template registry knows of the template a message names (section 7 step 2, rules
+/// T1-T3).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Registry<'a> {
+    /// The message names no template: rule T never refuses it.
+    #[default]
+    NotNamed,
+    /// It names a template the registry has no record of, or the business number's account
+    /// is not known (T4).
+    Unknown,
+    /// It names a template the registry has a record of.
+    Record(&'a TemplateState),
+}
+
+impl Registry<'_> {
+    /// T3: the message with the category Meta gave its template in place of the caller's.
+    pub fn effective(self, outgoing: Outgoing) -> Outgoing {
+        match (outgoing, self) {
+            (Outgoing::Template(_), Registry::Record(t)) => {
+                t.effective_category().map_or(outgoing, Outgoing::Template)
+            }
+            _ => outgoing,
+        }
+    }
+
+    /// T1: the refusal of step 2, if any.
+    fn refusal(self, outgoing: Outgoing, now: Timestamp, policy: &Policy) -> Option<Decision> {
+        if !outgoing.is_template() {
+            return None;
+        }
+        match self {
+            Registry::NotNamed => None,
+            Registry::Record(t) if t.is_known() => t.refusal(now, policy),
+            Registry::Record(_) | Registry::Unknown => policy
+                .require_known_templates
+                .then(|| blocked(BlockReason::TemplateUnknown, None)),
+        }
+    }
+}
 
 /// Everything one decision looks at. Borrowed, so building one costs nothing.
 #[derive(Clone, Copy, Debug)]
@@ -63,13 +105,27 @@ pub fn decide(
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
-    decide_with(subject, outgoing, now, policy, None)
+    decide_with(subject, outgoing, Registry::NotNamed, now, policy, None)
+}
+
+/// [`decide`] for a message that names its template: step 2 asks the registry (T1), and the
+/// category Meta gave the template replaces the caller's for every rule that looks at
+/// categories (T3).
+pub fn decide_named(
+    subject: Subject<'_>,
+    outgoing: Outgoing,
+    registry: Registry<'_>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
+    decide_with(subject, outgoing, registry, now, policy, None)
 }
 
 /// The chain of section 7, with the G1 check of a reservation slotted in at step 5.
 fn decide_with(
     s: Subject<'_>,
     outgoing: Outgoing,
+    registry: Registry<'_>,
     now: Timestamp,
     policy: &Policy,
     idempotency: Option<u64>,
@@ -77,6 +133,10 @@ fn decide_with(
     if let Some(d) = sender::refusal(s.sender, now, policy) {
         return d;
     }
+    if let Some(d) = registry.refusal(outgoing, now, policy) {
+        return d;
+    }
+    let outgoing = registry.effective(outgoing);
     if let Some(d) = region::restricted(s.key, policy) {
         return d;
     }
@@ -140,9 +200,33 @@ pub fn reserve(
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
+    reserve_named(
+        key,
+        state,
+        sender,
+        outgoing,
+        Registry::NotNamed,
+        idempotency_key,
+        now,
+        policy,
+    )
+}
+
+/// [`reserve`] for a message that names its template (see [`decide_named`]).
+#[allow(clippy::too_many_arguments)]
+pub fn reserve_named(
+    key: &ContactKey,
+    state: &mut ConversationState,
+    sender: &SenderState,
+    outgoing: Outgoing,
+    registry: Registry<'_>,
+    idempotency_key: Option<&str>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
     let hash = idempotency_key.map(resend::hash_key);
     let subject = Subject { key, state, sender };
-    let decision = decide_with(subject, outgoing, now, policy, hash);
+    let decision = decide_with(subject, outgoing, registry, now, policy, hash);
     if decision.permits(outgoing) {
         delivery::consume_pair_budget(state, now, policy);
         if let Some(hash) = hash {

@@ -33,10 +33,22 @@ pub fn decide(state: &ConversationState, now: Timestamp, policy: &Policy) -> Dec
     if now < closes_at && !closed_by_platform {
         return Decision::FreeForm { closes_at };
     }
-    // W3: when did the last inbound's window close, by time or by W4?
-    let closed_at = match mark {
-        Some(m) if closed_by_platform => m.min(closes_at),
-        _ => closes_at,
+    // W3: when did the last inbound's window close, by time or by W4? By W4 it closed at the
+    // earliest unvoided 131047 at or after the inbound: a second 131047 after a re-engagement
+    // template does not move it. Marks folded out of the feedback set keep only their latest
+    // instant, the best bound left for them.
+    let closed_at = if closed_by_platform {
+        let recent = state
+            .feedback
+            .earliest_unvoided_since(CodeEffect::WindowClosed, inbound);
+        let folded = state.closed_mark.filter(|m| *m >= inbound);
+        let earliest = match (recent, folded) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        earliest.map_or(closes_at, |m| m.min(closes_at))
+    } else {
+        closes_at
     };
     let reason = match state.last_template_at {
         Some(template) if template >= inbound && template >= closed_at => {

@@ -100,6 +100,19 @@ impl Feedback {
             .max()
     }
 
+    /// The earliest unvoided failure whose code has `effect`, at or after `since`.
+    pub fn earliest_unvoided_since(
+        &self,
+        effect: CodeEffect,
+        since: Timestamp,
+    ) -> Option<Timestamp> {
+        self.failures
+            .iter()
+            .filter(|f| f.at >= since && CodeEffect::of(f.code) == effect && !self.is_voided(f))
+            .map(|f| f.at)
+            .min()
+    }
+
     /// Joins another set into this one.
     pub(crate) fn join(&mut self, other: &Feedback) {
         for f in &other.failures {

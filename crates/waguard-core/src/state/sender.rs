@@ -25,6 +25,11 @@ pub struct SenderState {
     pub api_update_at: Option<Timestamp>,
     /// S3: the latest 131048.
     pub spam_at: Option<Timestamp>,
+    /// S2: the latest code 4 or 80007 (API call limits).
+    pub api_rate_at: Option<Timestamp>,
+    /// T4: the account (WABA) this number belongs to, as the webhooks carrying its
+    /// `phone_number_id` last said, with their receive time (`Policy::accounts` overrides it).
+    pub account: Option<(crate::id::AccountId, Timestamp)>,
 }
 
 impl SenderState {
@@ -41,6 +46,7 @@ impl SenderState {
                 CodeEffect::ServiceUnavailable => raise(&mut self.service_at, at),
                 CodeEffect::ApiUpdate => raise(&mut self.api_update_at, at),
                 CodeEffect::SpamRateLimited => raise(&mut self.spam_at, at),
+                CodeEffect::ApiRateLimited => raise(&mut self.api_rate_at, at),
                 _ => false,
             },
         }
@@ -62,6 +68,29 @@ impl SenderState {
         self.restricted_at.is_some() && self.cleared_at <= self.restricted_at
     }
 
+    /// T4: records that a webhook received at `at` named this number under `account`; a
+    /// last-writer-wins register by receive time, at equal times the greater account id
+    /// (compared as numbers). Returns whether it changed.
+    pub fn link_account(&mut self, account: &crate::id::AccountId, at: Timestamp) -> bool {
+        let wins = match &self.account {
+            None => true,
+            Some((current, t)) => (at, account.numeric_key()) > (*t, current.numeric_key()),
+        };
+        if wins {
+            self.account = Some((account.clone(), at));
+        }
+        wins
+    }
+
+    /// T4: whether a link to `account` would change the account this number belongs to (a
+    /// newer link to the same account is not worth a write: every webhook carries one).
+    pub fn would_change_account(&self, account: &crate::id::AccountId, at: Timestamp) -> bool {
+        match &self.account {
+            Some((current, _)) if current == account => false,
+            _ => self.clone().link_account(account, at),
+        }
+    }
+
     /// Joins another sender state into this one (the lattice join).
     pub fn merge(&mut self, other: &SenderState) {
         self.restricted_at = self.restricted_at.max(other.restricted_at);
@@ -70,6 +99,10 @@ impl SenderState {
         self.service_at = self.service_at.max(other.service_at);
         self.api_update_at = self.api_update_at.max(other.api_update_at);
         self.spam_at = self.spam_at.max(other.spam_at);
+        self.api_rate_at = self.api_rate_at.max(other.api_rate_at);
+        if let Some((account, at)) = &other.account {
+            self.link_account(account, *at);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use waguard::{
-    decide, ContactKey, ConversationState, Guard, KeyedEvent, MemoryStore, Outgoing, Policy,
+    decide, Clock, ContactKey, ConversationState, Guard, KeyedEvent, MemoryStore, Outgoing, Policy,
     SenderState, Store, Subject,
 };
 
@@ -216,6 +216,34 @@ async fn ingest_all<S: Store>(
     Ok((total, started.elapsed()))
 }
 
+/// S1: how many sender records a busy number writes: 10 000 delivered statuses of one business
+/// number, each in its own ingest call (one webhook per status, the worst case), the guard's
+/// clock 1 ms further at each. Returns (sender records written, statuses).
+async fn sender_writes(keys: &[ContactKey], start: waguard::Timestamp) -> Result<(usize, usize)> {
+    let clock = Arc::new(waguard::ManualClock::new(start));
+    let guard = Guard::with_clock(MemoryStore::new(), Policy::default(), clock.clone())?;
+    let statuses = 10_000;
+    let mut written = 0;
+    for i in 0..statuses {
+        let key = &keys[i % keys.len()];
+        let at = clock.now();
+        let event = waguard::Event::Status {
+            at,
+            status: waguard::DeliveryStatus::Delivered,
+            wamid: None,
+        };
+        let report = guard
+            .ingest([KeyedEvent::Contact {
+                key: ContactKey::new(keys[0].business.clone(), key.contact.clone()),
+                event,
+            }])
+            .await?;
+        written += report.senders_written;
+        clock.advance(Duration::from_millis(1));
+    }
+    Ok((written, statuses))
+}
+
 async fn measure_size(
     n: usize,
     samples: Samples,
@@ -272,6 +300,19 @@ async fn measure_size(
         format!(
             "median encoded contact record (max {})",
             sizes[sizes.len() - 1]
+        ),
+    );
+
+    // ---- S1: sender-record writes per 1000 statuses ----
+    let (writes, statuses) = sender_writes(&keys, now).await?;
+    figure(
+        figures,
+        "sender_writes_per_1000_statuses",
+        writes as f64 * 1000.0 / statuses as f64,
+        "writes",
+        n,
+        format!(
+            "{statuses} delivered statuses of one business number, one per ingest call, 1 ms apart (goal <= 10)"
         ),
     );
 
