@@ -1063,16 +1063,19 @@ fn is_sender_reason(r: BlockReason) -> bool {
         r,
         BlockReason::SenderRestricted
             | BlockReason::ThroughputLimited
+            | BlockReason::ApiRateLimited
             | BlockReason::ServiceUnavailable
             | BlockReason::SpamRateLimited
     )
 }
 
-/// The step of rules.md section 7 a block reason belongs to.
+/// The step of rules.md section 7 a block reason belongs to (the template reasons of step 2
+/// need a named template, which these runs never have).
 fn step(r: BlockReason) -> u8 {
     match r {
         BlockReason::SenderRestricted
         | BlockReason::ThroughputLimited
+        | BlockReason::ApiRateLimited
         | BlockReason::ServiceUnavailable
         | BlockReason::SpamRateLimited => 1,
         BlockReason::RestrictedRegion => 2,

@@ -150,6 +150,13 @@ enum Command {
     ///   curl -H "Authorization: Bearer $TOKEN" -d '{"from": "100000001", "to": "+33612345678", "message": "free_form"}' http://127.0.0.1:8080/v1/check
     #[command(verbatim_doc_comment)]
     Serve(commands::serve::ServeArgs),
+    /// Create or upgrade the PostgreSQL store's schema (run it as the database owner; services
+    /// can then connect with a role that has only read/write grants).
+    ///
+    /// Example:
+    ///   waguard migrate --postgres postgres://owner@db/app --grants-for app | psql ...
+    #[command(verbatim_doc_comment)]
+    Migrate(commands::migrate::MigrateArgs),
     /// Print the default policy, to start a policy file.
     ///
     /// Example:
@@ -187,6 +194,7 @@ pub fn main() -> ExitCode {
             Command::Policy(args) => commands::policy::run(args),
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::Migrate(args) => commands::migrate::run(args).await,
         }
     });
     match result {

@@ -8,11 +8,15 @@
 //! - `reserve` on random keys (two round trips: the read and the compare-and-swap write).
 //! - batched ingest, in events per second.
 //!
-//! Besides criterion's report, a timing loop interleaving `check` and the floor prints p50 and
-//! p99 of each, and the same with a second instance (another pool, as another process would
-//! have) running checks on the same tables at the same time.
+//! Besides criterion's report, a timing loop interleaving `check`, the floor and the same
+//! `SELECT` on a dedicated connection (taken out of the pool: same server, TLS and settings, no
+//! check-out) prints p50 and p99 of each, with the same `SELECT` on a plain-TCP connection
+//! (`sslmode=disable`: what TLS costs when the store's URL leads to TLS); then the same with a
+//! second instance (another pool, as another process would have) running checks on the same
+//! tables at the same time.
 //!
-//! `cargo bench -p waguard-postgres --bench postgres`
+//! `cargo bench -p waguard-postgres --bench postgres`; with `WAGUARD_PG_BENCH_CHECK_ONLY=1`, the
+//! check figures alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +26,9 @@ use waguard::{
     ContactKey, DeliveryStatus, Event, Guard, KeyedEvent, Outgoing, Policy, Store,
     TemplateCategory, Timestamp, WamidHash,
 };
-use waguard_postgres::{Durability, PostgresOptions, PostgresStore};
+use waguard_postgres::{
+    deadpool_postgres, tokio_postgres, Durability, PostgresOptions, PostgresStore,
+};
 
 const CONTACTS: usize = 10_000;
 const BUSINESSES: usize = 10;
@@ -55,6 +61,14 @@ struct Fixture {
     keys: Vec<ContactKey>,
     /// (business, contact) text of each key, as the floor binds them.
     texts: Vec<(String, String)>,
+    /// A connection taken out of the store's pool (same server, TLS and settings), used alone:
+    /// the floor without any pool.
+    direct: deadpool_postgres::ClientWrapper,
+    direct_statement: tokio_postgres::Statement,
+    /// A dedicated plain-TCP connection (`sslmode=disable`), to show what TLS costs per round
+    /// trip when the store's connections use it.
+    plain: tokio_postgres::Client,
+    plain_statement: tokio_postgres::Statement,
 }
 
 impl Fixture {
@@ -112,12 +126,41 @@ impl Fixture {
             .iter()
             .map(|k| (k.business.as_str().to_owned(), k.contact.to_string()))
             .collect();
+        let floor_sql =
+            format!("SELECT state FROM \"{schema}\".contacts WHERE business = $1 AND contact = $2");
+        // A service has concurrent calls: the pool holds several connections, as after a burst
+        // of concurrent requests.
+        rt.block_on(async {
+            let held: Vec<_> = futures_util::future::join_all((0..8).map(|_| store.pool().get()))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            drop(held);
+        });
+        let (direct, direct_statement) = rt.block_on(async {
+            let direct = deadpool_postgres::Object::take(store.pool().get().await.unwrap());
+            let statement = direct.prepare(&floor_sql).await.unwrap();
+            (direct, statement)
+        });
+        let (plain, plain_statement) = rt.block_on(async {
+            let mut config: tokio_postgres::Config = url()
+                .parse()
+                .expect("the bench reads WAGUARD_PG_URL with tokio-postgres for its plain floor");
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let statement = client.prepare(&floor_sql).await.unwrap();
+            (client, statement)
+        });
         Fixture {
             rt,
             guard,
-            floor_sql: format!(
-                "SELECT state FROM \"{schema}\".contacts WHERE business = $1 AND contact = $2"
-            ),
+            floor_sql,
+            direct,
+            direct_statement,
+            plain,
+            plain_statement,
             store,
             keys,
             texts,
@@ -158,6 +201,30 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The floor on a dedicated plain-TCP connection.
+    async fn plain(&self, i: usize) {
+        let (b, c) = &self.texts[i];
+        let row = self
+            .plain
+            .query_opt(&self.plain_statement, &[&b.as_str(), &c.as_str()])
+            .await
+            .unwrap();
+        std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
+    }
+
+    /// The floor on a dedicated connection: no pool check-out.
+    async fn direct(&self, i: usize) {
+        let (b, c) = &self.texts[i];
+        let row = self
+            .direct
+            .query_opt(&self.direct_statement, &[&b.as_str(), &c.as_str()])
+            .await
+            .unwrap();
+        std::hint::black_box(row.map(|r| r.get::<_, Vec<u8>>(0)));
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -177,15 +244,19 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
 /// Interleaved timing loop: check, floor, check, floor, ... on the same random keys.
 fn percentiles(fx: &Fixture) {
     const N: usize = 20_000;
-    let (check, load, floor) = fx.rt.block_on(async {
+    let (check, load, floor, direct, plain) = fx.rt.block_on(async {
         for i in 0..2_000 {
             fx.check(i % CONTACTS).await;
             fx.load(i % CONTACTS).await;
             fx.floor(i % CONTACTS).await;
+            fx.direct(i % CONTACTS).await;
+            fx.plain(i % CONTACTS).await;
         }
+        let mut plain = Vec::with_capacity(N);
         let mut check = Vec::with_capacity(N);
         let mut load = Vec::with_capacity(N);
         let mut floor = Vec::with_capacity(N);
+        let mut direct = Vec::with_capacity(N);
         for _ in 0..N {
             let i = fastrand::usize(..CONTACTS);
             let start = Instant::now();
@@ -197,18 +268,34 @@ fn percentiles(fx: &Fixture) {
             let start = Instant::now();
             fx.load(i).await;
             load.push(start.elapsed());
+            let start = Instant::now();
+            fx.direct(i).await;
+            direct.push(start.elapsed());
+            let start = Instant::now();
+            fx.plain(i).await;
+            plain.push(start.elapsed());
         }
-        (check, load, floor)
+        (check, load, floor, direct, plain)
     });
     println!("\nPostgresStore, one instance, one task, {N} interleaved samples each:");
     let (c50, c99) = summary("check (Guard::check)", check);
     summary("store read (load_with)", load);
     let (f50, f99) = summary("floor (prepared PK SELECT)", floor);
+    let (d50, d99) = summary("floor, dedicated connection", direct);
+    summary("floor, dedicated, plain TCP", plain);
     println!(
         "  ratio check/floor          p50 {:.2}x      p99 {:.2}x",
         c50.as_secs_f64() / f50.as_secs_f64(),
         c99.as_secs_f64() / f99.as_secs_f64()
     );
+    println!(
+        "  ratio check/dedicated      p50 {:.2}x      p99 {:.2}x",
+        c50.as_secs_f64() / d50.as_secs_f64(),
+        c99.as_secs_f64() / d99.as_secs_f64()
+    );
+    if std::env::var_os("WAGUARD_PG_BENCH_CHECK_ONLY").is_some() {
+        return;
+    }
 
     // reserve: read + compare-and-swap write (two round trips) on random keys, at instants
     // far apart so the pair budget never refuses.
@@ -395,6 +482,11 @@ fn ingest_throughput(fx: &Fixture) {
 fn benches(c: &mut Criterion) {
     let fx = Fixture::new();
     percentiles(&fx);
+    if std::env::var_os("WAGUARD_PG_BENCH_CHECK_ONLY").is_some() {
+        // The check figures alone (`WAGUARD_PG_BENCH_CHECK_ONLY=1`): no writes, no criterion.
+        fx.rt.block_on(fx.store.drop_schema()).unwrap();
+        return;
+    }
     ingest_throughput(&fx);
 
     let mut group = c.benchmark_group("postgres");

@@ -2,29 +2,53 @@
 //! (password redacted) and what to do about it.
 
 use std::error::Error as _;
-use std::fmt;
 
 use tokio_postgres::error::SqlState;
-use waguard::{RecordKey, StoreError};
+use waguard::{BoxError, RecordKey, StoreError};
 
 /// What kind of failure a [`PostgresError`] is.
+///
+/// [`PostgresError::write_may_have_happened`] says, for every kind, whether the failed call may
+/// have changed the store: only [`OutcomeUnknown`](ErrorKind::OutcomeUnknown) may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The URL (or its options) could not be read.
     Config,
-    /// Nothing answers at the URL's address (connection refused, unknown host, time out).
+    /// Nothing answers at the URL's address (connection refused, unknown host, connect time
+    /// out). Nothing was written.
     Unreachable,
     /// The server refused the user or password.
     Authentication,
     /// The database named in the URL does not exist.
     NoDatabase,
+    /// TLS could not be set up: the server does not offer it (with `sslmode=require` or
+    /// stricter), its certificate is not trusted or does not name the host, or the CA file is
+    /// unreadable. Nothing was written.
+    Tls,
     /// The connection broke (server restart, network) before anything was written: the
     /// operation was not applied and may be retried.
     ConnectionLost,
     /// The connection broke after a write was sent: the write may or may not have been
     /// applied (see the crate documentation, "When an outcome is unknown").
     OutcomeUnknown,
+    /// Every connection of the pool stayed busy for the pool's wait time-out
+    /// ([`PostgresOptions::pool_wait_timeout`](crate::PostgresOptions::pool_wait_timeout)).
+    /// Nothing was sent, so nothing was written.
+    PoolTimeout,
+    /// A row or table stayed locked by another session for the session's `lock_timeout`
+    /// ([`PostgresOptions::lock_timeout`](crate::PostgresOptions::lock_timeout)); the server
+    /// cancelled the statement and rolled it back: nothing was written.
+    LockTimeout,
+    /// A statement ran longer than the session's `statement_timeout`
+    /// ([`PostgresOptions::statement_timeout`](crate::PostgresOptions::statement_timeout)), or
+    /// was cancelled; the server rolled it back: nothing was written.
+    StatementTimeout,
+    /// The role lacks a privilege on the store's schema, tables or sequence.
+    PermissionDenied,
+    /// The schema is missing or older than this build, and it was not migrated: migrations
+    /// are off ([`Migrations::Never`](crate::Migrations::Never)) or the role may not run them.
+    MigrationNeeded,
     /// The schema was migrated by a newer waguard-postgres than this one.
     NewerSchema,
     /// An update kept losing races (compare-and-swap conflicts or deadlocks) and gave up.
@@ -33,30 +57,22 @@ pub enum ErrorKind {
     Query,
 }
 
-/// A PostgreSQL failure, as the `source` of a [`StoreError`].
+/// A PostgreSQL failure, as the `source` of a [`StoreError`] (a [`StoreError::Backend`] that
+/// names the operation and the record).
 ///
 /// Its message names the server (URL with the password replaced by `***`), says what
-/// happened, includes the server's own message, and says what to do. Downcast a
+/// happened, includes the server's own message, and says what to do; that advice fits the
+/// kind (an outcome that is unknown is never called "not applied"). The driver's error (or the
+/// TLS or I/O error) is kept as its [`source`](std::error::Error::source). Downcast a
 /// [`StoreError`]'s source to this type to branch on its [`kind`](PostgresError::kind).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
 pub struct PostgresError {
     kind: ErrorKind,
     message: String,
-    source: Option<tokio_postgres::Error>,
-}
-
-impl fmt::Display for PostgresError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for PostgresError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
+    #[source]
+    source: Option<BoxError>,
 }
 
 impl PostgresError {
@@ -65,9 +81,18 @@ impl PostgresError {
         self.kind
     }
 
+    /// Whether the failed call may have written to the store. `true` only for
+    /// [`ErrorKind::OutcomeUnknown`]: a connection that broke after a write was sent. Every
+    /// other failure (time-outs included) left the store as it was.
+    pub fn write_may_have_happened(&self) -> bool {
+        self.kind == ErrorKind::OutcomeUnknown
+    }
+
     /// The driver's error, when there is one.
     pub fn driver_error(&self) -> Option<&tokio_postgres::Error> {
-        self.source.as_ref()
+        self.source
+            .as_deref()
+            .and_then(|e| e.downcast_ref::<tokio_postgres::Error>())
     }
 
     pub(crate) fn new(kind: ErrorKind, message: String) -> Self {
@@ -75,6 +100,14 @@ impl PostgresError {
             kind,
             message,
             source: None,
+        }
+    }
+
+    pub(crate) fn with_source(kind: ErrorKind, message: String, source: BoxError) -> Self {
+        PostgresError {
+            kind,
+            message,
+            source: Some(source),
         }
     }
 
@@ -88,7 +121,8 @@ impl PostgresError {
             {
                 (
                     ErrorKind::Authentication,
-                    "check the user and password in the URL, and the server's pg_hba.conf"
+                    "check the user and password in the URL, and the server's pg_hba.conf \
+                     (a `hostssl` line needs sslmode=require or stricter)"
                         .to_owned(),
                 )
             }
@@ -100,11 +134,27 @@ impl PostgresError {
                 ErrorKind::ConnectionLost,
                 "the server is starting up or shutting down: retry in a moment".to_owned(),
             ),
-            _ if error.as_db_error().is_none() && url.contains("sslmode=require") => (
-                ErrorKind::Config,
-                "this version of waguard-postgres connects without TLS: use sslmode=prefer or \
-                 sslmode=disable"
+            Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => (
+                ErrorKind::Unreachable,
+                "the server has no connection slot left: lower the pool size of the instances \
+                 sharing it, or raise its max_connections"
                     .to_owned(),
+            ),
+            _ if error.as_db_error().is_none() && is_tls_error(&error) => (
+                ErrorKind::Tls,
+                "TLS failed: with sslmode=verify-full the server's certificate must be signed by \
+                 a trusted CA (give the CA's PEM file with sslrootcert=PATH or \
+                 PostgresOptions::with_ca_file) and name the host of the URL; with \
+                 sslmode=require the server must have ssl = on"
+                    .to_owned(),
+            ),
+            _ if error.as_db_error().is_none() && is_timeout(&error) => (
+                ErrorKind::Unreachable,
+                format!(
+                    "connecting took longer than the connect time-out: is PostgreSQL running at \
+                     {url}, and does the network let the connection through? (raise \
+                     PostgresOptions::connect_timeout for a slow network)"
+                ),
             ),
             _ if error.as_db_error().is_none() => (
                 ErrorKind::Unreachable,
@@ -121,24 +171,27 @@ impl PostgresError {
         PostgresError {
             kind,
             message: format!("cannot connect to PostgreSQL at {url}: {text}; {advice}"),
-            source: Some(error),
+            source: Some(Box::new(error)),
         }
     }
 
     /// A statement failed; `written` says whether a write may already have reached the server
-    /// (then a broken connection leaves the outcome unknown).
+    /// (then a broken connection leaves the outcome unknown). Time-outs and refusals roll the
+    /// statement (or the transaction) back, so they never leave an outcome unknown.
     pub(crate) fn query(url: &str, error: tokio_postgres::Error, written: bool) -> Self {
         let text = describe(&error);
+        let code = error.code().cloned();
         let (kind, message) = if is_connection_error(&error) {
             if written {
                 (
                     ErrorKind::OutcomeUnknown,
                     format!(
                         "the connection to PostgreSQL at {url} broke after a write was sent \
-                         ({text}): the write may or may not have been applied. Ingesting events \
-                         again is safe (rule E1: applying an event twice changes nothing); a \
-                         `reserve` whose outcome is unknown must be counted as taken (do not \
-                         send without a new reserve)"
+                         ({text}): the write may or may not have been applied, and this store \
+                         does not retry it. Ingesting the same events again is safe (rule E1: \
+                         applying an event twice changes nothing); a `reserve` whose outcome is \
+                         unknown counts as taken: do not send on it, reserve again once the \
+                         server answers"
                     ),
                 )
             } else {
@@ -150,16 +203,49 @@ impl PostgresError {
                     ),
                 )
             }
+        } else if code == Some(SqlState::LOCK_NOT_AVAILABLE) {
+            (
+                ErrorKind::LockTimeout,
+                format!(
+                    "PostgreSQL at {url} gave up waiting for a row lock held by another session \
+                     ({text}); the statement was rolled back and nothing was written: retry, \
+                     and look for a long transaction holding the row (pg_stat_activity, \
+                     state 'idle in transaction'); PostgresOptions::lock_timeout sets the wait"
+                ),
+            )
+        } else if code == Some(SqlState::QUERY_CANCELED) {
+            (
+                ErrorKind::StatementTimeout,
+                format!(
+                    "PostgreSQL at {url} cancelled a statement ({text}), after the session's \
+                     statement_timeout or at an administrator's request; it was rolled back and \
+                     nothing was written: retry, and if it recurs check the server's load or \
+                     raise PostgresOptions::statement_timeout"
+                ),
+            )
+        } else if code == Some(SqlState::INSUFFICIENT_PRIVILEGE) {
+            (
+                ErrorKind::PermissionDenied,
+                format!(
+                    "PostgreSQL at {url} refused a statement for lack of privilege ({text}); \
+                     nothing was written: grant the role USAGE on the schema, SELECT, INSERT, \
+                     UPDATE and DELETE on its tables and USAGE on its sequence (the crate \
+                     documentation, \"Least privilege\", has the statements)"
+                ),
+            )
         } else {
             (
                 ErrorKind::Query,
-                format!("PostgreSQL at {url} refused a statement: {text}"),
+                format!(
+                    "PostgreSQL at {url} refused a statement ({text}); it was rolled back and \
+                     nothing was written: see the server's message"
+                ),
             )
         };
         PostgresError {
             kind,
             message,
-            source: Some(error),
+            source: Some(Box::new(error)),
         }
     }
 
@@ -216,6 +302,44 @@ pub(crate) fn is_connection_error(error: &tokio_postgres::Error) -> bool {
     // A driver error without a server code and without an I/O cause (e.g. a type mismatch) is
     // not a connection problem.
     false
+}
+
+/// Whether a cause of the error is a TLS failure (a rustls error, or the server refusing TLS).
+fn is_tls_error(error: &tokio_postgres::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        let text = c.to_string();
+        if text.contains("server does not support TLS") || text.contains("InvalidDnsName") {
+            return true;
+        }
+        cause = c.source();
+    }
+    error.to_string().contains("TLS")
+}
+
+/// Whether a cause of the error is a time-out.
+fn is_timeout(error: &tokio_postgres::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    error.to_string().contains("timeout") || error.to_string().contains("timed out")
 }
 
 /// Whether the error is a deadlock or serialization failure: the transaction was rolled back

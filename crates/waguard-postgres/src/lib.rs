@@ -9,11 +9,11 @@
 //! use waguard::{ContactKey, Event, Guard, KeyedEvent, Outgoing, Policy, Timestamp};
 //! use waguard_postgres::{PostgresOptions, PostgresStore};
 //!
-//! // Connects, and creates or upgrades the schema `waguard` if needed.
+//! // Connects, and creates or upgrades the schema `waguard` if it is missing or behind.
 //! let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
 //! // Or with options:
 //! let _other = PostgresStore::connect_with(
-//!     "postgres://app:secret@db.internal/app",
+//!     "postgres://app:secret@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
 //!     PostgresOptions::default().with_pool_size(32).with_schema("waguard_eu"),
 //! )
 //! .await?;
@@ -42,13 +42,47 @@
 //! offline cache to maintain) and a heavier per-query path, and this crate has a dozen fixed
 //! statements that its tests run against a real server anyway.
 //!
-//! Connections are plain TCP (or Unix sockets): this version has no TLS, so a URL with
-//! `sslmode=require` cannot connect; keep the default `sslmode=prefer` (or `disable`) and run the
-//! database on a trusted network, or put a TLS tunnel in front.
+//! # TLS
+//! Connections use TLS through rustls as libpq's `sslmode` says (the URL's `sslmode`
+//! parameter, or [`PostgresOptions::with_ssl_mode`], which wins): `disable`, `prefer` (the
+//! default: TLS when the server offers it, certificate not checked), `require` (TLS, not
+//! checked), `verify-ca` (signed by a trusted CA) and `verify-full` (signed by a trusted CA and
+//! naming the host). The trusted CAs are those of the CA file (`sslrootcert=PATH` in the URL, or
+//! [`PostgresOptions::with_ca_file`]; with `require`, a CA file makes it check as `verify-ca`,
+//! as libpq does), else the bundled Mozilla roots (webpki-roots). Managed PostgreSQL wants
+//! `sslmode=verify-full&sslrootcert=PROVIDER-CA.pem`. Failures are [`ErrorKind::Tls`].
+//! [`RustlsConnect`] is the connector, usable with pools of your own.
+//!
+//! # Time-outs
+//! Every wait is bounded, with the defaults of [`PostgresOptions`] (its documentation has the
+//! table): the pool's wait for a free connection (5 s, [`ErrorKind::PoolTimeout`]), connecting
+//! (5 s), the check of a returned connection (5 s), and per session `statement_timeout` (30 s,
+//! [`ErrorKind::StatementTimeout`]) and `lock_timeout` (5 s, [`ErrorKind::LockTimeout`]), plus
+//! TCP keepalives and a TCP user time-out (a network cut under a call in flight). A write that meets a row locked by another session (a long transaction
+//! holding `FOR UPDATE`) fails after the lock time-out instead of hanging, and the server
+//! stops waiting too. None of these expiries leaves a write half done: the server rolls the
+//! statement back, and [`PostgresError::write_may_have_happened`] is `false`.
+//!
+//! # Migrations and least privilege
+//! Connecting reads the schema's version with one read-only query. When it is current, that
+//! is all: a role with only `USAGE` on the schema, `SELECT, INSERT, UPDATE, DELETE` on its
+//! tables and `USAGE` on its sequence ([`PostgresStore::grant_statements`]) connects and runs
+//! every operation. When the schema is missing or behind, connecting migrates it
+//! ([`Migrations::OnConnect`], the default) if the role may; a role that may not gets
+//! [`ErrorKind::MigrationNeeded`], saying to run [`PostgresStore::migrate`] as the schema's
+//! owner and listing the grants. [`Migrations::Never`] keeps connecting free of DDL
+//! altogether.
+//!
+//! # Your own pool
+//! [`PostgresStore::from_pool`] takes a deadpool-postgres pool you built (your TLS connector,
+//! hooks, tracing); [`PostgresStore::connect_config`] a `tokio_postgres::Config` and any TLS
+//! connector. [`PostgresOptions::configure`] and [`PostgresOptions::pool_timeouts`] give such a
+//! pool the store's session settings and time-outs.
 //!
 //! # Schema
 //! Everything lives in one PostgreSQL schema (default `waguard`; see
-//! [`PostgresOptions::with_schema`]), created and upgraded on connect by embedded migrations:
+//! [`PostgresOptions::with_schema`]), created and upgraded by embedded migrations (on connect
+//! when needed and allowed, or by [`PostgresStore::migrate`]):
 //!
 //! ```sql
 //! CREATE TABLE waguard.contacts (
@@ -132,9 +166,10 @@
 //!   the resend cap (G1) then counts the lost attempt too, which errs on the side of sending
 //!   less.
 //!
-//! Failures before anything was written (getting a connection, the read of an update, any
-//! statement of a batch before its commit) are retried a few times, with a short back-off,
-//! then returned with kind [`ErrorKind::ConnectionLost`] or [`ErrorKind::Unreachable`].
+//! Broken or refused connections before anything was written (getting a connection, the read
+//! of an update, any statement of a batch before its commit) are retried a few times, with a
+//! short back-off, then returned with kind [`ErrorKind::ConnectionLost`] or
+//! [`ErrorKind::Unreachable`]. Time-outs are returned at once: their wait was the bound.
 //!
 //! # Errors
 //! Every failure of the server or the connection is a [`StoreError::Backend`] naming the
@@ -142,8 +177,13 @@
 //! record (contact key or business number); its source is a [`PostgresError`] whose message
 //! names the server (URL, password replaced by `***`), quotes the server's own message and says
 //! what to do ("is PostgreSQL running at URL?" for a refused connection, the user and
-//! `pg_hba.conf` for a refused password, `createdb` for a missing database, "upgrade" for a
-//! schema of a newer version). Downcast the source to branch on [`PostgresError::kind`].
+//! `pg_hba.conf` for a refused password, `createdb` for a missing database, the CA file and
+//! host for a TLS failure, the grants for a missing privilege, "upgrade" for a schema of a
+//! newer version), with advice that fits its kind: only [`ErrorKind::OutcomeUnknown`] says the
+//! write may have happened. Downcast the source to branch on [`PostgresError::kind`] or
+//! [`PostgresError::write_may_have_happened`]. (The `StoreError::Backend` wrapping it appends
+//! a generic "the operation was not applied, retry it"; for an outcome-unknown failure, the
+//! source's advice is the one to follow.)
 //! Records that cannot be decoded are the guard's [`StoreError::Decode`], naming the key, as
 //! with every store.
 //!
@@ -155,254 +195,41 @@
 //! `testing`, which implements its `RawAccess` hook) runs in a schema of its own, dropped
 //! afterwards: `cargo test -p waguard-postgres --all-features`.
 
+mod batch;
+mod connect;
 mod error;
+mod options;
+mod registry;
+mod scan;
 mod schema;
+mod sql;
+mod tls;
+mod update;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 use waguard::{
-    Batch, BatchOp, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream,
-    SenderUpdate, Store, StoreError, UpdateAction,
+    Batch, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream, SenderUpdate,
+    Store, StoreError,
 };
+
+use batch::BatchKeys;
+use connect::pool_error;
+use sql::Sql;
 
 /// The pool crate, re-exported: [`PostgresStore::pool`] returns its `Pool`.
 pub use deadpool_postgres;
 pub use error::{redact_url, ErrorKind, PostgresError};
+pub use options::{Durability, Migrated, Migrations, PostgresOptions};
 pub use schema::SCHEMA_VERSION;
+pub use tls::{RustlsConnect, RustlsConnector, RustlsStream, SslMode, TlsSetupError};
 /// The client crate, re-exported: [`PostgresError::driver_error`] returns its `Error`.
 pub use tokio_postgres;
-
-/// When a write is durable (see the crate documentation, "Durability").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// The default. Every write is committed with the server's `synchronous_commit` setting
-    /// (`on` unless the server says otherwise): when a call returns `Ok`, its write is on the
-    /// server's disk. Each single-key write (`reserve`, `forget`, `update`, ...) waits for one
-    /// WAL flush of the server; concurrent writers share flushes.
-    #[default]
-    EachWrite,
-    /// Single-key writes ([`update`](Store::update), [`update_sender`](Store::update_sender),
-    /// [`remove`](Store::remove), so `reserve`, `forget`, `opt_out` with one key...) commit
-    /// with `synchronous_commit = off`: they are visible to every instance at once, atomic and
-    /// never lost by a server *restart*, but a server *crash* (or power loss) may lose the last
-    /// few hundred milliseconds of them (PostgreSQL's `wal_writer_delay` times three at most).
-    /// Batches ([`apply_batch`](Store::apply_batch), so `Guard::ingest`) stay durable on return,
-    /// and [`flush`](Store::flush) makes every write that returned before it durable.
-    Deferred,
-}
-
-/// How to connect a [`PostgresStore`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct PostgresOptions {
-    /// The most connections the store's pool opens (default 16). Each concurrent store call
-    /// holds one connection while it runs.
-    pub pool_size: usize,
-    /// The PostgreSQL schema holding the tables (default `waguard`): lower-case ASCII letters,
-    /// digits and `_`, at most 63 bytes. Services sharing a schema share their state.
-    pub schema: String,
-    /// How long to wait for a new connection before giving up (default 5 s), unless the URL
-    /// sets `connect_timeout` itself.
-    pub connect_timeout: Duration,
-    /// How many times an update or a batch runs again after losing a race before it gives up
-    /// with [`ErrorKind::Contention`] (default 10 000; each try backs off a little more, up to
-    /// 5 ms).
-    pub max_conflicts: u32,
-    /// When writes are durable (default [`Durability::EachWrite`]).
-    pub durability: Durability,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            pool_size: 16,
-            schema: "waguard".to_owned(),
-            connect_timeout: Duration::from_secs(5),
-            max_conflicts: 10_000,
-            durability: Durability::EachWrite,
-        }
-    }
-}
-
-impl PostgresOptions {
-    /// These options with another pool size (at least 1).
-    pub fn with_pool_size(mut self, connections: usize) -> Self {
-        self.pool_size = connections.max(1);
-        self
-    }
-
-    /// These options with another schema name (checked by [`PostgresStore::connect_with`]).
-    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// These options with another connect time-out.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// These options with another durability.
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
-
-    /// These options with another bound on retries after conflicts.
-    pub fn with_max_conflicts(mut self, tries: u32) -> Self {
-        self.max_conflicts = tries;
-        self
-    }
-}
-
-/// The SQL of every statement, with the schema name filled in (the keys of the statement
-/// cache).
-struct Sql {
-    read: String,
-    load: String,
-    load_sender: String,
-    all_senders: String,
-    insert_contact: String,
-    update_contact: String,
-    delete_contact: String,
-    remove_contact: String,
-    insert_sender: String,
-    update_sender: String,
-    delete_sender: String,
-    lock_contacts: String,
-    lock_senders: String,
-    read_senders: String,
-    batch_update_contacts: String,
-    batch_insert_contacts: String,
-    batch_delete_contacts: String,
-    batch_update_senders: String,
-    batch_insert_senders: String,
-    batch_delete_senders: String,
-    scan_first: String,
-    scan_next: String,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    put_contact: String,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    put_sender: String,
-}
-
-impl Sql {
-    fn new(schema: &str) -> Self {
-        let s = format!("\"{schema}\"");
-        let next = format!("nextval('{s}.record_version')");
-        Sql {
-            read: format!(
-                "SELECT (SELECT state FROM {s}.contacts WHERE business = $1 AND contact = $2),
-                        (SELECT state FROM {s}.senders WHERE business = $1)"
-            ),
-            load: format!(
-                "SELECT c.state, c.version, s.state FROM (SELECT 1) AS one
-                 LEFT JOIN {s}.contacts c ON c.business = $1 AND c.contact = $2
-                 LEFT JOIN {s}.senders s ON s.business = $1"
-            ),
-            load_sender: format!("SELECT state, version FROM {s}.senders WHERE business = $1"),
-            all_senders: format!("SELECT business, state FROM {s}.senders ORDER BY business"),
-            insert_contact: format!(
-                "INSERT INTO {s}.contacts (business, contact, state, version)
-                 VALUES ($1, $2, $3, {next}) ON CONFLICT DO NOTHING"
-            ),
-            update_contact: format!(
-                "UPDATE {s}.contacts SET state = $3, version = {next}, updated_at = now()
-                 WHERE business = $1 AND contact = $2 AND version = $4"
-            ),
-            delete_contact: format!(
-                "DELETE FROM {s}.contacts WHERE business = $1 AND contact = $2 AND version = $3"
-            ),
-            remove_contact: format!(
-                "DELETE FROM {s}.contacts WHERE business = $1 AND contact = $2"
-            ),
-            insert_sender: format!(
-                "INSERT INTO {s}.senders (business, state, version)
-                 VALUES ($1, $2, {next}) ON CONFLICT DO NOTHING"
-            ),
-            update_sender: format!(
-                "UPDATE {s}.senders SET state = $2, version = {next}, updated_at = now()
-                 WHERE business = $1 AND version = $3"
-            ),
-            delete_sender: format!(
-                "DELETE FROM {s}.senders WHERE business = $1 AND version = $2"
-            ),
-            lock_contacts: format!(
-                "SELECT c.business, c.contact, c.state FROM {s}.contacts c
-                 JOIN unnest($1::text[], $2::text[]) AS k(business, contact)
-                   ON c.business = k.business AND c.contact = k.contact
-                 ORDER BY c.business, c.contact FOR UPDATE OF c"
-            ),
-            lock_senders: format!(
-                "SELECT business, state FROM {s}.senders WHERE business = ANY($1::text[])
-                 ORDER BY business FOR UPDATE"
-            ),
-            read_senders: format!(
-                "SELECT business, state FROM {s}.senders WHERE business = ANY($1::text[])"
-            ),
-            batch_update_contacts: format!(
-                "UPDATE {s}.contacts c SET state = u.state, version = {next}, updated_at = now()
-                 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(business, contact, state)
-                 WHERE c.business = u.business AND c.contact = u.contact"
-            ),
-            batch_insert_contacts: format!(
-                "INSERT INTO {s}.contacts (business, contact, state, version)
-                 SELECT u.business, u.contact, u.state, {next}
-                 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(business, contact, state)
-                 ORDER BY 1, 2
-                 ON CONFLICT DO NOTHING"
-            ),
-            batch_delete_contacts: format!(
-                "DELETE FROM {s}.contacts c USING unnest($1::text[], $2::text[]) AS u(business, contact)
-                 WHERE c.business = u.business AND c.contact = u.contact"
-            ),
-            batch_update_senders: format!(
-                "UPDATE {s}.senders r SET state = u.state, version = {next}, updated_at = now()
-                 FROM unnest($1::text[], $2::bytea[]) AS u(business, state)
-                 WHERE r.business = u.business"
-            ),
-            batch_insert_senders: format!(
-                "INSERT INTO {s}.senders (business, state, version)
-                 SELECT u.business, u.state, {next}
-                 FROM unnest($1::text[], $2::bytea[]) AS u(business, state)
-                 ORDER BY 1
-                 ON CONFLICT DO NOTHING"
-            ),
-            batch_delete_senders: format!(
-                "DELETE FROM {s}.senders r WHERE r.business = ANY($1::text[])"
-            ),
-            scan_first: format!(
-                "SELECT business, contact, state FROM {s}.contacts
-                 ORDER BY business, contact LIMIT $1"
-            ),
-            scan_next: format!(
-                "SELECT business, contact, state FROM {s}.contacts
-                 WHERE (business, contact) > ($1, $2)
-                 ORDER BY business, contact LIMIT $3"
-            ),
-            put_contact: format!(
-                "INSERT INTO {s}.contacts (business, contact, state, version)
-                 VALUES ($1, $2, $3, {next})
-                 ON CONFLICT (business, contact) DO UPDATE
-                 SET state = EXCLUDED.state, version = EXCLUDED.version, updated_at = now()"
-            ),
-            put_sender: format!(
-                "INSERT INTO {s}.senders (business, state, version)
-                 VALUES ($1, $2, {next})
-                 ON CONFLICT (business) DO UPDATE
-                 SET state = EXCLUDED.state, version = EXCLUDED.version, updated_at = now()"
-            ),
-        }
-    }
-}
 
 /// How many times a failure before any write (getting a connection, a read) is retried.
 const READ_RETRIES: u32 = 3;
@@ -421,6 +248,7 @@ pub struct PostgresStore {
     sql: Sql,
     max_conflicts: u32,
     durability: Durability,
+    pool_wait: Option<Duration>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -446,88 +274,6 @@ enum Attempt {
 }
 
 impl PostgresStore {
-    /// Connects to the PostgreSQL server at `url` (`postgres://user:password@host:port/db`, or
-    /// the `key=value` form) with default [`PostgresOptions`], and creates or upgrades the
-    /// schema `waguard`.
-    ///
-    /// Fails with a [`StoreError::Backend`] (operation `connect`) whose source is a
-    /// [`PostgresError`] naming the URL (password redacted) and what to do: nothing listening
-    /// ("is PostgreSQL running at URL?"), authentication refused, missing database, a schema of
-    /// a newer version.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, PostgresOptions::default()).await
-    }
-
-    /// Like [`connect`](PostgresStore::connect), with options (pool size, schema name, ...).
-    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let redacted = redact_url(url);
-        let fail = |e: PostgresError| e.into_store("connect", None);
-        if !schema::valid_schema_name(&options.schema) {
-            return Err(fail(PostgresError::new(
-                ErrorKind::Config,
-                format!(
-                    "`{}` is not a usable schema name: use lower-case ASCII letters, digits and \
-                     `_`, not starting with a digit or `pg_`, at most 63 bytes",
-                    options.schema
-                ),
-            )));
-        }
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            fail(PostgresError::new(
-                ErrorKind::Config,
-                format!(
-                    "cannot read the PostgreSQL URL {redacted}: {e}; expected \
-                     postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-                ),
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.connect_timeout);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("waguard");
-        }
-        if options.durability == Durability::Deferred {
-            // Session default of the pool's connections; batches and flush turn it back on.
-            let mut server_options = config.get_options().unwrap_or_default().to_owned();
-            if !server_options.is_empty() {
-                server_options.push(' ');
-            }
-            server_options.push_str("-c synchronous_commit=off");
-            config.options(&server_options);
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| {
-                fail(PostgresError::new(
-                    ErrorKind::Config,
-                    format!("cannot build the connection pool for {redacted}: {e}"),
-                ))
-            })?;
-        let store = PostgresStore {
-            pool,
-            sql: Sql::new(&options.schema),
-            schema: options.schema,
-            url: redacted,
-            max_conflicts: options.max_conflicts,
-            durability: options.durability,
-        };
-        let mut client = store.client("connect", None).await?;
-        schema::migrate(&mut client, &store.url, &store.schema)
-            .await
-            .map_err(fail)?;
-        Ok(store)
-    }
-
     /// The server's URL, password redacted.
     pub fn url(&self) -> &str {
         &self.url
@@ -559,10 +305,11 @@ impl PostgresStore {
                 self.schema
             ))
             .await
-            .map_err(|e| PostgresError::query(&self.url, e, true).into_store("drop_schema", None))
+            .map_err(|e| PostgresError::query(&self.url, e, false).into_store("drop_schema", None))
     }
 
-    /// A connection from the pool; connection failures are retried a few times.
+    /// A connection from the pool; connection failures are retried a few times, a pool that
+    /// stays busy is not (its wait was the time-out).
     async fn client(
         &self,
         operation: &'static str,
@@ -572,27 +319,13 @@ impl PostgresStore {
         loop {
             let error = match self.pool.get().await {
                 Ok(client) => return Ok(client),
-                Err(PoolError::Backend(e)) => {
-                    let err = PostgresError::connect(&self.url, e);
-                    if err.kind() != ErrorKind::Unreachable
-                        && err.kind() != ErrorKind::ConnectionLost
-                    {
-                        return Err(err.into_store(operation, record.cloned()));
+                Err(e) => {
+                    let (error, retry) = pool_error(e, &self.url, self.pool_wait);
+                    if !retry {
+                        return Err(error.into_store(operation, record.cloned()));
                     }
-                    err
+                    error
                 }
-                Err(PoolError::Timeout(t)) => PostgresError::new(
-                    ErrorKind::Unreachable,
-                    format!(
-                        "no connection to PostgreSQL at {} could be had ({t:?} timed out): is \
-                         PostgreSQL running at that address, and is the pool large enough?",
-                        self.url
-                    ),
-                ),
-                Err(e) => PostgresError::new(
-                    ErrorKind::Unreachable,
-                    format!("no connection to PostgreSQL at {}: {e}", self.url),
-                ),
             };
             tries += 1;
             if tries > READ_RETRIES || operation == "connect" {
@@ -678,433 +411,25 @@ impl PostgresStore {
             tokio::time::sleep(Duration::from_micros(micros)).await;
         }
     }
-
-    async fn try_update(
-        &self,
-        key: &ContactKey,
-        contact: &str,
-        update: &mut ContactUpdate<'_>,
-    ) -> Result<(), Attempt> {
-        let business = key.business.as_str();
-        let record = || Some(RecordKey::Contact(key.clone()));
-        let client = self
-            .client("update", record().as_ref())
-            .await
-            .map_err(Attempt::Fail)?;
-        let read_failed = self.read_failed("update", record);
-        let load = client
-            .prepare_cached(&self.sql.load)
-            .await
-            .map_err(&read_failed)?;
-        let row = client
-            .query_one(&load, &[&business, &contact])
-            .await
-            .map_err(&read_failed)?;
-        let version: Option<i64> = row.get(1);
-        let action = update(row.get(0), row.get(2)).map_err(Attempt::Fail)?;
-        let (sql, written) = match (&action, &version) {
-            (UpdateAction::Keep, _) | (UpdateAction::Delete, None) => return Ok(()),
-            (UpdateAction::Write(bytes), Some(v)) => (
-                &self.sql.update_contact,
-                [&business as &(dyn ToSql + Sync), &contact, bytes, v].to_vec(),
-            ),
-            (UpdateAction::Write(bytes), None) => (
-                &self.sql.insert_contact,
-                [&business as &(dyn ToSql + Sync), &contact, bytes].to_vec(),
-            ),
-            (UpdateAction::Delete, Some(v)) => (
-                &self.sql.delete_contact,
-                [&business as &(dyn ToSql + Sync), &contact, v].to_vec(),
-            ),
-        };
-        let statement = client.prepare_cached(sql).await.map_err(&read_failed)?;
-        match client.execute(&statement, &written).await {
-            Ok(1) => Ok(()),
-            Ok(_) => Err(Attempt::Again(None)),
-            Err(e) => Err(Attempt::Fail(self.query_error("update", record(), e, true))),
-        }
-    }
-
-    async fn try_update_sender(
-        &self,
-        business: &BusinessId,
-        update: &mut SenderUpdate<'_>,
-    ) -> Result<(), Attempt> {
-        let b = business.as_str();
-        let record = || Some(RecordKey::Sender(business.clone()));
-        let client = self
-            .client("update_sender", record().as_ref())
-            .await
-            .map_err(Attempt::Fail)?;
-        let read_failed = self.read_failed("update_sender", record);
-        let load = client
-            .prepare_cached(&self.sql.load_sender)
-            .await
-            .map_err(&read_failed)?;
-        let row = client.query_opt(&load, &[&b]).await.map_err(&read_failed)?;
-        let current: Option<&[u8]> = row.as_ref().map(|r| r.get(0));
-        let version: Option<i64> = row.as_ref().map(|r| r.get(1));
-        let action = update(current).map_err(Attempt::Fail)?;
-        let (sql, params) = match (&action, &version) {
-            (UpdateAction::Keep, _) | (UpdateAction::Delete, None) => return Ok(()),
-            (UpdateAction::Write(bytes), Some(v)) => (
-                &self.sql.update_sender,
-                [&b as &(dyn ToSql + Sync), bytes, v].to_vec(),
-            ),
-            (UpdateAction::Write(bytes), None) => (
-                &self.sql.insert_sender,
-                [&b as &(dyn ToSql + Sync), bytes].to_vec(),
-            ),
-            (UpdateAction::Delete, Some(v)) => (
-                &self.sql.delete_sender,
-                [&b as &(dyn ToSql + Sync), v].to_vec(),
-            ),
-        };
-        let statement = client.prepare_cached(sql).await.map_err(&read_failed)?;
-        match client.execute(&statement, &params).await {
-            Ok(1) => Ok(()),
-            Ok(_) => Err(Attempt::Again(None)),
-            Err(e) => Err(Attempt::Fail(self.query_error(
-                "update_sender",
-                record(),
-                e,
-                true,
-            ))),
-        }
-    }
-
-    /// One attempt at a batch, in one transaction.
-    async fn try_batch(&self, batch: &mut Batch<'_>, keys: &BatchKeys) -> Result<(), Attempt> {
-        let mut client = self
-            .client("apply_batch", None)
-            .await
-            .map_err(Attempt::Fail)?;
-        // Failures before the commit: nothing was written (the server rolls back an unfinished
-        // transaction), so a broken connection or a deadlock means "run again".
-        let before_commit = |e: tokio_postgres::Error| {
-            if error::is_connection_error(&e) || error::is_conflict(&e) {
-                Attempt::Again(Some(PostgresError::query(&self.url, e, false)))
-            } else {
-                Attempt::Fail(self.query_error("apply_batch", None, e, false))
-            }
-        };
-        let tx = client.transaction().await.map_err(before_commit)?;
-        let (lock_contacts, lock_senders, read_senders) = futures_util::future::join3(
-            tx.prepare_cached(&self.sql.lock_contacts),
-            tx.prepare_cached(&self.sql.lock_senders),
-            tx.prepare_cached(&self.sql.read_senders),
-        )
-        .await;
-        let (lock_contacts, lock_senders, read_senders) = (
-            lock_contacts.map_err(before_commit)?,
-            lock_senders.map_err(before_commit)?,
-            read_senders.map_err(before_commit)?,
-        );
-        // Pipelined, in this order: contact rows locked in key order, then sender rows.
-        let no_rows = Ok(Vec::new());
-        let deferred = self.durability == Durability::Deferred;
-        let (synchronous, contact_rows, locked_sender_rows, read_sender_rows) =
-            futures_util::future::join4(
-                async {
-                    // Plan this transaction's statements for their actual arrays and the table
-                    // as it is now. A generic plan cached while the table was small (and never
-                    // re-planned where autovacuum is off, as nothing analyses the table) joins
-                    // the arrays by scanning the whole table: every batch grew with the table
-                    // (17 700 events/s at 1e6 contacts, one sequential scan per batch).
-                    // Batches stay durable on return in the deferred mode too.
-                    tx.batch_execute(if deferred {
-                        "SET LOCAL plan_cache_mode = force_custom_plan; \
-                         SET LOCAL synchronous_commit = on"
-                    } else {
-                        "SET LOCAL plan_cache_mode = force_custom_plan"
-                    })
-                    .await
-                },
-                async {
-                    if keys.contact_business.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    tx.query(
-                        &lock_contacts,
-                        &[&keys.contact_business, &keys.contact_contact],
-                    )
-                    .await
-                },
-                async {
-                    if keys.sender_targets.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    tx.query(&lock_senders, &[&keys.sender_targets]).await
-                },
-                async {
-                    if keys.sender_reads.is_empty() {
-                        return no_rows;
-                    }
-                    tx.query(&read_senders, &[&keys.sender_reads]).await
-                },
-            )
-            .await;
-        synchronous.map_err(before_commit)?;
-        let contact_rows = contact_rows.map_err(before_commit)?;
-        let locked_sender_rows = locked_sender_rows.map_err(before_commit)?;
-        let read_sender_rows = read_sender_rows.map_err(before_commit)?;
-
-        let committed_contacts: HashMap<(&str, &str), &[u8]> = contact_rows
-            .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect();
-        let locked_senders: HashSet<&str> = locked_sender_rows.iter().map(|r| r.get(0)).collect();
-        let committed_senders: HashMap<&str, &[u8]> = locked_sender_rows
-            .iter()
-            .chain(&read_sender_rows)
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-
-        // Run every closure in order against the committed records plus what is staged.
-        let mut staged_contacts: HashMap<(&str, &str), Option<Vec<u8>>> = HashMap::new();
-        let mut staged_senders: HashMap<&str, Option<Vec<u8>>> = HashMap::new();
-        for (op, (b, c)) in batch.ops_mut().iter_mut().zip(&keys.per_op) {
-            let (b, c) = (b.as_str(), c.as_str());
-            match op {
-                BatchOp::Contact { update, .. } => {
-                    let action = {
-                        let contact = match staged_contacts.get(&(b, c)) {
-                            Some(v) => v.as_deref(),
-                            None => committed_contacts.get(&(b, c)).copied(),
-                        };
-                        let sender = match staged_senders.get(b) {
-                            Some(v) => v.as_deref(),
-                            None => committed_senders.get(b).copied(),
-                        };
-                        update(contact, sender).map_err(Attempt::Fail)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_contacts.insert((b, c), Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_contacts.insert((b, c), None);
-                        }
-                    }
-                }
-                BatchOp::Sender { update, .. } => {
-                    let action = {
-                        let sender = match staged_senders.get(b) {
-                            Some(v) => v.as_deref(),
-                            None => committed_senders.get(b).copied(),
-                        };
-                        update(sender).map_err(Attempt::Fail)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_senders.insert(b, Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_senders.insert(b, None);
-                        }
-                    }
-                }
-                _ => {
-                    return Err(Attempt::Fail(
-                        PostgresError::new(
-                            ErrorKind::Query,
-                            "this version of waguard-postgres does not know a kind of batch \
-                             operation of this waguard version: use matching versions"
-                                .to_owned(),
-                        )
-                        .into_store("apply_batch", None),
-                    ))
-                }
-            }
-        }
-
-        // Sort what to write (inserts in key order, as they take their locks).
-        let mut staged_contacts: Vec<_> = staged_contacts.into_iter().collect();
-        staged_contacts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut staged_senders: Vec<_> = staged_senders.into_iter().collect();
-        staged_senders.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut cu = Columns::default();
-        let mut ci = Columns::default();
-        let mut cd = Columns::default();
-        for ((b, c), value) in &staged_contacts {
-            let existed = committed_contacts.contains_key(&(*b, *c));
-            match (value, existed) {
-                (Some(bytes), true) => cu.push(b, c, bytes),
-                (Some(bytes), false) => ci.push(b, c, bytes),
-                (None, true) => cd.push(b, c, &[]),
-                (None, false) => {}
-            }
-        }
-        let mut su = Columns::default();
-        let mut si = Columns::default();
-        let mut sd = Columns::default();
-        for (b, value) in &staged_senders {
-            let existed = locked_senders.contains(b);
-            match (value, existed) {
-                (Some(bytes), true) => su.push(b, "", bytes),
-                (Some(bytes), false) => si.push(b, "", bytes),
-                (None, true) => sd.push(b, "", &[]),
-                (None, false) => {}
-            }
-        }
-
-        // Pipelined writes, in a fixed order: contacts, then senders.
-        let writes: [(&str, Vec<&(dyn ToSql + Sync)>, bool); 6] = [
-            (
-                &self.sql.batch_update_contacts,
-                vec![&cu.business, &cu.contact, &cu.state],
-                !cu.is_empty(),
-            ),
-            (
-                &self.sql.batch_insert_contacts,
-                vec![&ci.business, &ci.contact, &ci.state],
-                !ci.is_empty(),
-            ),
-            (
-                &self.sql.batch_delete_contacts,
-                vec![&cd.business, &cd.contact],
-                !cd.is_empty(),
-            ),
-            (
-                &self.sql.batch_update_senders,
-                vec![&su.business, &su.state],
-                !su.is_empty(),
-            ),
-            (
-                &self.sql.batch_insert_senders,
-                vec![&si.business, &si.state],
-                !si.is_empty(),
-            ),
-            (
-                &self.sql.batch_delete_senders,
-                vec![&sd.business],
-                !sd.is_empty(),
-            ),
-        ];
-        let writes: Vec<_> = writes.into_iter().filter(|w| w.2).collect();
-        if writes.is_empty() {
-            // Nothing changed: end the transaction (releasing the locks) without a write.
-            return tx.rollback().await.map_err(before_commit);
-        }
-        let mut statements = Vec::with_capacity(writes.len());
-        for (sql, _, _) in &writes {
-            statements.push(tx.prepare_cached(sql).await.map_err(before_commit)?);
-        }
-        let results = futures_util::future::join_all(
-            writes
-                .iter()
-                .zip(&statements)
-                .map(|((_, params, _), statement)| tx.execute(statement, params)),
-        )
-        .await;
-        let mut counts = Vec::with_capacity(results.len());
-        for result in results {
-            counts.push(result.map_err(before_commit)?);
-        }
-        for ((sql, _, _), count) in writes.iter().zip(&counts) {
-            let expected = if std::ptr::eq(*sql, self.sql.batch_insert_contacts.as_str()) {
-                ci.len()
-            } else if std::ptr::eq(*sql, self.sql.batch_insert_senders.as_str()) {
-                si.len()
-            } else {
-                continue;
-            };
-            if *count != expected as u64 {
-                // A record missing when locked was created meanwhile: run the batch again.
-                return Err(Attempt::Again(None));
-            }
-        }
-        match tx.commit().await {
-            Ok(()) => Ok(()),
-            Err(e) if error::is_conflict(&e) => Err(Attempt::Again(None)),
-            Err(e) => Err(Attempt::Fail(self.query_error(
-                "apply_batch",
-                None,
-                e,
-                true,
-            ))),
-        }
-    }
-}
-
-/// Keys of a batch, computed once for all its attempts.
-struct BatchKeys {
-    /// (business, contact) per operation (contact empty for sender operations).
-    per_op: Vec<(String, String)>,
-    /// Distinct contact keys, sorted, as two columns.
-    contact_business: Vec<String>,
-    contact_contact: Vec<String>,
-    /// Businesses with a sender operation (locked), sorted.
-    sender_targets: Vec<String>,
-    /// Businesses only read (by contact operations), sorted.
-    sender_reads: Vec<String>,
-}
-
-impl BatchKeys {
-    fn of(batch: &mut Batch<'_>) -> Self {
-        let mut per_op = Vec::with_capacity(batch.len());
-        let mut contacts = Vec::new();
-        let mut targets = Vec::new();
-        let mut reads = Vec::new();
-        for op in batch.ops_mut().iter() {
-            match op {
-                BatchOp::Contact { key, .. } => {
-                    let pair = (key.business.as_str().to_owned(), key.contact.to_string());
-                    contacts.push(pair.clone());
-                    reads.push(pair.0.clone());
-                    per_op.push(pair);
-                }
-                BatchOp::Sender { business, .. } => {
-                    targets.push(business.as_str().to_owned());
-                    per_op.push((business.as_str().to_owned(), String::new()));
-                }
-                _ => per_op.push((String::new(), String::new())),
-            }
-        }
-        contacts.sort_unstable();
-        contacts.dedup();
-        targets.sort_unstable();
-        targets.dedup();
-        reads.sort_unstable();
-        reads.dedup();
-        reads.retain(|b| targets.binary_search(b).is_err());
-        let (contact_business, contact_contact) = contacts.into_iter().unzip();
-        BatchKeys {
-            per_op,
-            contact_business,
-            contact_contact,
-            sender_targets: targets,
-            sender_reads: reads,
-        }
-    }
-}
-
-/// Column arrays of a batched write (`unnest`ed by the statement).
-#[derive(Default)]
-struct Columns<'a> {
-    business: Vec<&'a str>,
-    contact: Vec<&'a str>,
-    state: Vec<&'a [u8]>,
-}
-
-impl<'a> Columns<'a> {
-    fn push(&mut self, business: &'a str, contact: &'a str, state: &'a [u8]) {
-        self.business.push(business);
-        self.contact.push(contact);
-        self.state.push(state);
-    }
-    fn len(&self) -> usize {
-        self.business.len()
-    }
-    fn is_empty(&self) -> bool {
-        self.business.is_empty()
-    }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn update_registry(
+        &self,
+        key: &waguard::RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.registry_update(key, update).await
+    }
+
+    async fn load_registry(
+        &self,
+        key: &waguard::RegistryKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.registry_load(key).await
+    }
+
     async fn update(
         &self,
         key: &ContactKey,
@@ -1333,41 +658,6 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.query_error("flush", None, e, true))
-    }
-}
-
-impl PostgresStore {
-    async fn scan_page(
-        &self,
-        after: Option<&(String, String)>,
-    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
-        let collect = |rows: Vec<tokio_postgres::Row>| {
-            rows.into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect::<Vec<_>>()
-        };
-        let mut tries = 0;
-        loop {
-            let client = self.client("scan", None).await?;
-            let result = match after {
-                None => match client.prepare_cached(&self.sql.scan_first).await {
-                    Ok(s) => client.query(&s, &[&SCAN_PAGE]).await,
-                    Err(e) => Err(e),
-                },
-                Some((b, c)) => match client.prepare_cached(&self.sql.scan_next).await {
-                    Ok(s) => client.query(&s, &[b, c, &SCAN_PAGE]).await,
-                    Err(e) => Err(e),
-                },
-            };
-            match result {
-                Ok(rows) => return Ok(collect(rows)),
-                Err(e) if error::is_connection_error(&e) && tries < READ_RETRIES => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(20 << tries)).await;
-                }
-                Err(e) => return Err(self.query_error("scan", None, e, false)),
-            }
-        }
     }
 }
 

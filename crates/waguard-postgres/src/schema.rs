@@ -1,9 +1,13 @@
-//! The embedded schema migrations, applied on connect.
+//! The embedded schema migrations: the read-only version check made on connect, and the
+//! migrations themselves, run on connect when the schema is behind (and the options allow it)
+//! or explicitly by [`PostgresStore::migrate`](crate::PostgresStore::migrate).
+
+use tokio_postgres::error::SqlState;
 
 use crate::error::{describe, ErrorKind, PostgresError};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`. `{s}` stands for the
 /// quoted schema name. Every statement is idempotent (`IF NOT EXISTS`), so a migration
@@ -24,6 +28,14 @@ const MIGRATIONS: &[&str] = &[
         business   text COLLATE "C" NOT NULL PRIMARY KEY,
         state      bytea NOT NULL,
         version    bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
+    // 2: registry records (templates, rules T1-T3), keyed by their storage key.
+    r#"
+    CREATE TABLE IF NOT EXISTS {s}.registry (
+        key        text COLLATE "C" NOT NULL PRIMARY KEY,
+        state      bytea NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     "#,
@@ -52,32 +64,113 @@ fn lock_key(schema: &str) -> i64 {
     hash as i64
 }
 
+/// The version of the schema, read without writing anything: 0 when the schema or its
+/// version table does not exist yet.
+pub(crate) async fn current_version(
+    client: &tokio_postgres::Client,
+    url: &str,
+    schema: &str,
+) -> Result<i32, PostgresError> {
+    let sql = format!("SELECT version FROM \"{schema}\".schema_version WHERE id = 1");
+    match client.query_opt(&sql, &[]).await {
+        Ok(row) => Ok(row.map_or(0, |row| row.get(0))),
+        Err(e)
+            if matches!(e.code(), Some(c) if *c == SqlState::UNDEFINED_TABLE
+                || *c == SqlState::INVALID_SCHEMA_NAME) =>
+        {
+            Ok(0)
+        }
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            let text = describe(&e);
+            Err(PostgresError::with_source(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "cannot read the version of the waguard schema `{schema}` in PostgreSQL at \
+                     {url}: {text}; grant the role what the store needs, as the schema's owner:\n{}",
+                    grants(schema, "<role>")
+                ),
+                Box::new(e),
+            ))
+        }
+        Err(e) => Err(PostgresError::query(url, e, false)),
+    }
+}
+
+/// The error of a schema written by a newer waguard-postgres.
+pub(crate) fn newer(url: &str, schema: &str, current: i32) -> PostgresError {
+    PostgresError::new(
+        ErrorKind::NewerSchema,
+        format!(
+            "the waguard schema `{schema}` in PostgreSQL at {url} is at version {current}, \
+             written by a newer waguard-postgres; this build knows versions up to \
+             {SCHEMA_VERSION}: upgrade waguard-postgres (never downgrade a shared schema), or \
+             use another schema"
+        ),
+    )
+}
+
+/// The statements that give `role` what the store needs on `schema`, and nothing more (no
+/// `CREATE`): run them as the schema's owner after [`migrate`].
+pub(crate) fn grants(schema: &str, role: &str) -> String {
+    format!(
+        "GRANT USAGE ON SCHEMA \"{schema}\" TO {role};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};\n\
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role};"
+    )
+}
+
+/// The error of a schema that is behind and was not migrated: `cause` says why (migrations
+/// off, or the role may not run them).
+pub(crate) fn migration_needed(
+    url: &str,
+    schema: &str,
+    current: i32,
+    cause: &str,
+    source: Option<tokio_postgres::Error>,
+) -> PostgresError {
+    let found = if current == 0 {
+        "does not exist yet".to_owned()
+    } else {
+        format!("is at version {current}")
+    };
+    let message = format!(
+        "the waguard schema `{schema}` in PostgreSQL at {url} {found} and this build needs \
+         version {SCHEMA_VERSION}, but {cause}: run the migrations once as a role that may \
+         create the schema (the database owner: `waguard migrate --postgres URL`, or \
+         PostgresStore::migrate), then grant the \
+         service's role what it needs:\n{}",
+        grants(schema, "<role>")
+    );
+    match source {
+        Some(e) => PostgresError::with_source(ErrorKind::MigrationNeeded, message, Box::new(e)),
+        None => PostgresError::new(ErrorKind::MigrationNeeded, message),
+    }
+}
+
 /// Creates or upgrades the schema, in one transaction under a transaction-scoped advisory
 /// lock: instances starting together migrate one after the other, and the later ones find the
 /// work done.
+/// Returns the version the schema was at before.
 pub(crate) async fn migrate(
     client: &mut tokio_postgres::Client,
     url: &str,
     schema: &str,
-) -> Result<(), PostgresError> {
+) -> Result<i32, PostgresError> {
     let q = format!("\"{schema}\"");
-    let fail =
-        |e: tokio_postgres::Error| {
-            let mut err = PostgresError::query(url, e, false);
-            if err.kind() == ErrorKind::Query {
-                err =
-                    PostgresError::new(
-                        ErrorKind::Query,
-                        format!(
-                    "cannot create or upgrade the waguard schema `{schema}` in PostgreSQL at \
-                     {url}: {}; the user needs the CREATE privilege on the database (or create \
-                     the schema beforehand and grant it)",
-                    describe(err.driver_error().expect("a query error has a driver error"))
-                ),
-                    );
-            }
-            err
-        };
+    let before = current_version(client, url, schema).await.unwrap_or(0);
+    let fail = |e: tokio_postgres::Error| {
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            let text = describe(&e);
+            return migration_needed(
+                url,
+                schema,
+                before,
+                &format!("this role may not create or change it ({text})"),
+                Some(e),
+            );
+        }
+        PostgresError::query(url, e, false)
+    };
     let tx = client.transaction().await.map_err(fail)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
         .await
@@ -101,20 +194,12 @@ pub(crate) async fn migrate(
         .map_err(fail)?
         .map_or(0, |row| row.get(0));
     if current > SCHEMA_VERSION {
-        return Err(PostgresError::new(
-            ErrorKind::NewerSchema,
-            format!(
-                "the waguard schema `{schema}` in PostgreSQL at {url} is at version {current}, \
-                 written by a newer waguard-postgres; this build knows versions up to \
-                 {SCHEMA_VERSION}: upgrade waguard-postgres (never downgrade a shared schema), \
-                 or use another schema"
-            ),
-        ));
+        return Err(newer(url, schema, current));
     }
     if current == SCHEMA_VERSION {
         // Nothing to do: commit the (read-only) transaction, releasing the lock.
         tx.commit().await.map_err(fail)?;
-        return Ok(());
+        return Ok(current);
     }
     for migration in &MIGRATIONS[current as usize..SCHEMA_VERSION as usize] {
         tx.batch_execute(&migration.replace("{s}", &q))
@@ -131,7 +216,7 @@ pub(crate) async fn migrate(
     .await
     .map_err(fail)?;
     tx.commit().await.map_err(fail)?;
-    Ok(())
+    Ok(current)
 }
 
 #[cfg(test)]

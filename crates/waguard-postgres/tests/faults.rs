@@ -1,13 +1,10 @@
-//! Bad input and faults: connection refused, authentication failure, a schema from a newer
-//! version, a bad schema name, and a server restarting mid-run. The last two run on a private
-//! cluster this test creates with `initdb` and starts with `pg_ctl` on a spare port (never the
-//! shared server).
+//! Bad input and faults: connection refused, authentication failure, TLS required from a
+//! server without it, a schema from a newer version, a bad schema name, and a server
+//! restarting mid-run. Authentication, TLS and the restart run on private clusters this test
+//! creates with `initdb` and starts with `pg_ctl` on a spare port (never the shared server).
 
 mod common;
 
-use std::error::Error as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,21 +12,11 @@ use std::time::Duration;
 use waguard::{
     ContactKey, DeliveryStatus, Event, Guard, KeyedEvent, Policy, StoreError, Timestamp, WamidHash,
 };
-use waguard_postgres::{ErrorKind, PostgresError, PostgresOptions, PostgresStore};
+use waguard_postgres::{ErrorKind, PostgresOptions, PostgresStore};
 
-fn pg_error(e: &StoreError) -> &PostgresError {
-    e.source()
-        .and_then(|s| s.downcast_ref::<PostgresError>())
-        .unwrap_or_else(|| panic!("the source of {e} is not a PostgresError"))
-}
+use common::pg_error;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::cluster::free_port;
 
 #[tokio::test]
 async fn connection_refused_names_the_url_without_its_password() {
@@ -119,154 +106,7 @@ async fn a_schema_from_a_newer_version_is_refused_and_left_alone() {
 
 use waguard::Store as _;
 
-/// A PostgreSQL cluster of this test's own, on a spare port, removed when dropped.
-struct PrivateCluster {
-    dir: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl PrivateCluster {
-    fn bin(name: &str) -> PathBuf {
-        // Debian keeps the server's tools out of PATH.
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        versions.sort();
-        for v in versions.iter().rev() {
-            let p = v.join("bin").join(name);
-            if p.exists() {
-                return p;
-            }
-        }
-        PathBuf::from(name)
-    }
-
-    fn run(&self, program: &Path, args: &[&str]) -> std::process::Output {
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        };
-        let out = cmd.args(args).output().unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} (PostgreSQL's server tools are needed: scripts/ensure-postgres \
-                 installs them): {e}",
-                program.display()
-            )
-        });
-        out
-    }
-
-    fn start(hba: &str) -> Self {
-        let as_postgres = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
-        let dir = std::env::temp_dir().join(format!(
-            "waguard-pg-private-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cluster = PrivateCluster {
-            dir,
-            port: free_port(),
-            as_postgres,
-        };
-        if as_postgres {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&cluster.dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown of {} failed", cluster.dir.display());
-        }
-        let data = cluster.dir.join("data");
-        let out = cluster.run(
-            &Self::bin("initdb"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let hba_path = data.join("pg_hba.conf");
-        std::fs::write(&hba_path, hba).unwrap();
-        cluster.pg_ctl(&["start"]);
-        cluster
-    }
-
-    fn pg_ctl(&self, action: &[&str]) {
-        pg_ctl_at(&self.dir, self.port, self.as_postgres, action);
-    }
-
-    fn url(&self, user: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-/// Runs `pg_ctl` on the private cluster in `dir`; panics with its log when it fails.
-fn pg_ctl_at(dir: &Path, port: u16, as_postgres: bool, action: &[&str]) {
-    let data = dir.join("data");
-    let log = dir.join("log");
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-        dir.display()
-    );
-    let program = PrivateCluster::bin("pg_ctl");
-    let mut cmd = if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&program);
-        c
-    } else {
-        Command::new(&program)
-    };
-    let out = cmd
-        .args(["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()])
-        .args(["-o", &options, "-w", "-t", "30"])
-        .args(action)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        out.status.success(),
-        "pg_ctl {action:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let _ = self.run(
-            &Self::bin("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::cluster::{pg_ctl_at, PrivateCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_failure_names_the_user_not_the_password() {
@@ -310,6 +150,15 @@ async fn authentication_failure_names_the_user_not_the_password() {
     .await
     .unwrap_err();
     assert_eq!(pg_error(&err).kind(), ErrorKind::NoDatabase, "{err}");
+    // TLS required from a server without it (this cluster has ssl = off).
+    let err = PostgresStore::connect(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        cluster.port
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(pg_error(&err).kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("ssl = on"), "{err}");
 }
 
 async fn common_admin(url: &str) -> tokio_postgres::Client {
@@ -373,7 +222,19 @@ async fn a_server_restart_mid_run_loses_no_acknowledged_event() {
                         }
                     }
                     Err(waguard::GuardError::Store(e)) => {
-                        errors.lock().unwrap().push(pg_error(&e).kind());
+                        let pg = pg_error(&e);
+                        // The advice fits the kind: only an unknown outcome says the write
+                        // may have happened, and never also that nothing was written.
+                        let text = pg.to_string();
+                        if pg.kind() == ErrorKind::OutcomeUnknown {
+                            assert!(pg.write_may_have_happened(), "{text}");
+                            assert!(!text.contains("nothing was written"), "{text}");
+                            assert!(!text.contains("not applied"), "{text}");
+                        } else {
+                            assert!(!pg.write_may_have_happened(), "{text}");
+                            assert!(!text.contains("may or may not"), "{text}");
+                        }
+                        errors.lock().unwrap().push(pg.kind());
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Err(e) => panic!("unexpected error: {e}"),

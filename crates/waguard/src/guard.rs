@@ -144,7 +144,13 @@ impl Groups {
     fn of(events: impl IntoIterator<Item = KeyedEvent>, limit: Option<Timestamp>) -> Self {
         let mut groups = Groups::default();
         for keyed in events {
-            groups.events += 1;
+            // Links (K5, T4) are bookkeeping that comes with the items, not events of their own.
+            if !matches!(
+                keyed,
+                KeyedEvent::Link { .. } | KeyedEvent::AccountLink { .. }
+            ) {
+                groups.events += 1;
+            }
             // E5: no instant beyond the receive time plus the allowed skew.
             let keyed = match limit {
                 Some(limit) => keyed.clamped(limit),

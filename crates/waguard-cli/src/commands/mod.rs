@@ -4,6 +4,7 @@ pub mod bench;
 pub mod check;
 pub mod export;
 pub mod ingest;
+pub mod migrate;
 pub mod policy;
 pub mod replay;
 pub mod serve;

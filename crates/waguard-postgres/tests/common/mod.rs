@@ -2,9 +2,34 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
+use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 
-use waguard_postgres::{PostgresOptions, PostgresStore};
+use waguard::StoreError;
+use waguard_postgres::{PostgresError, PostgresOptions, PostgresStore};
+
+/// The [`PostgresError`] a store error carries as its source.
+pub fn pg_error(e: &StoreError) -> &PostgresError {
+    e.source()
+        .and_then(|s| s.downcast_ref::<PostgresError>())
+        .unwrap_or_else(|| panic!("the source of {e} is not a PostgresError"))
+}
+
+/// A plain connection of its own (no pool, no TLS), its connection task spawned.
+pub async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {}: {e}; start PostgreSQL with scripts/ensure-postgres",
+                waguard_postgres::redact_url(url)
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
 
 /// The default server: this machine's cluster, trust authentication.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
