@@ -1,4 +1,4 @@
-//! The fault soak of issue 9, run by hand (not in CI); figures go to `docs/reliability.md`.
+//! The fault soak, run by hand (not in CI); figures go to `docs/reliability.md`.
 //!
 //! ```text
 //! cargo run --release -p waguard-tests --example soak -- [sled [CYCLES] | postgres [RESTARTS] | corrupt | all]

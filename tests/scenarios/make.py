@@ -632,6 +632,35 @@ s.error({"at": "2026-01-01T23:00:00Z", "webhook": bad_time})
 ask_tpl("check", "2026-01-01T23:00:01Z", "blocked", False, "template_paused", None)
 S.append(s)
 
+# ---- L1-L3: the portfolio's messaging limit ----
+s = Scenario("limits", "L1 L2 L3 T4")
+def capability(at, value, field="business_capability_update", key="max_daily_conversations_per_business"):
+    return account_change(at, field, {key: value})
+L = ["33612346%03d" % i for i in range(10)]
+# the number's account is learned from a messages webhook (T4), the limit from the account's
+s.webhook("2026-01-01T00:00:00Z", status("2026-01-01T00:00:00Z", L[9], "delivered", "wamid.x"))
+s.webhook("2026-01-01T00:01:00Z", capability("2026-01-01T00:01:00Z", 2))
+s.reserve("2026-01-01T00:10:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=L[0])
+s.reserve("2026-01-01T00:10:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=L[1])
+# the third new user in 24h is refused until the first bucket stops being live
+s.check("2026-01-01T00:11:00Z", "template", "blocked", False, "messaging_limit_reached", "2026-01-02T01:00:00Z", category="marketing", to=L[2])
+s.reserve("2026-01-01T00:11:00Z", "template", "blocked", False, "messaging_limit_reached", "2026-01-02T01:00:00Z", category="utility", to=L[2])
+# a user counted less than 24h ago does not count again; free-form never counts
+s.reserve("2026-01-01T00:12:00Z", "template", "template_required", True, "awaiting_reply", None, category="utility", to=L[0])
+s.webhook("2026-01-01T00:13:00Z", inbound("2026-01-01T00:13:00Z", L[3]))
+s.reserve("2026-01-01T00:14:00Z", "template", "free_form", True, None, "2026-01-02T00:13:00Z", category="utility", to=L[3])
+# a newer webhook raises the limit (TIER_ strings, from the quality update's field)
+s.webhook("2026-01-01T00:20:00Z", capability("2026-01-01T00:20:00Z", "TIER_250", field="phone_number_quality_update"))
+s.reserve("2026-01-01T00:21:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=L[2])
+# TIER_NOT_SET changes nothing; an older limit arriving late changes nothing
+s.webhook("2026-01-01T00:22:00Z", capability("2026-01-01T00:22:00Z", "TIER_NOT_SET"))
+s.webhook("2026-01-01T00:23:00Z", capability("2026-01-01T00:05:00Z", 1))
+s.reserve("2026-01-01T00:24:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=L[4])
+# unlimited
+s.webhook("2026-01-01T00:30:00Z", capability("2026-01-01T00:30:00Z", -1))
+s.check("2026-01-01T00:31:00Z", "template", "template_required", True, "first_contact", None, category="utility", to=L[5])
+S.append(s)
+
 for s in S:
     s.write()
 print("wrote", len(S), "scenarios:", ", ".join(f"{s.name} ({s.rules})" for s in S))

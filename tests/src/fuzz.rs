@@ -1,4 +1,4 @@
-//! The bodies of the cargo-fuzz targets of `fuzz/fuzz_targets/` (issue 9), one function per
+//! The bodies of the cargo-fuzz targets of `fuzz/fuzz_targets/`, one function per
 //! target. Each checks invariants that must hold whatever the input, not just "no panic".
 //!
 //! The targets are one-liners calling these functions, and the stable test

@@ -9,7 +9,7 @@ mod support;
 
 use support::run;
 
-/// The figures `docs/performance.md` and issue 8 name.
+/// The figures `docs/performance.md` names.
 const FIGURES: &[&str] = &[
     "decide_ns",
     "record_bytes_typical",

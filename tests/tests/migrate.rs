@@ -39,7 +39,7 @@ async fn migrate_creates_the_schema_once_and_prints_the_grants() {
         first.status.success(),
         "waguard migrate failed (start PostgreSQL with scripts/ensure-postgres): {stderr}"
     );
-    assert!(stderr.contains("from version 0 to 1"), "{stderr}");
+    assert!(stderr.contains("from version 0 to 2"), "{stderr}");
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
         stdout.contains(&format!("GRANT USAGE ON SCHEMA \"{schema}\" TO app;")),
@@ -51,7 +51,7 @@ async fn migrate_creates_the_schema_once_and_prints_the_grants() {
     );
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{stderr}");
-    assert!(stderr.contains("up to date (version 1)"), "{stderr}");
+    assert!(stderr.contains("up to date (version 2)"), "{stderr}");
 
     // A connection with `Migrations::Never` finds the schema ready.
     let store = waguard_postgres::PostgresStore::connect_with(

@@ -326,6 +326,16 @@ pub enum KeyedEvent {
         /// What was said.
         event: crate::template::TemplateEvent,
     },
+    /// L2: a `business_capability_update` or `phone_number_quality_update` set the messaging
+    /// limit of the account's portfolio.
+    PortfolioLimit {
+        /// The account the webhook named (`entry[].id`); its portfolio is the policy's.
+        account: crate::id::AccountId,
+        /// The limit.
+        limit: crate::portfolio::MessagingLimit,
+        /// The event's time (`entry[].time`, else the receive time).
+        at: Timestamp,
+    },
     /// T4: a webhook carrying this business number's `metadata.phone_number_id` named its
     /// account in `entry[].id`.
     AccountLink {
@@ -383,6 +393,15 @@ impl KeyedEvent {
             } => KeyedEvent::AccountLink {
                 business,
                 account,
+                at: at.min(limit),
+            },
+            KeyedEvent::PortfolioLimit {
+                account,
+                limit: l,
+                at,
+            } => KeyedEvent::PortfolioLimit {
+                account,
+                limit: l,
                 at: at.min(limit),
             },
         }

@@ -39,6 +39,7 @@ mod error;
 mod event;
 mod id;
 mod policy;
+mod portfolio;
 pub mod rules;
 mod state;
 mod template;
@@ -62,7 +63,10 @@ pub use policy::{
     Keyword, PairRate, Policy, DAY, DEFAULT_RESTRICTED_COUNTRIES, DEFAULT_RESTRICTED_PREFIXES,
     WINDOW,
 };
-pub use rules::{decide, decide_named, reserve, reserve_named, Registry, Subject};
+pub use portfolio::{MessagingLimit, PortfolioState};
+pub use rules::{
+    decide, decide_named, reserve, reserve_named, would_count, Registries, Registry, Subject,
+};
 pub use state::{
     Attempts, ConversationState, DeliveryEntry, FailureEntry, Feedback, Link, OptRegister,
     SenderState,

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 use waguard::{
-    ContactKey, ConversationState, Decision, Guard, GuardError, Outgoing, SenderState, Store,
-    TemplateCategory, Timestamp,
+    ContactKey, ConversationState, Decision, Guard, GuardError, MessagingLimit, Outgoing,
+    SenderState, Store, TemplateCategory, Timestamp,
 };
 
 /// `{"line", "decision", "allowed", "reason", "until"}`.
@@ -62,8 +62,23 @@ pub struct ContactView {
     pub state: ConversationState,
     /// The business number's stored state.
     pub sender: SenderState,
+    /// The business number's portfolio as rules L1-L3 see it at `at`.
+    pub portfolio: PortfolioView,
     /// The decision for each kind of message at `at` (read-only: nothing is reserved).
     pub decisions: Decisions,
+}
+
+/// The business number's portfolio as rules L1-L3 see it.
+#[derive(Serialize)]
+pub struct PortfolioView {
+    /// `p/NAME` (from the policy), `a/ACCOUNT` or `n/NUMBER`.
+    pub name: String,
+    /// The limit in force (`null`: not enforced).
+    pub limit: Option<MessagingLimit>,
+    /// Users counted in live buckets now.
+    pub live_count: u64,
+    /// When the earliest live bucket stops being live.
+    pub next_expiry: Option<String>,
 }
 
 impl ContactView {
@@ -74,6 +89,14 @@ impl ContactView {
         at: Timestamp,
     ) -> Result<Self, GuardError> {
         let (state, sender) = guard.state(key).await?;
+        let (name, record) = guard.portfolio(&key.business).await?;
+        let policy = guard.policy();
+        let portfolio = PortfolioView {
+            name,
+            limit: record.effective_limit(policy),
+            live_count: record.live_count(at, policy),
+            next_expiry: record.next_expiry(at, policy).map(|t| t.to_string()),
+        };
         let decide = |outgoing| async move {
             let d = guard.check(key, outgoing, at).await?;
             Ok::<_, GuardError>(DecisionAnswer::new(None, &d, outgoing))
@@ -89,6 +112,7 @@ impl ContactView {
             at: at.to_string(),
             state,
             sender,
+            portfolio,
             decisions,
         })
     }

@@ -159,6 +159,10 @@ pub(crate) struct ContactResponse {
     /// The business number's stored state.
     #[schema(value_type = Object)]
     sender: (),
+    /// The business number's portfolio (rules L1-L3): `name`, `limit`, `live_count`,
+    /// `next_expiry`.
+    #[schema(value_type = Object)]
+    portfolio: (),
     decisions: DecisionsResponse,
 }
 

@@ -154,6 +154,8 @@ impl Notification<'_> {
                                 "calls" => FieldKind::Calls,
                                 "message_template_status_update" => FieldKind::TemplateStatus,
                                 "template_category_update" => FieldKind::TemplateCategory,
+                                "business_capability_update" => FieldKind::Capability,
+                                "phone_number_quality_update" => FieldKind::Quality,
                                 _ => {
                                     // H1: other fields are ignored, and counted.
                                     out.ignored += 1;
@@ -175,7 +177,10 @@ impl Notification<'_> {
                             Some(Obj::Ok(value))
                                 if matches!(
                                     kind,
-                                    FieldKind::TemplateStatus | FieldKind::TemplateCategory
+                                    FieldKind::TemplateStatus
+                                        | FieldKind::TemplateCategory
+                                        | FieldKind::Capability
+                                        | FieldKind::Quality
                                 ) =>
                             {
                                 let result = entry_account(entry, e).and_then(|account| {
@@ -183,7 +188,12 @@ impl Notification<'_> {
                                         None | Some(Value::Null) => received_at,
                                         Some(v) => entry_timestamp(v, e)?,
                                     };
-                                    template_change(value, kind, at, &account, time, &mut out)
+                                    if matches!(kind, FieldKind::Capability | FieldKind::Quality) {
+                                        limit_change(value, kind, &account, time, &mut out);
+                                        Ok(())
+                                    } else {
+                                        template_change(value, kind, at, &account, time, &mut out)
+                                    }
                                 });
                                 if let Err(problem) = result {
                                     out.fail(at.to_string(), problem);
@@ -244,6 +254,49 @@ enum FieldKind {
     Calls,
     TemplateStatus,
     TemplateCategory,
+    Capability,
+    Quality,
+}
+
+/// L2: a `business_capability_update` or `phone_number_quality_update` sets the messaging
+/// limit of the account's portfolio; `TIER_NOT_SET`, an absent or unknown value changes nothing
+/// (counted as ignored).
+fn limit_change(
+    value: &ChangeValue<'_>,
+    kind: FieldKind,
+    account: &AccountId,
+    time: Timestamp,
+    out: &mut Parsed,
+) {
+    let text = |v: &Option<Value<'_>>| -> Option<String> {
+        match v.as_ref()? {
+            Value::Str(s) => Some(s.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    };
+    let per_business = text(&value.max_daily_conversations_per_business);
+    let fallback = match kind {
+        FieldKind::Capability => text(&value.max_daily_conversation_per_phone),
+        _ => text(&value.current_limit),
+    };
+    // The per-business value first; the older per-number one only when it is absent.
+    let limit = per_business
+        .as_deref()
+        .map(waguard_core::MessagingLimit::parse)
+        .unwrap_or_else(|| {
+            fallback
+                .as_deref()
+                .and_then(waguard_core::MessagingLimit::parse)
+        });
+    match limit {
+        Some(limit) => out.events.push(KeyedEvent::PortfolioLimit {
+            account: account.clone(),
+            limit,
+            at: time,
+        }),
+        None => out.ignored += 1,
+    }
 }
 
 /// `entry[E].id`: the account (WABA), 1 to 32 digits (a string, or an integer).
@@ -484,7 +537,10 @@ fn convert_change(
         // A `calls` change may also carry call `statuses[]`: those are about calls, not
         // messages, and are not read.
         FieldKind::Calls => cx.each(value.calls.as_ref(), "calls", Cx::call),
-        FieldKind::TemplateStatus | FieldKind::TemplateCategory => {}
+        FieldKind::TemplateStatus
+        | FieldKind::TemplateCategory
+        | FieldKind::Capability
+        | FieldKind::Quality => {}
     }
     cx.contact_links();
     Some(business)

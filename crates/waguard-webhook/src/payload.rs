@@ -98,6 +98,13 @@ lenient_struct! {
         new_category: Value<'a> = "new_category",
         /// `template_category_update`: the category of an advance notice (changes nothing).
         correct_category: Value<'a> = "correct_category",
+        /// `business_capability_update`, `phone_number_quality_update`: the portfolio's
+        /// messaging limit (L2).
+        max_daily_conversations_per_business: Value<'a> = "max_daily_conversations_per_business",
+        /// `business_capability_update`: the older per-number limit (L2).
+        max_daily_conversation_per_phone: Value<'a> = "max_daily_conversation_per_phone",
+        /// `phone_number_quality_update`: the number's current limit (L2).
+        current_limit: Value<'a> = "current_limit",
     }
 }
 

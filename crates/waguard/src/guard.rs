@@ -10,10 +10,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::store::RegistryKey;
 use crate::store::{Batch, RecordKey, Store, StoreError, UpdateAction};
 use crate::{
-    decide_named, reserve_named, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope, ContactId,
-    ContactKey, ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber, Policy,
-    PolicyError, Registry, Scope, SenderEvent, SenderState, Subject, TemplateEvent, TemplateId,
-    TemplateName, TemplateState, Timestamp, WamidHash,
+    decide_named, reserve_named, would_count, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope,
+    ContactId, ContactKey, ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber,
+    Policy, PolicyError, PortfolioState, Registries, Registry, Scope, SenderEvent, SenderState,
+    Subject, TemplateEvent, TemplateId, TemplateName, TemplateState, Timestamp, WamidHash,
 };
 
 /// How long a success that lifts nothing (S1) may wait in memory before it is written to its
@@ -138,6 +138,8 @@ struct Groups {
     templates: BTreeMap<TemplateId, Vec<TemplateEvent>>,
     /// T4: the winning account link per business number.
     accounts: BTreeMap<BusinessId, (AccountId, Timestamp)>,
+    /// L2: limit events per account.
+    limits: Vec<(AccountId, crate::MessagingLimit, Timestamp)>,
 }
 
 impl Groups {
@@ -181,6 +183,9 @@ impl Groups {
                 } => groups.moves.push((business, from, to, at)),
                 KeyedEvent::Template { template, event } => {
                     groups.templates.entry(template).or_default().push(event);
+                }
+                KeyedEvent::PortfolioLimit { account, limit, at } => {
+                    groups.limits.push((account, limit, at));
                 }
                 KeyedEvent::AccountLink {
                     business,
@@ -259,6 +264,17 @@ fn registry_of<'a>(
         (Some(_), None) => Registry::Unknown,
         (Some(_), Some(record)) => Registry::Record(record),
     }
+}
+
+/// Reads a stored portfolio record.
+fn decode_portfolio(key: &RegistryKey, bytes: &[u8]) -> Result<PortfolioState, StoreError> {
+    PortfolioState::decode(bytes).map_err(|source| {
+        StoreError::backend(
+            "load_registry",
+            None,
+            TemplateDecode(key.to_string(), source),
+        )
+    })
 }
 
 /// A stored template record could not be decoded.
@@ -388,7 +404,14 @@ impl<S: Store> Guard<S> {
         let record = self
             .template_record(&key.business, outgoing, template)
             .await?;
-        let registry = registry_of(template, record.as_ref());
+        let portfolio = match outgoing.is_template() {
+            true => Some(self.portfolio_state(&key.business).await?.1),
+            false => None,
+        };
+        let registry = Registries {
+            template: registry_of(template, record.as_ref()),
+            portfolio: portfolio.as_ref(),
+        };
         let mut out: Option<Result<Decision, StoreError>> = None;
         let mut read = |contact: Option<&[u8]>, sender: Option<&[u8]>| {
             out = Some(decode_sender(&key.business, sender).and_then(|sender| {
@@ -472,6 +495,81 @@ impl<S: Store> Guard<S> {
             }))
     }
 
+    /// L1: the portfolio a business number's counts go to: the `Policy::portfolios` entry
+    /// holding its account, else its account alone, else the number alone (no account known).
+    pub fn portfolio_of(&self, business: &BusinessId, sender: &SenderState) -> String {
+        match self.account_of(business, sender) {
+            Some(account) => self.portfolio_of_account(&account),
+            None => format!("n/{business}"),
+        }
+    }
+
+    /// L1-L3: the name and the record of a business number's portfolio (for `waguard show`
+    /// and operators' views).
+    pub async fn portfolio(
+        &self,
+        business: &BusinessId,
+    ) -> Result<(String, PortfolioState), GuardError> {
+        let sender = self.sender_state(business).await?;
+        let name = self.portfolio_of(business, &sender);
+        let key = RegistryKey::Portfolio(name.clone());
+        let state = match self.inner.store.load_registry(&key).await? {
+            None => PortfolioState::default(),
+            Some(b) => decode_portfolio(&key, &b)?,
+        };
+        Ok((name, state))
+    }
+
+    /// L1-L3: the key and the record of a business number's portfolio.
+    async fn portfolio_state(
+        &self,
+        business: &BusinessId,
+    ) -> Result<(RegistryKey, PortfolioState), GuardError> {
+        let sender = self.sender_state(business).await?;
+        let key = RegistryKey::Portfolio(self.portfolio_of(business, &sender));
+        let state = match self.inner.store.load_registry(&key).await? {
+            None => PortfolioState::default(),
+            Some(b) => decode_portfolio(&key, &b)?,
+        };
+        Ok((key, state))
+    }
+
+    /// L3: adds (or with `back`, takes back) one count at `at` to a portfolio; with `limit`,
+    /// only if the live count is under the limit. Returns the refusal when the limit is reached.
+    async fn count_in_portfolio(
+        &self,
+        key: &RegistryKey,
+        at: Timestamp,
+        limit: bool,
+        back: bool,
+    ) -> Result<Option<Decision>, GuardError> {
+        let policy = &self.inner.policy;
+        let mut refused = None;
+        self.inner
+            .store
+            .update_registry(key, &mut |bytes| {
+                let mut state = match bytes {
+                    None => PortfolioState::default(),
+                    Some(b) => decode_portfolio(key, b)?,
+                };
+                refused = None;
+                if back {
+                    state.uncount(at, policy);
+                } else {
+                    if limit {
+                        if let Some(d) = state.refusal(at, policy) {
+                            refused = Some(d);
+                            return Ok(UpdateAction::Keep);
+                        }
+                    }
+                    state.count(at, policy);
+                }
+                Ok(UpdateAction::Write(state.encode()))
+            })
+            .await?;
+        Ok(refused)
+    }
+
     /// S4: `decision` with the business number's pace applied (read-only).
     fn paced(&self, business: &BusinessId, decision: Decision, now: Timestamp) -> Decision {
         let pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
@@ -547,7 +645,6 @@ impl<S: Store> Guard<S> {
         idempotency_key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
-        let policy = &self.inner.policy;
         let mut target = self.resolve(key).await?;
         // S4: the pace refuses after S1; a refused reservation consumes nothing.
         let (took, before) = self.take_pace(&target.business, now);
@@ -564,10 +661,81 @@ impl<S: Store> Guard<S> {
                 return Err(e);
             }
         };
-        let registry = registry_of(template, record.as_ref());
-        loop {
-            let key = &target;
+        let outcome = self
+            .reserve_counted(
+                &mut target,
+                outgoing,
+                template,
+                record.as_ref(),
+                idempotency_key,
+                now,
+            )
+            .await;
+        match &outcome {
+            Ok(decision) if decision.permits(outgoing) => {}
+            _ => self.give_back_pace(&target.business, before, now),
+        }
+        outcome
+    }
+
+    /// The reservation itself, with L3's counting: a template that would count takes its unit
+    /// of the portfolio first (refused when the limit is reached, so two tasks cannot both
+    /// take the last unit), then reserves on the contact; a unit taken for a reservation that
+    /// did not count after all is given back. A crash in between leaves a count without its
+    /// reservation: the safe side.
+    async fn reserve_counted(
+        &self,
+        target: &mut ContactKey,
+        outgoing: Outgoing,
+        template: Option<&TemplateName>,
+        record: Option<&TemplateState>,
+        idempotency_key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Decision, GuardError> {
+        let policy = &self.inner.policy;
+        let portfolio = match outgoing.is_template() {
+            true => Some(self.portfolio_state(&target.business).await?),
+            false => None,
+        };
+        // Would this reservation count? Read first; the update below decides again.
+        let mut taken = false;
+        if let Some((pkey, pstate)) = &portfolio {
+            let (state, sender) = self.state(target).await?;
+            let subject = Subject {
+                key: target,
+                state: &state,
+                sender: &sender,
+            };
+            let registries = Registries {
+                template: registry_of(template, record),
+                portfolio: Some(pstate),
+            };
+            let d = decide_named(subject, outgoing, registries, now, policy);
+            if let Decision::Blocked {
+                reason: crate::BlockReason::MessagingLimitReached,
+                ..
+            } = d
+            {
+                return Ok(d);
+            }
+            let window = crate::rules::window::decide(&state, now, policy);
+            if d.permits(outgoing) && would_count(&state, outgoing, &window, now) {
+                if let Some(refusal) = self.count_in_portfolio(pkey, now, true, false).await? {
+                    return Ok(refusal);
+                }
+                taken = true;
+            }
+        }
+        // The unit is taken (or none is needed): step 8 must not refuse it again.
+        let unlimited = PortfolioState::default();
+        let registry = Registries {
+            template: registry_of(template, record),
+            portfolio: portfolio.as_ref().map(|_| &unlimited),
+        };
+        let result = loop {
+            let key = &*target;
             let mut out = None;
+            let mut counted = false;
             let updated = self
                 .inner
                 .store
@@ -577,43 +745,50 @@ impl<S: Store> Guard<S> {
                         return Ok(UpdateAction::Keep);
                     }
                     let sender = decode_sender(&key.business, sender)?;
-                    let (decision, action) = with_contact_state(key, contact, |state| {
-                        let decision = reserve_named(
-                            key,
-                            state,
-                            &sender,
-                            outgoing,
-                            registry,
-                            idempotency_key,
-                            now,
-                            policy,
-                        );
-                        let action = if decision.permits(outgoing) {
-                            UpdateAction::Write(state.encode())
-                        } else {
-                            UpdateAction::Keep
-                        };
-                        (decision, action)
-                    })?;
+                    let (decision, action, did_count) =
+                        with_contact_state(key, contact, |state| {
+                            let before = state.counted_at;
+                            let decision = reserve_named(
+                                key,
+                                state,
+                                &sender,
+                                outgoing,
+                                registry,
+                                idempotency_key,
+                                now,
+                                policy,
+                            );
+                            let action = if decision.permits(outgoing) {
+                                UpdateAction::Write(state.encode())
+                            } else {
+                                UpdateAction::Keep
+                            };
+                            (decision, action, state.counted_at != before)
+                        })?;
+                    counted = did_count;
                     out = Some(Routed::Done(decision));
                     Ok(action)
                 })
                 .await;
             if let Err(e) = updated {
-                self.give_back_pace(&key.business, before, now);
-                return Err(e.into());
+                break Err(GuardError::from(e));
             }
             match out.expect("the store ran the update closure") {
-                Routed::Done(decision) => {
-                    if !decision.permits(outgoing) {
-                        self.give_back_pace(&key.business, before, now);
-                    }
-                    return Ok(decision);
-                }
+                Routed::Done(decision) => break Ok((decision, counted)),
                 // K5: linked since it was resolved; the reservation belongs to the phone.
-                Routed::Linked(phone) => target = phone_key(&key.business, phone),
+                Routed::Linked(phone) => *target = phone_key(&key.business, phone),
+            }
+        };
+        if let Some((pkey, _)) = &portfolio {
+            let counted = matches!(result, Ok((_, true)));
+            if taken && !counted {
+                self.count_in_portfolio(pkey, now, false, true).await?;
+            } else if counted && !taken {
+                // It turned out to count (the window closed meanwhile): counted, not refused.
+                self.count_in_portfolio(pkey, now, false, false).await?;
             }
         }
+        result.map(|(decision, _)| decision)
     }
 
     /// K5: the key an operation naming `key` applies to: the phone's key when `key` is a BSUID
@@ -702,6 +877,9 @@ impl<S: Store> Guard<S> {
         for (template, events) in templates {
             self.apply_template(template, &events).await?;
         }
+        for (account, limit, at) in std::mem::take(&mut groups.limits) {
+            self.apply_limit(&account, limit, at).await?;
+        }
         report.contacts_written += self.apply_links(links).await?;
         for round in 0..=MAX_FOLLOW_UP_ROUNDS {
             let (written, follow_up) = self.apply_groups(groups, now, round == 0).await?;
@@ -721,6 +899,42 @@ impl<S: Store> Guard<S> {
             }
         }
         Ok(report)
+    }
+
+    /// L1: the portfolio of an account: the `Policy::portfolios` entry holding it, else the
+    /// account alone.
+    fn portfolio_of_account(&self, account: &AccountId) -> String {
+        self.inner
+            .policy
+            .portfolios
+            .iter()
+            .find(|(_, accounts)| accounts.iter().any(|a| a == account.as_str()))
+            .map_or_else(|| format!("a/{account}"), |(name, _)| format!("p/{name}"))
+    }
+
+    /// L2: sets the messaging limit of an account's portfolio.
+    async fn apply_limit(
+        &self,
+        account: &AccountId,
+        limit: crate::MessagingLimit,
+        at: Timestamp,
+    ) -> Result<(), GuardError> {
+        let key = RegistryKey::Portfolio(self.portfolio_of_account(account));
+        self.inner
+            .store
+            .update_registry(&key, &mut |bytes| {
+                let mut state = match bytes {
+                    None => PortfolioState::default(),
+                    Some(b) => decode_portfolio(&key, b)?,
+                };
+                Ok(if state.set_limit(limit, at) {
+                    UpdateAction::Write(state.encode())
+                } else {
+                    UpdateAction::Keep
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     /// T1-T3: applies events to a template's registry record.

@@ -168,6 +168,9 @@ pub type ScanStream<'a> =
 pub enum RegistryKey {
     /// A template's record (status and category), per template identity.
     Template(crate::TemplateId),
+    /// A portfolio's record (messaging limit and counts, rules L1-L3), by the portfolio's
+    /// name as the guard forms it (`p/NAME`, `a/ACCOUNT` or `n/NUMBER`).
+    Portfolio(String),
 }
 
 impl RegistryKey {
@@ -175,6 +178,7 @@ impl RegistryKey {
     pub fn storage_key(&self) -> String {
         match self {
             RegistryKey::Template(id) => format!("t/{}", id.storage_id()),
+            RegistryKey::Portfolio(name) => format!("l/{name}"),
         }
     }
 }
@@ -183,6 +187,7 @@ impl fmt::Display for RegistryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RegistryKey::Template(id) => write!(f, "template record `{}`", id.storage_id()),
+            RegistryKey::Portfolio(name) => write!(f, "portfolio record `{name}`"),
         }
     }
 }

@@ -84,6 +84,7 @@ pub const CASES: &[&str] = &[
     "sender_records",
     "send_errors",
     "registry_records",
+    "counting_reservations_race",
 ];
 
 /// Runs every case of the suite, each on a fresh store from `factory`. Panics (with the case's
@@ -111,6 +112,67 @@ where
     case!(sender_records);
     case!(send_errors);
     case!(registry_records);
+    case!(counting_reservations_race);
+}
+
+/// L3 on the store: many tasks reserve templates for new users of one portfolio at once;
+/// exactly the limit's worth get through, the portfolio record counts exactly them, and a
+/// counted user reserving again is neither refused nor counted twice.
+pub async fn counting_reservations_race<S: Store + 'static>(store: Arc<S>) {
+    let limit = 7;
+    let policy = Policy {
+        messaging_limit: Some(limit),
+        throughput: crate::PairRate {
+            interval: std::time::Duration::from_nanos(1),
+            burst: 100_000,
+        },
+        ..Policy::default()
+    };
+    let guard = Arc::new(guard(&store, policy));
+    let tpl = Outgoing::Template(TemplateCategory::Utility);
+    let now = t(5000);
+    let mut handles = Vec::new();
+    for n in 0..32 {
+        let guard = Arc::clone(&guard);
+        handles.push(tokio::spawn(async move {
+            guard.reserve(&key(9, n), tpl, None, now).await.unwrap()
+        }));
+    }
+    let mut allowed = Vec::new();
+    for (n, h) in handles.into_iter().enumerate() {
+        let d = h.await.expect("a task panicked");
+        if d.permits(tpl) {
+            allowed.push(n as u32);
+        } else {
+            assert_eq!(
+                d.reason().map(|r| r.as_str()),
+                Some("messaging_limit_reached")
+            );
+        }
+    }
+    assert_eq!(
+        allowed.len() as u64,
+        limit,
+        "exactly the free units: {allowed:?}"
+    );
+    let business = key(9, 0).business;
+    let portfolio = crate::RegistryKey::Portfolio(format!("n/{business}"));
+    let bytes = store
+        .load_registry(&portfolio)
+        .await
+        .unwrap()
+        .expect("counted");
+    let state = crate::PortfolioState::decode(&bytes).unwrap();
+    assert_eq!(state.live_count(now, guard.policy()), limit);
+    // A counted user is not counted again within 24 hours, and is not refused.
+    let again = guard
+        .reserve(&key(9, allowed[0]), tpl, None, now)
+        .await
+        .unwrap();
+    assert!(again.permits(tpl), "{again:?}");
+    let bytes = store.load_registry(&portfolio).await.unwrap().unwrap();
+    let state = crate::PortfolioState::decode(&bytes).unwrap();
+    assert_eq!(state.live_count(now, guard.policy()), limit);
 }
 
 /// Registry records (templates, rules T1-T3): absent until written, written and read back,

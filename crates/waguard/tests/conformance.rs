@@ -66,6 +66,16 @@ mod lossy {
         async fn flush(&self) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn update_registry(
+            &self,
+            key: &RegistryKey,
+            update: &mut SenderUpdate<'_>,
+        ) -> Result<(), StoreError> {
+            self.0.update_registry(key, update).await
+        }
+        async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.load_registry(key).await
+        }
     }
 
     #[async_trait]

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use waguard::{
     Batch, BusinessId, Clock, ContactKey, ContactUpdate, Guard, ManualClock, MemoryStore, Policy,
-    ReadFn, Records, ScanStream, SenderUpdate, Store, StoreError, Timestamp,
+    ReadFn, Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError, Timestamp,
 };
 use waguard_example_axum::{app, AppState, GraphApi, GraphConfig};
 
@@ -147,6 +147,18 @@ impl Store for FlakyStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.check("flush")?;
         self.inner.flush().await
+    }
+    async fn update_registry(
+        &self,
+        key: &RegistryKey,
+        update: &mut SenderUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.check("update_registry")?;
+        self.inner.update_registry(key, update).await
+    }
+    async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check("load_registry")?;
+        self.inner.load_registry(key).await
     }
 }
 

@@ -294,9 +294,39 @@ impl crate::TemplateState {
     }
 }
 
+impl crate::PortfolioState {
+    /// The stored form of a portfolio record (format [`FORMAT_VERSION`]).
+    ///
+    /// ```
+    /// use waguard_core::*;
+    /// let mut s = PortfolioState::default();
+    /// s.set_limit(MessagingLimit::Users(250), Timestamp::from_unix_seconds(5).unwrap());
+    /// s.count(Timestamp::from_unix_seconds(7).unwrap(), &Policy::default());
+    /// assert_eq!(PortfolioState::decode(&s.encode()).unwrap(), s);
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        v2::encode_portfolio(self)
+    }
+
+    /// Reads a stored portfolio record (format 3, the first to have them).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match split_version(bytes)? {
+            (v2::VERSION, body) => {
+                let (state, extra) =
+                    v2::decode_portfolio(body).map_err(|e| corrupt(v2::VERSION, e))?;
+                finish(v2::VERSION, state, extra)
+            }
+            (version, _) => Err(DecodeError::Corrupt {
+                version,
+                source: Box::new(NoTemplateRecords { version }),
+            }),
+        }
+    }
+}
+
 /// A template record under a format version older than the first to have them.
 #[derive(Debug, thiserror::Error)]
-#[error("format {version} has no template records")]
+#[error("format {version} has no registry records (templates, portfolios)")]
 struct NoTemplateRecords {
     version: u8,
 }

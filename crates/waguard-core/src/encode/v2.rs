@@ -18,6 +18,7 @@
 use super::wire::{Reader, Writer};
 use crate::error::{MalformedRecord, RecordProblem};
 use crate::id::{AccountId, PhoneNumber};
+use crate::portfolio::{MessagingLimit, PortfolioState};
 use crate::state::{Attempts, ConversationState, DeliveryEntry, FailureEntry, Link, SenderState};
 use crate::template::{PauseKind, TemplateState, TemplateStatus};
 use crate::time::Timestamp;
@@ -49,8 +50,9 @@ const ATTEMPTS: u64 = 1 << 15;
 const CONSENT_ERASED: u64 = 1 << 16;
 const LINK: u64 = 1 << 17;
 const MOVED_TO: u64 = 1 << 18;
+const COUNTED_AT: u64 = 1 << 19;
 const CONTACT_BITS_V2: u64 = (1 << 16) - 1;
-const CONTACT_BITS: u64 = (1 << 19) - 1;
+const CONTACT_BITS: u64 = (1 << 20) - 1;
 
 /// The optional instants of a contact record other than the base, in bitmap order, with their
 /// names for errors, handed to the macro `$then` (after its own leading arguments). One list
@@ -73,6 +75,7 @@ macro_rules! with_contact_slots {
             OPT_MARKETING_OUT "opt_marketing.out_at" opt_marketing.out_at,
             OPT_MARKETING_IN "opt_marketing.in_at" opt_marketing.in_at,
             CONSENT_ERASED "consent_erased_at" consent_erased_at,
+            COUNTED_AT "counted_at" counted_at,
         )
     };
 }
@@ -373,6 +376,63 @@ pub(super) fn encode_sender(s: &SenderState) -> Vec<u8> {
 /// The sender bitmap's bit for the T4 account link (version 3): the account id as a
 /// length-prefixed string, then its instant.
 const SENDER_ACCOUNT: u64 = 1 << SENDER_SLOTS;
+
+/// A portfolio record: 3 | bitmap (bit 0 limit, bit 1 buckets) | limit: varint (0 unlimited,
+/// else users + 1) and instant | bucket count, then each bucket's start and users (varint).
+pub(super) fn encode_portfolio(s: &PortfolioState) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::with_capacity(16 + 12 * s.buckets.len()),
+    };
+    w.out.push(VERSION);
+    let bitmap = u64::from(s.limit.is_some()) | (u64::from(!s.buckets.is_empty()) << 1);
+    w.varint(bitmap);
+    if let Some((at, limit)) = s.limit {
+        w.varint(match limit {
+            MessagingLimit::Unlimited => 0,
+            MessagingLimit::Users(n) => n.saturating_add(1),
+        });
+        w.time(at, 0);
+    }
+    if !s.buckets.is_empty() {
+        w.varint(s.buckets.len() as u64);
+        for (start, n) in &s.buckets {
+            w.time(*start, 0);
+            w.varint(*n);
+        }
+    }
+    w.out
+}
+
+pub(super) fn decode_portfolio(body: &[u8]) -> Result<(PortfolioState, usize), MalformedRecord> {
+    let mut r = Reader::new(body, 1);
+    let bitmap = r.varint("bitmap")?;
+    if bitmap & !3 != 0 {
+        return Err(r.error("bitmap", RecordProblem::UnknownFields(bitmap & !3)));
+    }
+    let mut s = PortfolioState::default();
+    if bitmap & 1 != 0 {
+        let limit = match r.varint("limit")? {
+            0 => MessagingLimit::Unlimited,
+            n => MessagingLimit::Users(n - 1),
+        };
+        s.limit = Some((r.time("limit.at", 0)?, limit));
+    }
+    if bitmap & 2 != 0 {
+        let n = r.count("buckets", 2)?;
+        for _ in 0..n {
+            let start = r.time("buckets.start", 0)?;
+            let users = r.varint("buckets.users")?;
+            if s.buckets
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= start)
+            {
+                return Err(r.error("buckets", RecordProblem::NotSorted));
+            }
+            s.buckets.insert(start, users);
+        }
+    }
+    Ok((s, r.remaining()))
+}
 
 /// A template record: 3 | bitmap (bit 0 status, bit 1 category) | status kind (varint) and
 /// instant | category (varint) and instant.

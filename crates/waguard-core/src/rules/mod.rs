@@ -27,6 +27,31 @@ use crate::state::{ConversationState, SenderState};
 use crate::template::TemplateState;
 use crate::time::Timestamp;
 
+/// What the registry knows that a decision may need beyond the contact and its sender: the
+/// template a message names (section 7 step 2, rules T1-T3) and the portfolio's messaging
+/// limit (step 8, rules L1-L3).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Registries<'a> {
+    /// The named template.
+    pub template: Registry<'a>,
+    /// The portfolio of the business number: `None` leaves step 8 out (and counts nothing).
+    pub portfolio: Option<&'a crate::PortfolioState>,
+}
+
+impl<'a> Registries<'a> {
+    fn portfolio(&self) -> Option<&'a crate::PortfolioState> {
+        self.portfolio
+    }
+
+    fn effective(&self, outgoing: Outgoing) -> Outgoing {
+        self.template.effective(outgoing)
+    }
+
+    fn refusal(&self, outgoing: Outgoing, now: Timestamp, policy: &Policy) -> Option<Decision> {
+        self.template.refusal(outgoing, now, policy)
+    }
+}
+
 /// What the template registry knows of the template a message names (section 7 step 2, rules
 /// T1-T3).
 #[derive(Clone, Copy, Debug, Default)]
@@ -105,16 +130,16 @@ pub fn decide(
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
-    decide_with(subject, outgoing, Registry::NotNamed, now, policy, None)
+    decide_with(subject, outgoing, Registries::default(), now, policy, None)
 }
 
-/// [`decide`] for a message that names its template: step 2 asks the registry (T1), and the
+/// [`decide`] with what the registry knows: step 2 asks it about the named template (T1), the
 /// category Meta gave the template replaces the caller's for every rule that looks at
-/// categories (T3).
+/// categories (T3), and step 8 looks at the portfolio's messaging limit (L3).
 pub fn decide_named(
     subject: Subject<'_>,
     outgoing: Outgoing,
-    registry: Registry<'_>,
+    registry: Registries<'_>,
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
@@ -125,7 +150,7 @@ pub fn decide_named(
 fn decide_with(
     s: Subject<'_>,
     outgoing: Outgoing,
-    registry: Registry<'_>,
+    registry: Registries<'_>,
     now: Timestamp,
     policy: &Policy,
     idempotency: Option<u64>,
@@ -170,7 +195,31 @@ fn decide_with(
             return d;
         }
     }
-    window::decide(s.state, now, policy)
+    let window = window::decide(s.state, now, policy);
+    // Step 8 (L3): a template that would count against the portfolio's messaging limit.
+    if let Some(portfolio) = registry.portfolio() {
+        if would_count(s.state, outgoing, &window, now) {
+            if let Some(d) = portfolio.refusal(now, policy) {
+                return d;
+            }
+        }
+    }
+    window
+}
+
+/// L3: whether a template reserved now would count against the portfolio: the window is not
+/// open, and the key was not counted in the last 24 hours.
+pub fn would_count(
+    state: &ConversationState,
+    outgoing: Outgoing,
+    window: &Decision,
+    now: Timestamp,
+) -> bool {
+    outgoing.is_template()
+        && !matches!(window, Decision::FreeForm { .. })
+        && state
+            .counted_at
+            .map_or(true, |c| c.saturating_add(crate::policy::DAY) <= now)
 }
 
 /// Atomically checks and records one send (the pure half of `Guard::reserve`): decides with the
@@ -205,21 +254,23 @@ pub fn reserve(
         state,
         sender,
         outgoing,
-        Registry::NotNamed,
+        Registries::default(),
         idempotency_key,
         now,
         policy,
     )
 }
 
-/// [`reserve`] for a message that names its template (see [`decide_named`]).
+/// [`reserve`] with what the registry knows (see [`decide_named`]); a template that counts
+/// against the portfolio (L3) records the key as counted (`counted_at`), and the caller adds
+/// the count to the portfolio's record in the same step.
 #[allow(clippy::too_many_arguments)]
 pub fn reserve_named(
     key: &ContactKey,
     state: &mut ConversationState,
     sender: &SenderState,
     outgoing: Outgoing,
-    registry: Registry<'_>,
+    registry: Registries<'_>,
     idempotency_key: Option<&str>,
     now: Timestamp,
     policy: &Policy,
@@ -233,6 +284,11 @@ pub fn reserve_named(
             state.record_attempt(hash, now, crate::policy::DAY);
         }
         if outgoing.is_template() {
+            if registry.portfolio().is_some()
+                && would_count(state, outgoing, &window::decide(state, now, policy), now)
+            {
+                state.counted_at = Some(now);
+            }
             state.record_template(now);
         }
     }

@@ -113,6 +113,9 @@ pub struct ConversationState {
     pub pair_budget_tat: Option<Timestamp>,
     /// G1: attempts per idempotency key, sorted by key hash; local bookkeeping.
     pub attempts: Vec<Attempts>,
+    /// L3: when the key was last counted against its portfolio's messaging limit; local
+    /// bookkeeping of `reserve`.
+    pub counted_at: Option<Timestamp>,
 }
 
 impl ConversationState {
@@ -292,6 +295,7 @@ impl ConversationState {
                 &mut self.last_delivered_at,
                 &mut self.closed_mark,
                 &mut self.pair_budget_tat,
+                &mut self.counted_at,
             ] {
                 erase_upto(slot, e);
             }
@@ -356,6 +360,7 @@ impl ConversationState {
         self.opt_marketing.join(&other.opt_marketing);
         self.feedback.join(&other.feedback);
         self.pair_budget_tat = self.pair_budget_tat.max(other.pair_budget_tat);
+        self.counted_at = self.counted_at.max(other.counted_at);
         for a in &other.attempts {
             self.join_attempts(*a);
         }
