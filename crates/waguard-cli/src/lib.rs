@@ -1,8 +1,9 @@
 //! The `waguard` command line as a library: the binary is a one-line `main` over [`main`], and
 //! the replay line reader ([`replay::parse`]) is public so fuzz targets and tests can drive it.
 //!
-//! Subcommands: `replay` (the contract of `docs/replay.md`), `check`, `ingest`, `show`,
-//! `forget`, `export`, `import`, `verify`, `policy`. Run `waguard --help` for each.
+//! Subcommands: `replay` (the contract of `docs/replay.md`), `serve` (the same contract over
+//! HTTP, `docs/serve.md`), `check`, `ingest`, `show`, `forget`, `export`, `import`, `verify`,
+//! `migrate`, `policy`. Run `waguard --help` for each.
 
 pub mod answer;
 pub mod commands;
@@ -153,6 +154,17 @@ enum Command {
     ///   waguard bench --quick --json
     #[command(verbatim_doc_comment)]
     Bench(commands::bench::BenchArgs),
+    /// Serve the guard over HTTP: the `/v1` calls (each body is the inner object of the replay
+    /// line of that kind, answered as replay answers), the signed webhook, and `/metrics` and
+    /// `/healthz` on a separate admin address. Prints both addresses when ready; SIGTERM and
+    /// Ctrl-C drain the requests in flight and close the store.
+    ///
+    /// Example:
+    ///   waguard serve --db ./waguard.db --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 \
+    ///     --tokens-file tokens.txt --app-secret s3cret --verify-token v3rify
+    ///   curl -H "Authorization: Bearer $TOKEN" -d '{"from": "100000001", "to": "+33612345678", "message": "free_form"}' http://127.0.0.1:8080/v1/check
+    #[command(verbatim_doc_comment)]
+    Serve(commands::serve::ServeArgs),
     /// Create or upgrade the PostgreSQL store's schema (run it as the database owner; services
     /// can then connect with a role that has only read/write grants).
     ///
@@ -172,10 +184,13 @@ enum Command {
 /// input failed (replay lines, webhook items), 2 the command could not run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The server handles requests on every core; the other commands are one task each.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("waguard: cannot start the async runtime: {e}");
@@ -193,6 +208,7 @@ pub fn main() -> ExitCode {
             Command::Import(args) => commands::export::import(args).await,
             Command::Policy(args) => commands::policy::run(args),
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Serve(args) => commands::serve::run(args).await,
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Verify(args) => commands::verify::run(args).await,
         }

@@ -4,10 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use waguard::{
-    Bsuid, BusinessId, ContactId, ContactKey, GroupId, Guard, MemoryStore, PhoneNumber, Policy,
-    Store,
-};
+use waguard::{ContactKey, Guard, MemoryStore, Policy, Store};
+pub use waguard_server::key::{business_from, key_from_parts};
 
 use crate::{KeyArgs, PolicyArgs, StoreArgs};
 
@@ -174,47 +172,6 @@ pub async fn guard_as(
     let policy = self::policy(policy)?;
     let store = open_as(store, durability, access).await?;
     Guard::new(store, policy).context("invalid policy")
-}
-
-/// Builds a key from a business id and exactly one of phone, user id or group id; the error
-/// names the field (`{prefix}to`, ...) and says what a valid value looks like.
-pub fn key_from_parts(
-    prefix: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    user_id: Option<&str>,
-    group_id: Option<&str>,
-) -> Result<ContactKey, String> {
-    let business = business_from(prefix, from)?;
-    let contact = match (to, user_id, group_id) {
-        (Some(to), None, None) => PhoneNumber::parse(to)
-            .map(ContactId::Phone)
-            .map_err(|e| format!("`{prefix}to`: {}", e.with_field("to")))?,
-        (None, Some(user), None) => Bsuid::parse(user)
-            .map(ContactId::User)
-            .map_err(|e| format!("`{prefix}user_id`: {}", e.with_field("user_id")))?,
-        (None, None, Some(group)) => GroupId::parse(group)
-            .map(ContactId::Group)
-            .map_err(|e| format!("`{prefix}group_id`: {}", e.with_field("group_id")))?,
-        (None, None, None) => {
-            return Err(format!(
-                "no contact: give exactly one of `{prefix}to` (phone), `{prefix}user_id` or `{prefix}group_id`"
-            ))
-        }
-        _ => {
-            return Err(format!(
-                "give exactly one of `{prefix}to`, `{prefix}user_id` or `{prefix}group_id`, not several"
-            ))
-        }
-    };
-    Ok(ContactKey::new(business, contact))
-}
-
-/// Validates a business id; the error names the field `{prefix}from`.
-pub fn business_from(prefix: &str, from: Option<&str>) -> Result<BusinessId, String> {
-    let from =
-        from.ok_or_else(|| format!("`{prefix}from`: missing; give the business phone number id"))?;
-    BusinessId::parse(from).map_err(|e| format!("`{prefix}from`: {}", e.with_field("from")))
 }
 
 impl KeyArgs {

@@ -390,6 +390,7 @@ impl<S: Store> Guard<S> {
 
     /// [`check`](Self::check) of a template message that names its template: step 2 asks the
     /// template registry (T1), and the category Meta gave it replaces `outgoing`'s (T3).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "check", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, template = template.is_some()), ret(level = "debug"), err))]
     pub async fn check_named(
         &self,
         key: &ContactKey,
@@ -635,6 +636,7 @@ impl<S: Store> Guard<S> {
 
     /// [`reserve`](Self::reserve) of a template message that names its template (see
     /// [`check_named`](Self::check_named)).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "reserve", key = %crate::observe::KeyHash(key), outgoing = ?outgoing, template = template.is_some(), idempotent = idempotency_key.is_some()), ret(level = "debug"), err))]
     pub async fn reserve_named(
         &self,
         key: &ContactKey,
@@ -858,6 +860,7 @@ impl<S: Store> Guard<S> {
     /// turned out to be linked, consent that follows a changed number (K6). Each step is one
     /// batch; a webhook is acknowledged only after all of them, so a crash in between is
     /// repaired by Meta's retry (every step is idempotent).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "ingest", events = groups.events, contacts = groups.contacts.len()), err))]
     async fn apply_all(
         &self,
         mut groups: Groups,
@@ -1322,6 +1325,7 @@ impl<S: Store> Guard<S> {
     /// For a [`CodeEffect::NotRetryable`] or [`CodeEffect::Unknown`] code nothing is recorded:
     /// the effect tells the caller to stop retrying (the request itself was wrong, D5) or that
     /// the guard does not know the code.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "send_error", key = %crate::observe::KeyHash(key), code = code), err))]
     pub async fn record_send_error(
         &self,
         key: &ContactKey,
@@ -1379,6 +1383,7 @@ impl<S: Store> Guard<S> {
         }
     }
 
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
         // An explicit call happens at the instant it names: nothing to clamp.
         let at = event.at();
@@ -1435,6 +1440,7 @@ impl<S: Store> Guard<S> {
     ///
     /// This is also the way out of a record that cannot be decoded: it is replaced by the
     /// tombstone.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "forget", key = %crate::observe::KeyHash(key)), err))]
     pub async fn forget(&self, key: &ContactKey, at: Timestamp) -> Result<(), GuardError> {
         self.erase(key, at, false).await
     }
@@ -1502,6 +1508,7 @@ impl<S: Store> Guard<S> {
     }
 
     /// The decoded state of `key` and of its business, for inspection.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "state", key = %crate::observe::KeyHash(key)), err))]
     pub async fn state(
         &self,
         key: &ContactKey,

@@ -15,7 +15,10 @@
 //!   [`clear_sender`](Guard::clear_sender), [`forget`](Guard::forget);
 //! - a [`Clock`] for the `*_now` conveniences ([`SystemClock`], [`ManualClock`] for tests);
 //! - with the `testing` feature, `waguard::testing`: the conformance suite every store adapter
-//!   runs unchanged.
+//!   runs unchanged;
+//! - [`observe`]: store operations timed for your metrics ([`observe::Observed`]; with the
+//!   `metrics` feature, through the `metrics` facade), and with the `tracing` feature a span on
+//!   every guard operation, the key hashed.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -48,6 +51,7 @@ mod clock;
 mod guard;
 mod keyed_record;
 mod memory;
+pub mod observe;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,5 +7,6 @@ pub mod ingest;
 pub mod migrate;
 pub mod policy;
 pub mod replay;
+pub mod serve;
 pub mod show;
 pub mod verify;

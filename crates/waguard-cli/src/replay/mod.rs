@@ -1,13 +1,11 @@
 //! `waguard replay`: NDJSON lines in, NDJSON answers out (design.md section 7).
 
-mod line;
-
 use std::io::{BufRead, Write};
 
 use waguard::{Decision, Guard, Outgoing, Store, Timestamp};
 use waguard_webhook::Limits;
 
-pub use line::{parse, Line, Timed};
+pub use waguard_server::line::{parse, Line, Timed};
 
 use crate::answer::{decision_answer, error_answer};
 
@@ -94,72 +92,6 @@ async fn apply<S: Store>(
     options: &Options,
 ) -> std::io::Result<bool> {
     let result: Result<Option<(Decision, Outgoing)>, String> = match line {
-        Line::Check {
-            key,
-            outgoing,
-            template,
-        } => guard
-            .check_named(&key, outgoing, template.as_ref(), at)
-            .await
-            .map(|d| Some((d, outgoing)))
-            .map_err(|e| e.to_string()),
-        Line::Reserve {
-            key,
-            outgoing,
-            idempotency_key,
-            template,
-        } => guard
-            .reserve_named(
-                &key,
-                outgoing,
-                template.as_ref(),
-                idempotency_key.as_deref(),
-                at,
-            )
-            .await
-            .map(|d| Some((d, outgoing)))
-            .map_err(|e| e.to_string()),
-        Line::SendError {
-            key,
-            code,
-            wamid,
-            template,
-        } => guard
-            .record_send_error_named(&key, code, wamid.as_deref(), template.as_ref(), at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::OptOut { key, scope } => guard
-            .opt_out(&key, scope, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::OptIn { key, scope } => guard
-            .opt_in(&key, scope, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::Forget {
-            key,
-            include_opt_out: false,
-        } => guard
-            .forget(&key, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::Forget {
-            key,
-            include_opt_out: true,
-        } => guard
-            .forget_including_opt_out(&key, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
-        Line::ClearSender { business } => guard
-            .clear_sender(&business, at)
-            .await
-            .map(|_| None)
-            .map_err(|e| e.to_string()),
         Line::Webhook { body } => {
             return webhook(guard, number, body.as_bytes(), at, out, options).await;
         }
@@ -186,6 +118,10 @@ async fn apply<S: Store>(
             }
             return webhook(guard, number, body.as_bytes(), at, out, options).await;
         }
+        line => waguard_server::apply(guard, line, at)
+            .await
+            .map(|applied| applied.decision())
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(Some((decision, outgoing))) => {

@@ -7,7 +7,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use waguard::{BusinessId, ContactKey, Outgoing, Scope, TemplateCategory, TemplateName, Timestamp};
 
-use crate::store::{business_from, key_from_parts};
+use crate::key::{business_from, key_from_parts};
+
+mod body;
+
+pub use body::{parse_body, Body, Kind};
 
 /// A valid replay line.
 #[derive(Debug)]
@@ -93,7 +97,7 @@ pub struct Timed<'a> {
     pub line: Line<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLine<'a> {
     #[serde(borrow, default)]
@@ -187,8 +191,8 @@ const KINDS: &str =
 ///
 /// ```
 /// let line = r#"{"at": "2026-03-01T00:00:00Z", "check": {"from": "1", "to": "+33612345678", "message": "free_form"}}"#;
-/// assert!(waguard_cli::replay::parse(line).is_ok());
-/// assert!(waguard_cli::replay::parse("{not json").unwrap_err().contains("JSON"));
+/// assert!(waguard_server::line::parse(line).is_ok());
+/// assert!(waguard_server::line::parse("{not json").unwrap_err().contains("JSON"));
 /// ```
 pub fn parse(text: &str) -> Result<Timed<'_>, String> {
     let raw: RawLine<'_> = serde_json::from_str(text).map_err(|e| {
@@ -206,6 +210,11 @@ pub fn parse(text: &str) -> Result<Timed<'_>, String> {
             ),
             Some(at) => Timestamp::parse_rfc3339(at).map_err(|e| format!("`at`: {e}"))?,
         };
+    from_raw(at, raw)
+}
+
+/// The line kind a [`RawLine`] holds, validated.
+fn from_raw(at: Timestamp, raw: RawLine<'_>) -> Result<Timed<'_>, String> {
     let mut kinds = Vec::new();
     let mut line = None;
     if let Some(f) = raw.check {
