@@ -5,6 +5,7 @@
 //! prepared primary-key SELECT), and the message-log baselines answer from the same history
 //! waguard was fed; their answers are compared with waguard's and the run fails if they differ.
 
+mod counting;
 mod msglog;
 mod workload;
 
@@ -571,6 +572,27 @@ async fn measure_size(
     );
 
     // ---- PostgreSQL and the message-log baselines ----
+    // ---- L3: counting reservations on one portfolio ----
+    let counting_dir = tempfile::tempdir().context("temporary directory for sled")?;
+    let counting_store = waguard_sled::SledStore::open(counting_dir.path().join("db"))?;
+    let counting_store = Arc::new(counting_store);
+    counting::measure(counting_store.clone(), "sled", samples.durable_events / 4 + 25, n, figures).await?;
+    counting::named_template_check(counting_store, "sled", samples.round_trips, n, figures).await?;
+    if !args.no_postgres {
+        let schema = format!("waguard_bench_counting_{}", std::process::id());
+        let options = waguard_postgres::PostgresOptions::default().with_schema(schema);
+        let store = waguard_postgres::PostgresStore::connect_with(&args.postgres, options).await?;
+        let store = Arc::new(store);
+        let measured = async {
+            counting::measure(store.clone(), "postgres", 250, n, figures).await?;
+            counting::named_template_check(store.clone(), "postgres", samples.round_trips, n, figures)
+                .await
+        }
+        .await;
+        store.drop_schema().await?;
+        measured?;
+    }
+
     if !args.no_postgres {
         let window_over_sled = msglog::measure(
             &args.postgres,
