@@ -407,3 +407,36 @@ fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+/// `waguard templates` lists the registry after a replay: each template's status, category and
+/// what rule T1 answers at `--at`.
+#[test]
+fn templates_lists_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let scenario = support::scenarios_dir().join("templates.ndjson");
+    let replayed = run(&["replay", "--db", db, scenario.to_str().unwrap()], None);
+    assert_eq!(replayed.status.code(), Some(1), "{}", stderr(&replayed));
+    let listed = run(
+        &["templates", "--db", db, "--at", "2026-01-01T21:30:00Z"],
+        None,
+    );
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let lines = answers(&listed);
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {lines:?}"))
+    };
+    assert_eq!(find("receipt")["refusal"]["reason"], "template_disabled");
+    assert_eq!(find("promo")["refusal"]["until"], "2026-01-02T00:00:00Z");
+    assert_eq!(find("notice")["status"], serde_json::Value::Null);
+    assert_eq!(find("notice")["category"], "marketing");
+    // Read-only: a missing store is an error, not a new empty one.
+    let missing = dir.path().join("typo.db");
+    let refused = run(&["templates", "--db", missing.to_str().unwrap()], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(!missing.exists());
+}

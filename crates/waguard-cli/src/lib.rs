@@ -116,6 +116,12 @@ enum Command {
     ///   waguard show --from 100000001 --to 33612345678
     #[command(verbatim_doc_comment)]
     Show(commands::show::ShowArgs),
+    /// List the template registry: each template's status, category and what rule T1 answers.
+    ///
+    /// Example:
+    ///   waguard templates --db ./waguard.db
+    #[command(verbatim_doc_comment)]
+    Templates(commands::templates::TemplatesArgs),
     /// Erase one contact's state, leaving a tombstone so late webhook retries cannot bring it back.
     ///
     /// Example:
@@ -203,6 +209,7 @@ pub fn main() -> ExitCode {
             Command::Check(args) => commands::check::run(args).await,
             Command::Ingest(args) => commands::ingest::run(args).await,
             Command::Show(args) => commands::show::run(args).await,
+            Command::Templates(args) => commands::templates::run(args).await,
             Command::Forget(args) => commands::show::forget(args).await,
             Command::Export(args) => commands::export::export(args).await,
             Command::Import(args) => commands::export::import(args).await,

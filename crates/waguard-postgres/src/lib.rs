@@ -430,6 +430,10 @@ impl Store for PostgresStore {
         self.registry_load(key).await
     }
 
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.registry_all().await
+    }
+
     async fn update(
         &self,
         key: &ContactKey,

@@ -62,6 +62,20 @@ impl PostgresStore {
         tx.commit().await.map_err(|e| fail(e, true))
     }
 
+    pub(crate) async fn registry_all(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        const OP: &str = "registry_records";
+        let q = format!("\"{}\"", self.schema());
+        let client = self.client(OP, None).await?;
+        let rows = client
+            .query(
+                &format!("SELECT key, state FROM {q}.registry ORDER BY key"),
+                &[],
+            )
+            .await
+            .map_err(|e| PostgresError::query(self.url(), e, false).into_store(OP, None))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub(crate) async fn registry_load(
         &self,
         key: &RegistryKey,

@@ -680,6 +680,17 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.usable()?;
+        let err = |e| backend("registry_records", None, e);
+        let mut records = Vec::new();
+        for item in self.registry.iter() {
+            let (k, v) = item.map_err(err)?;
+            records.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(records)
+    }
+
     async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
         self.usable()?;
         let k = key.storage_key();

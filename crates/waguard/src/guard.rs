@@ -1365,6 +1365,39 @@ impl<S: Store> Guard<S> {
         self.record_send_error(key, code, wamid, at).await
     }
 
+    /// T1: every template the registry has a record of, for an operator's listing (`waguard
+    /// templates`): why a template is refused, and since when.
+    pub async fn templates(&self) -> Result<Vec<(TemplateId, TemplateState)>, GuardError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self.inner.store.registry_records().await? {
+            let Some(rest) = key.strip_prefix("t/") else {
+                continue;
+            };
+            // `t/ACCOUNT/LANGUAGE/NAME`: names and languages hold no `/` (TemplateName::new).
+            let mut parts = rest.splitn(3, '/');
+            let (Some(account), Some(language), Some(name)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(account), Ok(template)) =
+                (AccountId::parse(account), TemplateName::new(name, language))
+            else {
+                continue;
+            };
+            let id = TemplateId { account, template };
+            let state = TemplateState::decode(&bytes).map_err(|source| {
+                StoreError::backend(
+                    "registry_records",
+                    None,
+                    TemplateDecode(key.clone(), source),
+                )
+            })?;
+            out.push((id, state));
+        }
+        Ok(out)
+    }
+
     /// T1: the registry's record of a template, if it has one.
     pub async fn template_state(
         &self,

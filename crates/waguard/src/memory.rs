@@ -409,4 +409,15 @@ impl Store for MemoryStore {
     async fn load_registry(&self, key: &crate::RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.registry.read().get(&key.storage_key()).cloned())
     }
+
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut records: Vec<_> = self
+            .registry
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        records.sort();
+        Ok(records)
+    }
 }

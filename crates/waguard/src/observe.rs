@@ -176,6 +176,12 @@ impl<S: Store, O: StoreObserver> Store for Observed<S, O> {
         let result = self.store.load_registry(key).await;
         self.timed("load_registry", started, result)
     }
+
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let started = Instant::now();
+        let result = self.store.registry_records().await;
+        self.timed("registry_records", started, result)
+    }
 }
 
 /// Reports store operations through the [`metrics`](https://docs.rs/metrics) facade, to

@@ -531,6 +531,18 @@ pub trait Store: Send + Sync {
             NoRegistryFor(key.to_string()),
         ))
     }
+
+    /// Every registry record, by its [`storage_key`](RegistryKey::storage_key), in the
+    /// adapter's order (for listings such as `waguard templates`). Registry records are few
+    /// (one per template and per portfolio), so they come as one list. The default refuses
+    /// like [`update_registry`](Store::update_registry).
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Err(StoreError::backend(
+            "registry_records",
+            None,
+            NoRegistryFor("every record".into()),
+        ))
+    }
 }
 
 /// [`NoRegistry`] with the record asked for.
@@ -606,6 +618,9 @@ macro_rules! forward_store {
                 key: &RegistryKey,
             ) -> Result<Option<Vec<u8>>, StoreError> {
                 (**self).load_registry(key).await
+            }
+            async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+                (**self).registry_records().await
             }
         }
     };

@@ -251,6 +251,15 @@ pub async fn registry_records<S: Store + 'static>(store: Arc<S>) {
         .await
         .unwrap();
     assert_eq!(d.reason().map(|r| r.as_str()), Some("template_disabled"));
+    // The listing holds it, with the record's key and bytes.
+    let listed = guard.templates().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].0.template, tpl);
+    let all = store.registry_records().await.unwrap();
+    assert!(
+        all.iter().any(|(k, _)| k == &id("a").storage_key()),
+        "{all:?}"
+    );
 }
 
 fn require_multi_thread() {

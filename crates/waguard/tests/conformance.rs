@@ -76,6 +76,9 @@ mod lossy {
         async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.load_registry(key).await
         }
+        async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.0.registry_records().await
+        }
     }
 
     #[async_trait]

@@ -160,6 +160,10 @@ impl Store for FlakyStore {
         self.check("load_registry")?;
         self.inner.load_registry(key).await
     }
+    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.check("registry_records")?;
+        self.inner.registry_records().await
+    }
 }
 
 /// The service and the fake Graph API, both on 127.0.0.1 with ephemeral ports.

@@ -9,4 +9,5 @@ pub mod policy;
 pub mod replay;
 pub mod serve;
 pub mod show;
+pub mod templates;
 pub mod verify;

@@ -26,7 +26,7 @@ pub async fn measure<S: Store + 'static>(
         // The guard's own pace (S4) would stop a burst of one number first: out of the way.
         throughput: PairRate {
             interval: Duration::from_nanos(1),
-            burst: 1_000_000,
+            burst: 100_000,
         },
         ..Policy::default()
     };
@@ -136,7 +136,9 @@ pub async fn named_template_check<S: Store + 'static>(
         std::hint::black_box(guard.check(&key, utility, now).await?);
         plain.push(t0.elapsed());
         let t0 = Instant::now();
-        let d = guard.check_named(&key, utility, Some(&template), now).await?;
+        let d = guard
+            .check_named(&key, utility, Some(&template), now)
+            .await?;
         named.push(t0.elapsed());
         if !d.permits(utility) {
             bail!("an approved template was refused: {d:?}");

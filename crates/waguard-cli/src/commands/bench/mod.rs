@@ -576,7 +576,14 @@ async fn measure_size(
     let counting_dir = tempfile::tempdir().context("temporary directory for sled")?;
     let counting_store = waguard_sled::SledStore::open(counting_dir.path().join("db"))?;
     let counting_store = Arc::new(counting_store);
-    counting::measure(counting_store.clone(), "sled", samples.durable_events / 4 + 25, n, figures).await?;
+    counting::measure(
+        counting_store.clone(),
+        "sled",
+        samples.durable_events / 4 + 25,
+        n,
+        figures,
+    )
+    .await?;
     counting::named_template_check(counting_store, "sled", samples.round_trips, n, figures).await?;
     if !args.no_postgres {
         let schema = format!("waguard_bench_counting_{}", std::process::id());
@@ -585,8 +592,14 @@ async fn measure_size(
         let store = Arc::new(store);
         let measured = async {
             counting::measure(store.clone(), "postgres", 250, n, figures).await?;
-            counting::named_template_check(store.clone(), "postgres", samples.round_trips, n, figures)
-                .await
+            counting::named_template_check(
+                store.clone(),
+                "postgres",
+                samples.round_trips,
+                n,
+                figures,
+            )
+            .await
         }
         .await;
         store.drop_schema().await?;
