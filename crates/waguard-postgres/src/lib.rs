@@ -434,6 +434,13 @@ impl Store for PostgresStore {
         self.registry_all().await
     }
 
+    async fn load_registries(
+        &self,
+        keys: &[waguard::RegistryKey],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.registry_load_many(keys).await
+    }
+
     async fn update(
         &self,
         key: &ContactKey,

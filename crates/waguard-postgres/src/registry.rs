@@ -62,6 +62,30 @@ impl PostgresStore {
         tx.commit().await.map_err(|e| fail(e, true))
     }
 
+    /// Several records in one statement (a template decision's registry reads).
+    pub(crate) async fn registry_load_many(
+        &self,
+        keys: &[RegistryKey],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        const OP: &str = "load_registry";
+        let wanted: Vec<String> = keys.iter().map(RegistryKey::storage_key).collect();
+        let q = format!("\"{}\"", self.schema());
+        let client = self.client(OP, None).await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT key, state FROM {q}.registry WHERE key = ANY($1)"
+            ))
+            .await
+            .map_err(|e| PostgresError::query(self.url(), e, false).into_store(OP, None))?;
+        let rows = client
+            .query(&statement, &[&wanted])
+            .await
+            .map_err(|e| PostgresError::query(self.url(), e, false).into_store(OP, None))?;
+        let mut found: std::collections::HashMap<String, Vec<u8>> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(wanted.iter().map(|k| found.remove(k)).collect())
+    }
+
     pub(crate) async fn registry_all(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         const OP: &str = "registry_records";
         let q = format!("\"{}\"", self.schema());

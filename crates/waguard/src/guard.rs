@@ -254,6 +254,16 @@ enum Routed<T> {
     Linked(PhoneNumber),
 }
 
+/// The registry records of one template decision.
+struct RegistryView {
+    /// The named template's record, if it is named, its account known and it has one.
+    template: Option<TemplateState>,
+    /// The number's portfolio's key.
+    portfolio_key: RegistryKey,
+    /// Its record (empty when it has none).
+    portfolio: PortfolioState,
+}
+
 /// What step 2 sees of a named template: not named, unknown, or the registry's record.
 fn registry_of<'a>(
     template: Option<&TemplateName>,
@@ -401,17 +411,24 @@ impl<S: Store> Guard<S> {
         let resolved = self.resolve(key).await?;
         let key = &resolved;
         let policy = &self.inner.policy;
-        let record = self
-            .template_record(&key.business, outgoing, template)
-            .await?;
-        let portfolio = match outgoing.is_template() {
-            true => Some(self.portfolio_state(&key.business).await?.1),
-            false => None,
-        };
-        let registry = Registries {
-            template: registry_of(template, record.as_ref()),
-            portfolio: portfolio.as_ref(),
-        };
+        if outgoing.is_template() {
+            // A template needs the registry too: the contact and its sender in one read, then
+            // the template's and the portfolio's records in one more.
+            let (state, sender) = self.records_of(key).await?;
+            let view = self.registry_view(&key.business, &sender, template).await?;
+            let registry = Registries {
+                template: registry_of(template, view.template.as_ref()),
+                portfolio: Some(&view.portfolio),
+            };
+            let subject = Subject {
+                key,
+                state: &state,
+                sender: &sender,
+            };
+            let decision = decide_named(subject, outgoing, registry, now, policy);
+            return Ok(self.paced(&key.business, decision, now));
+        }
+        let registry = Registries::default();
         let mut out: Option<Result<Decision, StoreError>> = None;
         let mut read = |contact: Option<&[u8]>, sender: Option<&[u8]>| {
             out = Some(decode_sender(&key.business, sender).and_then(|sender| {
@@ -433,6 +450,65 @@ impl<S: Store> Guard<S> {
         Ok(self.paced(&key.business, decision, now))
     }
 
+    /// The contact's and its sender's states, in one read of the store.
+    async fn records_of(
+        &self,
+        key: &ContactKey,
+    ) -> Result<(ConversationState, SenderState), GuardError> {
+        let mut out = None;
+        self.inner
+            .store
+            .load_with(key, &mut |contact, sender| {
+                out = Some(
+                    decode_contact(key, contact)
+                        .and_then(|state| Ok((state, decode_sender(&key.business, sender)?))),
+                );
+            })
+            .await?;
+        Ok(out.expect("the store ran the read closure")?)
+    }
+
+    /// The registry records a template decision needs, in one read: the named template's (if
+    /// the number's account is known) and the number's portfolio's.
+    async fn registry_view(
+        &self,
+        business: &BusinessId,
+        sender: &SenderState,
+        template: Option<&TemplateName>,
+    ) -> Result<RegistryView, GuardError> {
+        let template_key = template.and_then(|t| {
+            self.account_of(business, sender).map(|account| {
+                RegistryKey::Template(TemplateId {
+                    account,
+                    template: t.clone(),
+                })
+            })
+        });
+        let portfolio_key = RegistryKey::Portfolio(self.portfolio_of(business, sender));
+        let mut keys = vec![portfolio_key.clone()];
+        keys.extend(template_key.iter().cloned());
+        let mut found = self.inner.store.load_registries(&keys).await?.into_iter();
+        let portfolio = match found.next().flatten() {
+            None => PortfolioState::default(),
+            Some(b) => decode_portfolio(&portfolio_key, &b)?,
+        };
+        let template = match (template_key, found.next().flatten()) {
+            (Some(key), Some(b)) => Some(TemplateState::decode(&b).map_err(|source| {
+                StoreError::backend(
+                    "load_registry",
+                    None,
+                    TemplateDecode(key.to_string(), source),
+                )
+            })?),
+            _ => None,
+        };
+        Ok(RegistryView {
+            template,
+            portfolio_key,
+            portfolio,
+        })
+    }
+
     /// T4: the account a business number belongs to: `Policy::accounts` first, else the last
     /// webhook link in its sender record.
     pub fn account_of(&self, business: &BusinessId, sender: &SenderState) -> Option<AccountId> {
@@ -449,35 +525,6 @@ impl<S: Store> Guard<S> {
                     .flatten()
             });
         pinned.or_else(|| sender.account.as_ref().map(|(a, _)| a.clone()))
-    }
-
-    /// T1: the registry's record of the template a message names, looked up under its
-    /// number's account. `Ok(None)`: not named, or not known (then `known` says which).
-    async fn template_record(
-        &self,
-        business: &BusinessId,
-        outgoing: Outgoing,
-        template: Option<&TemplateName>,
-    ) -> Result<Option<TemplateState>, GuardError> {
-        let Some(template) = template.filter(|_| outgoing.is_template()) else {
-            return Ok(None);
-        };
-        let Some(id) = self.template_id(business, template).await? else {
-            return Ok(None);
-        };
-        let key = RegistryKey::Template(id);
-        let bytes = self.inner.store.load_registry(&key).await?;
-        let state = match bytes {
-            None => return Ok(None),
-            Some(b) => TemplateState::decode(&b).map_err(|source| {
-                StoreError::backend(
-                    "load_registry",
-                    None,
-                    TemplateDecode(key.to_string(), source),
-                )
-            })?,
-        };
-        Ok(Some(state))
     }
 
     /// T1/T4: the identity of a template sent from `business`, if its account is known.
@@ -518,20 +565,6 @@ impl<S: Store> Guard<S> {
             Some(b) => decode_portfolio(&key, &b)?,
         };
         Ok((name, state))
-    }
-
-    /// L1-L3: the key and the record of a business number's portfolio.
-    async fn portfolio_state(
-        &self,
-        business: &BusinessId,
-    ) -> Result<(RegistryKey, PortfolioState), GuardError> {
-        let sender = self.sender_state(business).await?;
-        let key = RegistryKey::Portfolio(self.portfolio_of(business, &sender));
-        let state = match self.inner.store.load_registry(&key).await? {
-            None => PortfolioState::default(),
-            Some(b) => decode_portfolio(&key, &b)?,
-        };
-        Ok((key, state))
     }
 
     /// L3: adds (or with `back`, takes back) one count at `at` to a portfolio; with `limit`,
@@ -651,25 +684,8 @@ impl<S: Store> Guard<S> {
         if !took {
             return self.check_named(&target, outgoing, template, now).await;
         }
-        let record = match self
-            .template_record(&target.business, outgoing, template)
-            .await
-        {
-            Ok(record) => record,
-            Err(e) => {
-                self.give_back_pace(&target.business, before, now);
-                return Err(e);
-            }
-        };
         let outcome = self
-            .reserve_counted(
-                &mut target,
-                outgoing,
-                template,
-                record.as_ref(),
-                idempotency_key,
-                now,
-            )
+            .reserve_counted(&mut target, outgoing, template, idempotency_key, now)
             .await;
         match &outcome {
             Ok(decision) if decision.permits(outgoing) => {}
@@ -688,27 +704,27 @@ impl<S: Store> Guard<S> {
         target: &mut ContactKey,
         outgoing: Outgoing,
         template: Option<&TemplateName>,
-        record: Option<&TemplateState>,
         idempotency_key: Option<&str>,
         now: Timestamp,
     ) -> Result<Decision, GuardError> {
         let policy = &self.inner.policy;
-        let portfolio = match outgoing.is_template() {
-            true => Some(self.portfolio_state(&target.business).await?),
-            false => None,
-        };
-        // Would this reservation count? Read first; the update below decides again.
+        // A template reads the registry first (and, for L3, would it count? The update below
+        // decides again).
+        let mut view = None;
         let mut taken = false;
-        if let Some((pkey, pstate)) = &portfolio {
-            let (state, sender) = self.state(target).await?;
+        if outgoing.is_template() {
+            let (state, sender) = self.records_of(target).await?;
+            let v = self
+                .registry_view(&target.business, &sender, template)
+                .await?;
             let subject = Subject {
                 key: target,
                 state: &state,
                 sender: &sender,
             };
             let registries = Registries {
-                template: registry_of(template, record),
-                portfolio: Some(pstate),
+                template: registry_of(template, v.template.as_ref()),
+                portfolio: Some(&v.portfolio),
             };
             let d = decide_named(subject, outgoing, registries, now, policy);
             if let Decision::Blocked {
@@ -720,17 +736,22 @@ impl<S: Store> Guard<S> {
             }
             let window = crate::rules::window::decide(&state, now, policy);
             if d.permits(outgoing) && would_count(&state, outgoing, &window, now) {
-                if let Some(refusal) = self.count_in_portfolio(pkey, now, true, false).await? {
+                let refused = self
+                    .count_in_portfolio(&v.portfolio_key, now, true, false)
+                    .await?;
+                if let Some(refusal) = refused {
                     return Ok(refusal);
                 }
                 taken = true;
             }
+            view = Some(v);
         }
+        let record = view.as_ref().and_then(|v| v.template.as_ref());
         // The unit is taken (or none is needed): step 8 must not refuse it again.
         let unlimited = PortfolioState::default();
         let registry = Registries {
             template: registry_of(template, record),
-            portfolio: portfolio.as_ref().map(|_| &unlimited),
+            portfolio: view.as_ref().map(|_| &unlimited),
         };
         let result = loop {
             let key = &*target;
@@ -779,7 +800,11 @@ impl<S: Store> Guard<S> {
                 Routed::Linked(phone) => *target = phone_key(&key.business, phone),
             }
         };
-        if let Some((pkey, _)) = &portfolio {
+        if let Some(RegistryView {
+            portfolio_key: pkey,
+            ..
+        }) = &view
+        {
             let counted = matches!(result, Ok((_, true)));
             if taken && !counted {
                 self.count_in_portfolio(pkey, now, false, true).await?;

@@ -177,6 +177,15 @@ impl<S: Store, O: StoreObserver> Store for Observed<S, O> {
         self.timed("load_registry", started, result)
     }
 
+    async fn load_registries(
+        &self,
+        keys: &[RegistryKey],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let started = Instant::now();
+        let result = self.store.load_registries(keys).await;
+        self.timed("load_registries", started, result)
+    }
+
     async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let started = Instant::now();
         let result = self.store.registry_records().await;

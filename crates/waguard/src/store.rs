@@ -532,6 +532,20 @@ pub trait Store: Send + Sync {
         ))
     }
 
+    /// Loads several registry records at once, in the order of `keys` (`None` for an absent
+    /// one): what a template decision needs, in one round trip where the backend has round
+    /// trips. Provided on top of [`load_registry`](Store::load_registry).
+    async fn load_registries(
+        &self,
+        keys: &[RegistryKey],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.load_registry(key).await?);
+        }
+        Ok(out)
+    }
+
     /// Every registry record, by its [`storage_key`](RegistryKey::storage_key), in the
     /// adapter's order (for listings such as `waguard templates`). Registry records are few
     /// (one per template and per portfolio), so they come as one list. The default refuses
@@ -621,6 +635,12 @@ macro_rules! forward_store {
             }
             async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
                 (**self).registry_records().await
+            }
+            async fn load_registries(
+                &self,
+                keys: &[RegistryKey],
+            ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+                (**self).load_registries(keys).await
             }
         }
     };
