@@ -192,12 +192,6 @@ fn scenarios_on_postgres() {
 /// implements; the others join the list as their rules land.
 const NEXT_EXAMPLES: [&str; 2] = ["consent-after-erasure", "template-registry"];
 
-/// A fresh sled directory for one replay (kept until the process ends).
-fn temp_db() -> String {
-    let dir = tempfile::tempdir().unwrap().keep();
-    dir.join("db").to_str().unwrap().to_owned()
-}
-
 /// The shared examples of the replay contract, when they are beside the repository.
 #[test]
 fn shared_examples_match() {
@@ -225,7 +219,9 @@ fn shared_examples_match() {
     for path in paths {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.ends_with(".ndjson") && !name.ends_with(".expected.ndjson") {
-            for store in [&["--memory"][..], &["--db", &temp_db()]] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("db");
+            for store in [&["--memory"][..], &["--db", db.to_str().unwrap()]] {
                 for p in replay(&path, store) {
                     // The shared bad-input example expects exit status 1 like ours.
                     failures.push(format!("{name} ({store:?}): {p}"));

@@ -916,12 +916,7 @@ impl<S: Store> Guard<S> {
             }
         }
         for (business, from, to, at) in moves {
-            let forwards = self.apply_move(&business, from, to, at).await?;
-            report.contacts_written += 1;
-            if !forwards.contacts.is_empty() {
-                let (written, _) = self.apply_groups(forwards, now, false).await?;
-                report.contacts_written += written.0;
-            }
+            report.contacts_written += self.apply_move(&business, from, to, at).await?;
         }
         Ok(report)
     }
@@ -1066,25 +1061,28 @@ impl<S: Store> Guard<S> {
     }
 
     /// K6: records the move on the old number's key and joins its consent registers (as far
-    /// as they are at or before the change) into the new number's key, in one batch. Returns
-    /// the consent events to forward that were found on the way (none: the join covers them).
+    /// as they are at or before the change) into the new number's key, in one batch. Consent
+    /// events of the old number that arrive later follow through `consent_to_forward`. Returns
+    /// how many records were written.
     async fn apply_move(
         &self,
         business: &BusinessId,
         from: PhoneNumber,
         to: PhoneNumber,
         at: Timestamp,
-    ) -> Result<Groups, GuardError> {
+    ) -> Result<usize, GuardError> {
         let old_key = phone_key(business, from);
         let new_key = phone_key(business, to.clone());
         let old_state = Mutex::new(ConversationState::default());
+        let written = Mutex::new(0usize);
         {
             let mut batch = Batch::new();
-            let (old_key, new_key, old_state) = (&old_key, &new_key, &old_state);
+            let (old_key, new_key, old_state, written) = (&old_key, &new_key, &old_state, &written);
             batch.contact(old_key.clone(), move |contact, _sender| {
                 let mut state = decode_contact(old_key, contact)?;
                 let changed = state.set_moved_to(to.clone(), at);
                 *old_state.lock().unwrap_or_else(|e| e.into_inner()) = state.clone();
+                *written.lock().unwrap_or_else(|e| e.into_inner()) = usize::from(changed);
                 Ok(if changed {
                     UpdateAction::Write(state.encode())
                 } else {
@@ -1095,6 +1093,7 @@ impl<S: Store> Guard<S> {
                 let old = old_state.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut state = decode_contact(new_key, contact)?;
                 Ok(if state.join_consent_upto(&old, at) {
+                    *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     UpdateAction::Write(state.encode())
                 } else {
                     UpdateAction::Keep
@@ -1102,7 +1101,7 @@ impl<S: Store> Guard<S> {
             });
             self.inner.store.apply_batch(&mut batch).await?;
         }
-        Ok(Groups::default())
+        Ok(written.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Applies one round of grouped events in one batch. Returns (contact records written,
@@ -1119,7 +1118,7 @@ impl<S: Store> Guard<S> {
         // Filled by the closures of the batch (which may run again after a conflict: each run
         // replaces its key's entry).
         let follow: Mutex<BTreeMap<ContactKey, Vec<(ContactKey, Event)>>> = Mutex::default();
-        let (pending, flush) = self.pending_successes(now, &groups);
+        let (pending, flush) = self.pending_successes(now);
         let folded: Mutex<Vec<BusinessId>> = Mutex::default();
         let mut senders: BTreeMap<&BusinessId, Vec<SenderEvent>> = BTreeMap::new();
         if with_senders {
@@ -1255,7 +1254,6 @@ impl<S: Store> Guard<S> {
     fn pending_successes(
         &self,
         now: Timestamp,
-        _groups: &Groups,
     ) -> (
         HashMap<BusinessId, Timestamp>,
         HashMap<BusinessId, Timestamp>,
