@@ -292,6 +292,50 @@ fn decode_portfolio(key: &RegistryKey, bytes: &[u8]) -> Result<PortfolioState, S
 #[error("cannot read {0}: {1}")]
 struct TemplateDecode(String, #[source] crate::DecodeError);
 
+/// Locks a mutex of this module, whose data stays consistent even if a holder panicked (each
+/// critical section writes one value).
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A record whose encoding the store writes when it changed, else keeps.
+trait Encode {
+    fn encode_record(&self) -> Vec<u8>;
+}
+
+impl Encode for ConversationState {
+    fn encode_record(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl Encode for SenderState {
+    fn encode_record(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl Encode for TemplateState {
+    fn encode_record(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl Encode for PortfolioState {
+    fn encode_record(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+/// `Write` of the record's new encoding when it changed, `Keep` otherwise (nothing written).
+fn write_if(changed: bool, record: &impl Encode) -> UpdateAction {
+    if changed {
+        UpdateAction::Write(record.encode_record())
+    } else {
+        UpdateAction::Keep
+    }
+}
+
 /// The phone a stored contact record links to (K5), if it is a link record.
 fn link_of(bytes: Option<&[u8]>) -> Option<PhoneNumber> {
     let bytes = bytes?;
@@ -605,7 +649,7 @@ impl<S: Store> Guard<S> {
 
     /// S4: `decision` with the business number's pace applied (read-only).
     fn paced(&self, business: &BusinessId, decision: Decision, now: Timestamp) -> Decision {
-        let pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let pace = locked(&self.inner.pace);
         let tat = pace.get(business).copied();
         crate::rules::sender::paced(decision, tat, now, &self.inner.policy)
     }
@@ -615,7 +659,7 @@ impl<S: Store> Guard<S> {
     /// refused.
     fn take_pace(&self, business: &BusinessId, now: Timestamp) -> (bool, Option<Timestamp>) {
         let rate = self.inner.policy.throughput;
-        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pace = locked(&self.inner.pace);
         let before = pace.get(business).copied();
         if crate::rules::sender::pace_exhausted_until(before, now, rate).is_some() {
             return (false, before);
@@ -630,7 +674,7 @@ impl<S: Store> Guard<S> {
     /// S4: gives back a slot taken by [`take_pace`](Self::take_pace) for a refused reservation.
     fn give_back_pace(&self, business: &BusinessId, before: Option<Timestamp>, now: Timestamp) {
         let rate = self.inner.policy.throughput;
-        let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pace = locked(&self.inner.pace);
         if let Some(tat) = pace.get_mut(business) {
             // Other reservations may have taken slots since: take one interval off, never
             // below where the pace was or below now.
@@ -779,11 +823,7 @@ impl<S: Store> Guard<S> {
                                 now,
                                 policy,
                             );
-                            let action = if decision.permits(outgoing) {
-                                UpdateAction::Write(state.encode())
-                            } else {
-                                UpdateAction::Keep
-                            };
+                            let action = write_if(decision.permits(outgoing), &*state);
                             (decision, action, state.counted_at != before)
                         })?;
                     counted = did_count;
@@ -947,11 +987,7 @@ impl<S: Store> Guard<S> {
                     None => PortfolioState::default(),
                     Some(b) => decode_portfolio(&key, b)?,
                 };
-                Ok(if state.set_limit(limit, at) {
-                    UpdateAction::Write(state.encode())
-                } else {
-                    UpdateAction::Keep
-                })
+                Ok(write_if(state.set_limit(limit, at), &state))
             })
             .await?;
         Ok(())
@@ -981,11 +1017,7 @@ impl<S: Store> Guard<S> {
                 for event in events {
                     changed |= state.apply(event);
                 }
-                Ok(if changed {
-                    UpdateAction::Write(state.encode())
-                } else {
-                    UpdateAction::Keep
-                })
+                Ok(write_if(changed, &state))
             })
             .await?;
         Ok(())
@@ -1032,27 +1064,23 @@ impl<S: Store> Guard<S> {
                         state.take_own_state()
                     };
                     let has_own = !own.is_empty();
-                    *moved.lock().unwrap_or_else(|e| e.into_inner()) = has_own.then_some(own);
+                    *locked(moved) = has_own.then_some(own);
                     Ok(if changed || has_own {
-                        *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                        *locked(written) += 1;
                         UpdateAction::Write(state.encode())
                     } else {
                         UpdateAction::Keep
                     })
                 });
                 batch.contact(phone_key.clone(), move |contact, _sender| {
-                    let own = moved.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let own = locked(moved).clone();
                     let Some(own) = own else {
                         return Ok(UpdateAction::Keep);
                     };
                     let mut state = decode_contact(phone_key, contact)?;
                     let before = state.clone();
                     state.merge(&own, policy);
-                    Ok(if state != before {
-                        UpdateAction::Write(state.encode())
-                    } else {
-                        UpdateAction::Keep
-                    })
+                    Ok(write_if(state != before, &state))
                 });
             }
             self.inner.store.apply_batch(&mut batch).await?;
@@ -1081,19 +1109,15 @@ impl<S: Store> Guard<S> {
             batch.contact(old_key.clone(), move |contact, _sender| {
                 let mut state = decode_contact(old_key, contact)?;
                 let changed = state.set_moved_to(to.clone(), at);
-                *old_state.lock().unwrap_or_else(|e| e.into_inner()) = state.clone();
-                *written.lock().unwrap_or_else(|e| e.into_inner()) = usize::from(changed);
-                Ok(if changed {
-                    UpdateAction::Write(state.encode())
-                } else {
-                    UpdateAction::Keep
-                })
+                *locked(old_state) = state.clone();
+                *locked(written) = usize::from(changed);
+                Ok(write_if(changed, &state))
             });
             batch.contact(new_key.clone(), move |contact, _sender| {
-                let old = old_state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let old = locked(old_state).clone();
                 let mut state = decode_contact(new_key, contact)?;
                 Ok(if state.join_consent_upto(&old, at) {
-                    *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    *locked(written) += 1;
                     UpdateAction::Write(state.encode())
                 } else {
                     UpdateAction::Keep
@@ -1144,10 +1168,7 @@ impl<S: Store> Guard<S> {
                             // K5: the key is linked: its events belong to the phone's key.
                             let target = phone_key(&key.business, phone);
                             sent_on.extend(events.iter().map(|e| (target.clone(), e.clone())));
-                            follow
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(key.clone(), sent_on);
+                            locked(follow).insert(key.clone(), sent_on);
                             *written = false;
                             return Ok(UpdateAction::Keep);
                         }
@@ -1168,10 +1189,7 @@ impl<S: Store> Guard<S> {
                         }
                         changed.then(|| state.encode())
                     })?;
-                    follow
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(key.clone(), sent_on);
+                    locked(follow).insert(key.clone(), sent_on);
                     *written = changed.is_some();
                     Ok(match changed {
                         Some(bytes) => UpdateAction::Write(bytes),
@@ -1210,17 +1228,10 @@ impl<S: Store> Guard<S> {
                         if let Some(at) = pending_success {
                             changed |= state.apply(&SenderEvent::Success { at });
                         }
-                        folded
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((*business).clone());
+                        locked(folded).push((*business).clone());
                     }
                     *written = changed;
-                    Ok(if changed {
-                        UpdateAction::Write(state.encode())
-                    } else {
-                        UpdateAction::Keep
-                    })
+                    Ok(write_if(changed, &state))
                 });
             }
             if !batch.is_empty() {
@@ -1258,11 +1269,7 @@ impl<S: Store> Guard<S> {
         HashMap<BusinessId, Timestamp>,
         HashMap<BusinessId, Timestamp>,
     ) {
-        let pending = self
-            .inner
-            .successes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let pending = locked(&self.inner.successes);
         let due = pending
             .flushed_at
             .map_or(true, |t| now >= t.saturating_add(SUCCESS_FLUSH_INTERVAL));
@@ -1284,11 +1291,7 @@ impl<S: Store> Guard<S> {
         written: &[BusinessId],
         flushed: bool,
     ) {
-        let mut pending = self
-            .inner
-            .successes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut pending = locked(&self.inner.successes);
         for business in written {
             pending.newest.remove(business);
         }
@@ -1319,11 +1322,7 @@ impl<S: Store> Guard<S> {
     /// to a crash leaves a restriction standing until the next one, the safe side.
     pub async fn flush_successes(&self) -> Result<(), GuardError> {
         let pending: Vec<(BusinessId, Timestamp)> = {
-            let mut p = self
-                .inner
-                .successes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut p = locked(&self.inner.successes);
             p.newest.drain().collect()
         };
         for (business, at) in pending {
@@ -1534,11 +1533,7 @@ impl<S: Store> Guard<S> {
                         ConversationState::tombstone(at, include_consent).encode(),
                     ));
                 };
-                Ok(if state.erase(at, include_consent, policy) {
-                    UpdateAction::Write(state.encode())
-                } else {
-                    UpdateAction::Keep
-                })
+                Ok(write_if(state.erase(at, include_consent, policy), &state))
             })
             .await?;
         if let Some(phone) = linked {
@@ -1552,11 +1547,7 @@ impl<S: Store> Guard<S> {
                             ConversationState::tombstone(at, include_consent).encode(),
                         ));
                     };
-                    Ok(if state.erase(at, include_consent, policy) {
-                        UpdateAction::Write(state.encode())
-                    } else {
-                        UpdateAction::Keep
-                    })
+                    Ok(write_if(state.erase(at, include_consent, policy), &state))
                 })
                 .await?;
         }
