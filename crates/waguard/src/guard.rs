@@ -276,6 +276,17 @@ fn registry_of<'a>(
     }
 }
 
+/// Reads a stored template record.
+fn decode_template(
+    operation: &'static str,
+    key: &RegistryKey,
+    bytes: &[u8],
+) -> Result<TemplateState, StoreError> {
+    TemplateState::decode(bytes).map_err(|source| {
+        StoreError::backend(operation, None, TemplateDecode(key.to_string(), source))
+    })
+}
+
 /// Reads a stored portfolio record.
 fn decode_portfolio(key: &RegistryKey, bytes: &[u8]) -> Result<PortfolioState, StoreError> {
     PortfolioState::decode(bytes).map_err(|source| {
@@ -537,13 +548,7 @@ impl<S: Store> Guard<S> {
             Some(b) => decode_portfolio(&portfolio_key, &b)?,
         };
         let template = match (template_key, found.next().flatten()) {
-            (Some(key), Some(b)) => Some(TemplateState::decode(&b).map_err(|source| {
-                StoreError::backend(
-                    "load_registry",
-                    None,
-                    TemplateDecode(key.to_string(), source),
-                )
-            })?),
+            (Some(key), Some(b)) => Some(decode_template("load_registry", &key, &b)?),
             _ => None,
         };
         Ok(RegistryView {
@@ -1005,13 +1010,7 @@ impl<S: Store> Guard<S> {
             .update_registry(&key, &mut |bytes| {
                 let mut state = match bytes {
                     None => TemplateState::default(),
-                    Some(b) => TemplateState::decode(b).map_err(|source| {
-                        StoreError::backend(
-                            "update_registry",
-                            None,
-                            TemplateDecode(key.to_string(), source),
-                        )
-                    })?,
+                    Some(b) => decode_template("update_registry", &key, b)?,
                 };
                 let mut changed = false;
                 for event in events {
@@ -1428,13 +1427,7 @@ impl<S: Store> Guard<S> {
         let key = RegistryKey::Template(template.clone());
         match self.inner.store.load_registry(&key).await? {
             None => Ok(None),
-            Some(b) => Ok(Some(TemplateState::decode(&b).map_err(|source| {
-                StoreError::backend(
-                    "load_registry",
-                    None,
-                    TemplateDecode(key.to_string(), source),
-                )
-            })?)),
+            Some(b) => Ok(Some(decode_template("load_registry", &key, &b)?)),
         }
     }
 
@@ -1561,18 +1554,7 @@ impl<S: Store> Guard<S> {
         key: &ContactKey,
     ) -> Result<(ConversationState, SenderState), GuardError> {
         let resolved = self.resolve(key).await?;
-        let key = &resolved;
-        let mut out = None;
-        self.inner
-            .store
-            .load_with(key, &mut |contact, sender| {
-                out = Some(
-                    decode_contact(key, contact)
-                        .and_then(|state| Ok((state, decode_sender(&key.business, sender)?))),
-                );
-            })
-            .await?;
-        Ok(out.expect("the store ran the read closure")?)
+        self.records_of(&resolved).await
     }
 
     /// The decoded state of a business number.
