@@ -25,6 +25,16 @@ pub(crate) struct Sql {
     pub(crate) batch_delete_senders: String,
     pub(crate) scan_first: String,
     pub(crate) scan_next: String,
+    pub(crate) registry_lock: String,
+    pub(crate) registry_read: String,
+    pub(crate) registry_read_many: String,
+    pub(crate) registry_upsert: String,
+    pub(crate) registry_delete: String,
+    pub(crate) lock_contact: String,
+    pub(crate) insert_contact_or_fail: String,
+    pub(crate) update_contact_or_fail: String,
+    pub(crate) delete_contact_or_fail: String,
+    pub(crate) read_with_registries: String,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) put_contact: String,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -124,6 +134,40 @@ impl Sql {
                 "SELECT business, contact, state FROM {s}.contacts
                  WHERE (business, contact) > ($1, $2)
                  ORDER BY business, contact LIMIT $3"
+            ),
+            registry_lock: "SELECT pg_advisory_xact_lock($1)".to_owned(),
+            registry_read: format!("SELECT state FROM {s}.registry WHERE key = $1"),
+            registry_read_many: format!("SELECT key, state FROM {s}.registry WHERE key = ANY($1)"),
+            registry_upsert: format!(
+                "INSERT INTO {s}.registry (key, state) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()"
+            ),
+            registry_delete: format!("DELETE FROM {s}.registry WHERE key = $1"),
+            lock_contact: format!(
+                "SELECT state, version FROM {s}.contacts WHERE business = $1 AND contact = $2
+                 FOR UPDATE"
+            ),
+            // The writes of a pipelined transaction, whose COMMIT is already on its way: each
+            // fails (and so aborts the transaction) instead of silently changing nothing.
+            insert_contact_or_fail: format!(
+                "INSERT INTO {s}.contacts (business, contact, state, version)
+                 VALUES ($1, $2, $3, {next})"
+            ),
+            update_contact_or_fail: format!(
+                "WITH w AS (UPDATE {s}.contacts SET state = $3, version = {next}, updated_at = now()
+                            WHERE business = $1 AND contact = $2 AND version = $4 RETURNING 1)
+                 SELECT 1 / (SELECT count(*)::int FROM w)"
+            ),
+            delete_contact_or_fail: format!(
+                "WITH w AS (DELETE FROM {s}.contacts
+                            WHERE business = $1 AND contact = $2 AND version = $3 RETURNING 1)
+                 SELECT 1 / (SELECT count(*)::int FROM w)"
+            ),
+            // Contact (0), sender (1) and registry records (2, with their key) in one statement.
+            read_with_registries: format!(
+                "SELECT 0, NULL::text, state FROM {s}.contacts WHERE business = $1 AND contact = $2
+                 UNION ALL SELECT 1, NULL::text, state FROM {s}.senders WHERE business = $1
+                 UNION ALL SELECT 2, key, state FROM {s}.registry WHERE key = ANY($3)"
             ),
             put_contact: format!(
                 "INSERT INTO {s}.contacts (business, contact, state, version)

@@ -8,8 +8,8 @@ use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::store::{
-    with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, ScanStream, SenderUpdate, Store,
-    StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, ContactRegistryUpdate, ContactUpdate, ReadFn, ScanStream,
+    SenderUpdate, Store, StoreError, UpdateAction,
 };
 use crate::{BusinessId, ContactKey, KeyedRecord};
 
@@ -404,6 +404,48 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn update_with_registry(
+        &self,
+        key: &ContactKey,
+        registry_key: &crate::RegistryKey,
+        update: &mut ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let bh = self.hash(&key.business);
+        let r = registry_key.storage_key();
+        with_storage_key(key, |k| {
+            let ch = self.hash(k);
+            // Lock order: the contact's shard, the sender's, then the registry (no other
+            // operation takes the registry first and a shard after).
+            let mut contacts = self.contacts[self.shard(ch)].write();
+            let mut registry = self.registry.write();
+            let (contact_action, registry_action) = {
+                let senders = self.senders[self.shard(bh)].read();
+                update(
+                    Self::contact_slot(&contacts, ch, k),
+                    Self::sender_slot(&senders, bh, &key.business),
+                    registry.get(&r).map(Vec::as_slice),
+                )?
+            };
+            match contact_action {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => {
+                    self.write_contact(&mut contacts, ch, k, Some(&bytes))
+                }
+                UpdateAction::Delete => self.write_contact(&mut contacts, ch, k, None),
+            }
+            match registry_action {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => {
+                    registry.insert(r, bytes);
+                }
+                UpdateAction::Delete => {
+                    registry.remove(&r);
+                }
+            }
+            Ok(())
+        })
     }
 
     async fn load_registry(&self, key: &crate::RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {

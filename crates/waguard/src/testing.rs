@@ -31,7 +31,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+mod paired;
 use futures_util::StreamExt;
+pub use paired::paired_updates;
 
 use crate::{Batch, MemoryStore};
 use crate::{
@@ -85,6 +88,7 @@ pub const CASES: &[&str] = &[
     "send_errors",
     "registry_records",
     "counting_reservations_race",
+    "paired_updates",
 ];
 
 /// Runs every case of the suite, each on a fresh store from `factory`. Panics (with the case's
@@ -113,6 +117,7 @@ where
     case!(send_errors);
     case!(registry_records);
     case!(counting_reservations_race);
+    case!(paired_updates);
 }
 
 /// L3 on the store: many tasks reserve templates for new users of one portfolio at once;

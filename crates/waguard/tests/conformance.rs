@@ -73,6 +73,24 @@ mod lossy {
         ) -> Result<(), StoreError> {
             self.0.update_registry(key, update).await
         }
+        async fn update_with_registry(
+            &self,
+            key: &ContactKey,
+            registry: &RegistryKey,
+            update: &mut ContactRegistryUpdate<'_>,
+        ) -> Result<(), StoreError> {
+            let records = self.0.load(key).await?;
+            let record = self.0.load_registry(registry).await?;
+            tokio::task::yield_now().await;
+            let actions = update(
+                records.contact.as_deref(),
+                records.sender.as_deref(),
+                record.as_deref(),
+            )?;
+            self.0
+                .update_with_registry(key, registry, &mut |_, _, _| Ok(actions.clone()))
+                .await
+        }
         async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.load_registry(key).await
         }
@@ -108,6 +126,20 @@ async fn the_suite_catches_a_store_that_loses_updates() {
 async fn the_suite_catches_a_store_that_lets_reservations_race() {
     let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
     waguard::testing::reserve_races_take_exactly_the_free_slots(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "exactly the free units")]
+async fn the_suite_catches_a_store_that_lets_counting_reservations_race() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::counting_reservations_race(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "lost under concurrency")]
+async fn the_suite_catches_a_store_whose_paired_updates_race() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::paired_updates(store).await;
 }
 
 #[tokio::test]
