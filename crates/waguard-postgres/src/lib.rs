@@ -515,11 +515,11 @@ impl Store for PostgresStore {
 
     async fn update_with_registry(
         &self,
-        key: &ContactKey,
+        keys: &[ContactKey],
         registry: &waguard::RegistryKey,
         update: &mut waguard::ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
-        self.contact_registry_update(key, registry, update).await
+        self.contact_registry_update(keys, registry, update).await
     }
 
     async fn update(

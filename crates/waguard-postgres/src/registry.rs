@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Client;
-use futures_util::future::{try_join, try_join3, try_join4};
+use futures_util::future::{try_join, try_join4};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 use waguard::{
     ContactKey, ContactRegistryUpdate, RecordKey, RegistryKey, RegistryReadFn, SenderUpdate,
     StoreError, UpdateAction,
@@ -90,12 +89,12 @@ impl PostgresStore {
         update: &mut SenderUpdate<'_>,
     ) -> Result<(), StoreError> {
         const OP: &str = "update_registry";
-        let mut paired = |_: Option<&[u8]>, _: Option<&[u8]>, registry: Option<&[u8]>| {
+        let mut paired = |_, _: Option<&[u8]>, _: Option<&[u8]>, registry: Option<&[u8]>| {
             Ok((UpdateAction::Keep, update(registry)?))
         };
         let mut retries = Retries::default();
         loop {
-            match self.try_paired(OP, None, key, &mut paired).await {
+            match self.try_paired(OP, &[], key, &mut paired).await {
                 Ok(()) => return Ok(()),
                 Err(failed) => self.again(&mut retries, failed, OP, None).await?,
             }
@@ -103,104 +102,87 @@ impl PostgresStore {
     }
 
     /// [`Store::update_with_registry`](waguard::Store::update_with_registry): one transaction
-    /// that locks the registry record, then the contact's row.
+    /// that locks the registry record, then the contacts' rows.
     pub(crate) async fn contact_registry_update(
         &self,
-        key: &ContactKey,
+        keys: &[ContactKey],
         registry: &RegistryKey,
         update: &mut ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
         const OP: &str = "update_with_registry";
-        let contact = key.contact.to_string();
         let mut retries = Retries::default();
         loop {
-            match self
-                .try_paired(OP, Some((key, &contact)), registry, update)
-                .await
-            {
+            match self.try_paired(OP, keys, registry, update).await {
                 Ok(()) => return Ok(()),
                 Err(failed) => {
-                    let record = Some(RecordKey::Contact(key.clone()));
+                    let record = keys.first().map(|k| RecordKey::Contact(k.clone()));
                     self.again(&mut retries, failed, OP, record).await?
                 }
             }
         }
     }
 
-    /// One attempt of a registry write, with the contact's record when `contact` is given
-    /// (else the closure sees no contact or sender, and its contact answer is ignored).
+    /// One attempt of a registry write with the contact records of `keys` (none for a
+    /// registry record alone).
     async fn try_paired(
         &self,
         operation: &'static str,
-        contact: Option<(&ContactKey, &String)>,
+        keys: &[ContactKey],
         registry: &RegistryKey,
         update: &mut ContactRegistryUpdate<'_>,
     ) -> Result<(), Attempt> {
-        let record = || contact.map(|(k, _)| RecordKey::Contact(k.clone()));
+        let record = || keys.first().map(|k| RecordKey::Contact(k.clone()));
         let read_failed = self.read_failed(operation, record);
         let r = registry.storage_key();
+        let businesses: Vec<&str> = keys.iter().map(|k| k.business.as_str()).collect();
+        let contacts: Vec<String> = keys.iter().map(|k| k.contact.to_string()).collect();
         let client = self
             .client(operation, record().as_ref())
             .await
             .map_err(Attempt::Fail)?;
-        let lock = client
-            .prepare_cached(&self.sql.registry_lock)
-            .await
-            .map_err(&read_failed)?;
-        let read = client
-            .prepare_cached(&self.sql.registry_read)
-            .await
-            .map_err(&read_failed)?;
-        let lock_contact = client
-            .prepare_cached(&self.sql.lock_contact)
-            .await
-            .map_err(&read_failed)?;
-        let read_sender = client
-            .prepare_cached(&self.sql.load_sender)
-            .await
-            .map_err(&read_failed)?;
+        let mut prepared = Vec::with_capacity(4);
+        for sql in [
+            &self.sql.registry_lock,
+            &self.sql.registry_read,
+            &self.sql.lock_contacts,
+            &self.sql.read_senders,
+        ] {
+            prepared.push(client.prepare_cached(sql).await.map_err(&read_failed)?);
+        }
         let tx = Open(Some(client));
         let c = tx.client();
         let lock_id = lock_key(&r);
         // One pipeline: BEGIN, the registry lock, then the reads (each statement takes its
-        // snapshot after the lock is held).
-        let (registry_row, contact_row, sender_row) = match contact {
-            Some((key, contact)) => {
-                let business = key.business.as_str();
-                let (_, _, registry_row, (contact_row, sender_row)) = try_join4(
-                    c.batch_execute("BEGIN"),
-                    c.execute(&lock, &[&lock_id]),
-                    c.query_opt(&read, &[&r]),
-                    try_join(
-                        c.query_opt(&lock_contact, &[&business, contact]),
-                        c.query_opt(&read_sender, &[&business]),
-                    ),
-                )
-                .await
-                .map_err(&read_failed)?;
-                (registry_row, contact_row, sender_row)
+        // snapshot once the lock is held).
+        let reads = async {
+            if keys.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
             }
-            None => {
-                let (_, _, registry_row) = try_join3(
-                    c.batch_execute("BEGIN"),
-                    c.execute(&lock, &[&lock_id]),
-                    c.query_opt(&read, &[&r]),
-                )
-                .await
-                .map_err(&read_failed)?;
-                (registry_row, None, None)
-            }
+            try_join(
+                c.query(&prepared[2], &[&businesses, &contacts]),
+                c.query(&prepared[3], &[&businesses]),
+            )
+            .await
         };
-        let bytes = |row: &Option<Row>| row.as_ref().map(|r| r.get::<_, &[u8]>(0).to_vec());
-        let current_contact = bytes(&contact_row);
-        let version: Option<i64> = contact_row.as_ref().map(|r| r.get(1));
-        let current_registry = bytes(&registry_row);
-        let (contact_action, registry_action) = match update(
-            current_contact.as_deref(),
-            bytes(&sender_row).as_deref(),
-            current_registry.as_deref(),
-        ) {
-            Ok(actions) => actions,
+        let (_, _, registry_row, (contact_rows, sender_rows)) = try_join4(
+            c.batch_execute("BEGIN"),
+            c.execute(&prepared[0], &[&lock_id]),
+            c.query_opt(&prepared[1], &[&r]),
+            reads,
+        )
+        .await
+        .map_err(&read_failed)?;
+        let stored: HashMap<(&str, &str), &[u8]> = contact_rows
+            .iter()
+            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+            .collect();
+        let senders: HashMap<&str, &[u8]> = sender_rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let current_registry: Option<&[u8]> = registry_row.as_ref().map(|row| row.get(0));
+        let staged = match stage(keys, &contacts, &stored, &senders, current_registry, update) {
+            Ok(staged) => staged,
             Err(e) => {
                 if c.batch_execute("ROLLBACK").await.is_ok() {
                     tx.close();
@@ -208,49 +190,8 @@ impl PostgresStore {
                 return Err(Attempt::Fail(e));
             }
         };
-        let contact_write = match (contact, contact_action, version) {
-            (None, ..) | (_, UpdateAction::Keep, _) | (_, UpdateAction::Delete, None) => None,
-            (Some((key, contact)), UpdateAction::Write(bytes), Some(v)) => Some((
-                &self.sql.update_contact_or_fail,
-                vec![
-                    Box::new(key.business.as_str().to_owned()) as Box<dyn ToSql + Sync + Send>,
-                    Box::new(contact.clone()),
-                    Box::new(bytes),
-                    Box::new(v),
-                ],
-            )),
-            (Some((key, contact)), UpdateAction::Write(bytes), None) => Some((
-                &self.sql.insert_contact_or_fail,
-                vec![
-                    Box::new(key.business.as_str().to_owned()) as Box<dyn ToSql + Sync + Send>,
-                    Box::new(contact.clone()),
-                    Box::new(bytes),
-                ],
-            )),
-            (Some((key, contact)), UpdateAction::Delete, Some(v)) => Some((
-                &self.sql.delete_contact_or_fail,
-                vec![
-                    Box::new(key.business.as_str().to_owned()) as Box<dyn ToSql + Sync + Send>,
-                    Box::new(contact.clone()),
-                    Box::new(v),
-                ],
-            )),
-        };
-        let registry_write = match (registry_action, &current_registry) {
-            (UpdateAction::Keep, _) | (UpdateAction::Delete, None) => None,
-            (UpdateAction::Write(bytes), _) => Some((
-                &self.sql.registry_upsert,
-                vec![
-                    Box::new(r.clone()) as Box<dyn ToSql + Sync + Send>,
-                    Box::new(bytes),
-                ],
-            )),
-            (UpdateAction::Delete, Some(_)) => Some((
-                &self.sql.registry_delete,
-                vec![Box::new(r.clone()) as Box<dyn ToSql + Sync + Send>],
-            )),
-        };
-        if contact_write.is_none() && registry_write.is_none() {
+        let writes = staged.writes(&self.sql, &r, current_registry.is_some());
+        if writes.is_empty() {
             // Nothing to write: end the transaction (it only read).
             return match c.batch_execute("ROLLBACK").await {
                 Ok(()) => {
@@ -260,22 +201,20 @@ impl PostgresStore {
                 Err(e) => Err(read_failed(e)),
             };
         }
-        let mut statements = Vec::with_capacity(2);
-        for (sql, params) in contact_write.iter().chain(registry_write.iter()) {
-            let statement = c.prepare_cached(sql).await.map_err(|e| {
-                // Nothing written yet; the dropped transaction closes its connection.
-                read_failed(e)
-            })?;
+        let mut statements = Vec::with_capacity(writes.len());
+        for (sql, params) in &writes {
+            // On failure nothing is written yet; the dropped transaction closes its connection.
+            let statement = c.prepare_cached(sql).await.map_err(&read_failed)?;
             statements.push((statement, params));
         }
         // One pipeline: the writes, then COMMIT (which becomes a rollback if a write failed).
-        let writes = futures_util::future::try_join_all(
+        let written = futures_util::future::try_join_all(
             statements
                 .iter()
                 .map(|(statement, params)| execute(c, statement, params)),
         );
         let (written, committed) =
-            futures_util::future::join(writes, c.batch_execute("COMMIT")).await;
+            futures_util::future::join(written, c.batch_execute("COMMIT")).await;
         match (written, committed) {
             (Ok(_), Ok(())) => {
                 tx.close();
@@ -385,6 +324,167 @@ impl PostgresStore {
             |row| row.map(|r| r.get(0)),
         )
         .await
+    }
+}
+
+/// A contact row: (business, contact).
+type RowId<'a> = (&'a str, &'a str);
+
+/// What the closures of one paired update decided: each contact's new record (by index of its
+/// first key; `None` deletes) with whether a row existed, and the registry record's.
+struct Staged {
+    contacts: Vec<(usize, bool, Option<Vec<u8>>)>,
+    registry: Option<Option<Vec<u8>>>,
+    businesses: Vec<String>,
+    contact_ids: Vec<String>,
+}
+
+/// Runs the closure for every key in order, on the stored records plus what earlier runs
+/// staged.
+fn stage(
+    keys: &[ContactKey],
+    contacts: &[String],
+    stored: &HashMap<RowId<'_>, &[u8]>,
+    senders: &HashMap<&str, &[u8]>,
+    registry: Option<&[u8]>,
+    update: &mut ContactRegistryUpdate<'_>,
+) -> Result<Staged, StoreError> {
+    // By key: the index of its first appearance and its staged record.
+    let mut staged: HashMap<RowId<'_>, (usize, Option<Vec<u8>>)> = HashMap::new();
+    let mut staged_registry: Option<Option<Vec<u8>>> = None;
+    if keys.is_empty() {
+        // A registry record alone: one run, without contact (its contact answer is ignored).
+        let (_, registry_action) = update(0, None, None, registry)?;
+        staged_registry = match registry_action {
+            UpdateAction::Keep => None,
+            UpdateAction::Write(bytes) => Some(Some(bytes)),
+            UpdateAction::Delete => Some(None),
+        };
+    }
+    for (index, (key, contact)) in keys.iter().zip(contacts).enumerate() {
+        let id = (key.business.as_str(), contact.as_str());
+        let current: Option<&[u8]> = match staged.get(&id) {
+            Some((_, value)) => value.as_deref(),
+            None => stored.get(&id).copied(),
+        };
+        let record = match &staged_registry {
+            Some(value) => value.as_deref(),
+            None => registry,
+        };
+        let (contact_action, registry_action) = update(
+            index,
+            current,
+            senders.get(key.business.as_str()).copied(),
+            record,
+        )?;
+        let first = staged.get(&id).map_or(index, |(first, _)| *first);
+        match contact_action {
+            UpdateAction::Keep => {}
+            UpdateAction::Write(bytes) => {
+                staged.insert(id, (first, Some(bytes)));
+            }
+            UpdateAction::Delete => {
+                staged.insert(id, (first, None));
+            }
+        }
+        match registry_action {
+            UpdateAction::Keep => {}
+            UpdateAction::Write(bytes) => staged_registry = Some(Some(bytes)),
+            UpdateAction::Delete => staged_registry = Some(None),
+        }
+    }
+    let mut out: Vec<(usize, bool, Option<Vec<u8>>)> = staged
+        .into_iter()
+        .map(|(id, (first, value))| (first, stored.contains_key(&id), value))
+        .collect();
+    out.sort_by_key(|(first, ..)| *first);
+    Ok(Staged {
+        contacts: out,
+        registry: staged_registry,
+        businesses: keys
+            .iter()
+            .map(|k| k.business.as_str().to_owned())
+            .collect(),
+        contact_ids: contacts.to_vec(),
+    })
+}
+
+impl Staged {
+    /// The write statements, each failing loudly when it cannot apply whole (see the module
+    /// documentation): rows that exist are locked by this transaction, and a row another
+    /// writer inserted meanwhile makes the insert fail with a unique violation.
+    fn writes<'s>(
+        &self,
+        sql: &'s crate::sql::Sql,
+        registry_key: &str,
+        registry_exists: bool,
+    ) -> Vec<(&'s String, Params)> {
+        let mut updates = (Vec::new(), Vec::new(), Vec::new());
+        let mut inserts = (Vec::new(), Vec::new(), Vec::new());
+        let mut deletes = (Vec::new(), Vec::new());
+        for (first, existed, value) in &self.contacts {
+            let (b, c) = (
+                self.businesses[*first].clone(),
+                self.contact_ids[*first].clone(),
+            );
+            match (existed, value) {
+                (true, Some(v)) => {
+                    updates.0.push(b);
+                    updates.1.push(c);
+                    updates.2.push(v.clone());
+                }
+                (false, Some(v)) => {
+                    inserts.0.push(b);
+                    inserts.1.push(c);
+                    inserts.2.push(v.clone());
+                }
+                (true, None) => {
+                    deletes.0.push(b);
+                    deletes.1.push(c);
+                }
+                (false, None) => {}
+            }
+        }
+        let mut out: Vec<(&String, Params)> = Vec::new();
+        if !updates.0.is_empty() {
+            out.push((
+                &sql.batch_update_contacts,
+                vec![
+                    Box::new(updates.0),
+                    Box::new(updates.1),
+                    Box::new(updates.2),
+                ],
+            ));
+        }
+        if !inserts.0.is_empty() {
+            out.push((
+                &sql.insert_contacts_or_fail,
+                vec![
+                    Box::new(inserts.0),
+                    Box::new(inserts.1),
+                    Box::new(inserts.2),
+                ],
+            ));
+        }
+        if !deletes.0.is_empty() {
+            out.push((
+                &sql.batch_delete_contacts,
+                vec![Box::new(deletes.0), Box::new(deletes.1)],
+            ));
+        }
+        match &self.registry {
+            None | Some(None) if !registry_exists => {}
+            None => {}
+            Some(Some(bytes)) => out.push((
+                &sql.registry_upsert,
+                vec![Box::new(registry_key.to_owned()), Box::new(bytes.clone())],
+            )),
+            Some(None) => out.push((
+                &sql.registry_delete,
+                vec![Box::new(registry_key.to_owned())],
+            )),
+        }
+        out
     }
 }
 

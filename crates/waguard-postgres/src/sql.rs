@@ -30,10 +30,7 @@ pub(crate) struct Sql {
     pub(crate) registry_read_many: String,
     pub(crate) registry_upsert: String,
     pub(crate) registry_delete: String,
-    pub(crate) lock_contact: String,
-    pub(crate) insert_contact_or_fail: String,
-    pub(crate) update_contact_or_fail: String,
-    pub(crate) delete_contact_or_fail: String,
+    pub(crate) insert_contacts_or_fail: String,
     pub(crate) read_with_registries: String,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) put_contact: String,
@@ -143,25 +140,14 @@ impl Sql {
                  ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()"
             ),
             registry_delete: format!("DELETE FROM {s}.registry WHERE key = $1"),
-            lock_contact: format!(
-                "SELECT state, version FROM {s}.contacts WHERE business = $1 AND contact = $2
-                 FOR UPDATE"
-            ),
-            // The writes of a pipelined transaction, whose COMMIT is already on its way: each
-            // fails (and so aborts the transaction) instead of silently changing nothing.
-            insert_contact_or_fail: format!(
+            // Inserts of a pipelined transaction whose COMMIT is already on its way: a row
+            // another writer inserted meanwhile fails it (and so the transaction) instead of
+            // being skipped.
+            insert_contacts_or_fail: format!(
                 "INSERT INTO {s}.contacts (business, contact, state, version)
-                 VALUES ($1, $2, $3, {next})"
-            ),
-            update_contact_or_fail: format!(
-                "WITH w AS (UPDATE {s}.contacts SET state = $3, version = {next}, updated_at = now()
-                            WHERE business = $1 AND contact = $2 AND version = $4 RETURNING 1)
-                 SELECT 1 / (SELECT count(*)::int FROM w)"
-            ),
-            delete_contact_or_fail: format!(
-                "WITH w AS (DELETE FROM {s}.contacts
-                            WHERE business = $1 AND contact = $2 AND version = $3 RETURNING 1)
-                 SELECT 1 / (SELECT count(*)::int FROM w)"
+                 SELECT u.business, u.contact, u.state, {next}
+                 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(business, contact, state)
+                 ORDER BY 1, 2"
             ),
             // Contact (0), sender (1) and registry records (2, with their key) in one statement.
             read_with_registries: format!(

@@ -647,13 +647,32 @@ impl Store for SledStore {
         self.update_registry_sync(key, update)
     }
 
-    async fn update_with_registry(
+    async fn load_with_registries(
         &self,
         key: &ContactKey,
+        keys: &[waguard::RegistryKey],
+        read: &mut waguard::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        self.usable()?;
+        let mut found = Vec::with_capacity(keys.len());
+        for k in keys {
+            found.push(
+                self.registry
+                    .get(k.storage_key())
+                    .map_err(|e| backend("load_registry", None, e))?,
+            );
+        }
+        let borrowed: Vec<Option<&[u8]>> = found.iter().map(|r| r.as_deref()).collect();
+        self.read_sync(key, &mut |contact, sender| read(contact, sender, &borrowed))
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
         registry: &waguard::RegistryKey,
         update: &mut waguard::ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
-        self.update_with_registry_sync(key, registry, update)
+        self.update_with_registry_sync(keys, registry, update)
     }
 
     async fn load_registry(

@@ -245,6 +245,8 @@ struct Inner<S> {
     /// T4: the account each business number was last seen with, so that a template decision
     /// names its registry records in the same read as the contact's (see `template_view`).
     accounts: Mutex<HashMap<BusinessId, Option<AccountId>>>,
+    /// L3: counting reservations queued per portfolio behind the group being written.
+    counting: Mutex<registry::CountingQueues>,
 }
 
 #[derive(Default)]
@@ -374,6 +376,7 @@ impl<S: Store> Guard<S> {
                 successes: Mutex::new(PendingSuccesses::default()),
                 pace: Mutex::new(HashMap::new()),
                 accounts: Mutex::new(HashMap::new()),
+                counting: Mutex::new(HashMap::new()),
             }),
         })
     }

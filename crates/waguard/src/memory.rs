@@ -406,46 +406,113 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn update_with_registry(
+    async fn load_with_registries(
         &self,
         key: &ContactKey,
+        keys: &[crate::RegistryKey],
+        read: &mut crate::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        // Copied out first: holding the registry's lock while taking a shard's would invert
+        // the lock order of `update_with_registry`.
+        let found: Vec<Option<Vec<u8>>> = {
+            let registry = self.registry.read();
+            keys.iter()
+                .map(|k| registry.get(&k.storage_key()).cloned())
+                .collect()
+        };
+        let found: Vec<Option<&[u8]>> = found.iter().map(|r| r.as_deref()).collect();
+        self.read_sync(key, &mut |contact, sender| read(contact, sender, &found));
+        Ok(())
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
         registry_key: &crate::RegistryKey,
         update: &mut ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
-        let bh = self.hash(&key.business);
+        let storage_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();
+        let mut contact_shards: Vec<usize> = storage_keys
+            .iter()
+            .map(|k| self.shard(self.hash(&k[..])))
+            .collect();
+        contact_shards.sort_unstable();
+        contact_shards.dedup();
+        let mut sender_shards: Vec<usize> = keys
+            .iter()
+            .map(|k| self.shard(self.hash(&k.business)))
+            .collect();
+        sender_shards.sort_unstable();
+        sender_shards.dedup();
+        // Lock order: contact shards (ascending), sender shards, then the registry (no other
+        // operation takes the registry first and a shard after).
+        let mut contacts: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
+            .iter()
+            .map(|&i| (i, self.contacts[i].write()))
+            .collect();
+        let senders: Vec<(usize, _)> = sender_shards
+            .iter()
+            .map(|&i| (i, self.senders[i].read()))
+            .collect();
+        let mut registry = self.registry.write();
         let r = registry_key.storage_key();
-        with_storage_key(key, |k| {
-            let ch = self.hash(k);
-            // Lock order: the contact's shard, the sender's, then the registry (no other
-            // operation takes the registry first and a shard after).
-            let mut contacts = self.contacts[self.shard(ch)].write();
-            let mut registry = self.registry.write();
-            let (contact_action, registry_action) = {
-                let senders = self.senders[self.shard(bh)].read();
-                update(
-                    Self::contact_slot(&contacts, ch, k),
-                    Self::sender_slot(&senders, bh, &key.business),
-                    registry.get(&r).map(Vec::as_slice),
-                )?
+        let mut staged: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
+        let mut staged_registry: Option<Option<Vec<u8>>> = None;
+        for (index, (key, k)) in keys.iter().zip(&storage_keys).enumerate() {
+            let k = &k[..];
+            let (ch, bh) = (self.hash(k), self.hash(&key.business));
+            let contact = match staged.get(k) {
+                Some(v) => v.as_deref(),
+                None => Self::contact_slot(&contacts[&self.shard(ch)], ch, k),
             };
+            let sender_shard = &senders
+                .iter()
+                .find(|(i, _)| *i == self.shard(bh))
+                .expect("every sender shard is locked")
+                .1;
+            let record = match &staged_registry {
+                Some(v) => v.as_deref(),
+                None => registry.get(&r).map(Vec::as_slice),
+            };
+            let (contact_action, registry_action) = update(
+                index,
+                contact,
+                Self::sender_slot(sender_shard, bh, &key.business),
+                record,
+            )?;
             match contact_action {
                 UpdateAction::Keep => {}
                 UpdateAction::Write(bytes) => {
-                    self.write_contact(&mut contacts, ch, k, Some(&bytes))
+                    staged.insert(k, Some(bytes));
                 }
-                UpdateAction::Delete => self.write_contact(&mut contacts, ch, k, None),
+                UpdateAction::Delete => {
+                    staged.insert(k, None);
+                }
             }
             match registry_action {
                 UpdateAction::Keep => {}
-                UpdateAction::Write(bytes) => {
-                    registry.insert(r, bytes);
-                }
-                UpdateAction::Delete => {
-                    registry.remove(&r);
-                }
+                UpdateAction::Write(bytes) => staged_registry = Some(Some(bytes)),
+                UpdateAction::Delete => staged_registry = Some(None),
             }
-            Ok(())
-        })
+        }
+        // Every closure succeeded: apply.
+        for (k, value) in staged {
+            let h = self.hash(k);
+            let table = contacts
+                .get_mut(&self.shard(h))
+                .expect("every touched shard is locked");
+            self.write_contact(table, h, k, value.as_deref());
+        }
+        match staged_registry {
+            None => {}
+            Some(Some(bytes)) => {
+                registry.insert(r, bytes);
+            }
+            Some(None) => {
+                registry.remove(&r);
+            }
+        }
+        Ok(())
     }
 
     async fn load_registry(&self, key: &crate::RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {

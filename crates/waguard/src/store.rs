@@ -54,11 +54,14 @@ pub type ReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) + Send + 'a;
 /// borrowed from the store. Same rules as [`ReadFn`].
 pub type RegistryReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>, &[Option<&[u8]>]) + Send + 'a;
 
-/// The closure of [`Store::update_with_registry`]: it sees the contact record, the sender
-/// record of the key's business (read-only) and one registry record, and says what to do with
-/// the contact record and with the registry record, in that order. Same contract as
-/// [`ContactUpdate`]: pure, may run more than once, an error aborts and writes nothing.
+/// The closure of [`Store::update_with_registry`], run once per contact key in the order of
+/// the keys: it sees the key's index, the contact record, the sender record of the key's
+/// business (read-only) and the registry record, each as the earlier runs of the same update
+/// left them, and says what to do with the contact record and with the registry record, in
+/// that order. Same contract as [`ContactUpdate`]: pure, may run again (from the first key)
+/// after a conflict, an error aborts the whole update and writes nothing.
 pub type ContactRegistryUpdate<'a> = dyn FnMut(
+        usize,
         Option<&[u8]>,
         Option<&[u8]>,
         Option<&[u8]>,
@@ -584,18 +587,21 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
-    /// Atomically updates the contact record of `key` and the registry record `registry`
-    /// together: both writes happen or neither does, and no concurrent update of either record
-    /// is lost (a counting reservation, rule L3: the contact's reservation and the portfolio's
-    /// count). Durable on return like [`update`](Store::update). The default refuses like
-    /// [`update_registry`](Store::update_registry): two separate writes would not be atomic.
+    /// Atomically updates the contact records of `keys` and the registry record `registry`
+    /// together: every write happens or none does, and no concurrent update of any of these
+    /// records is lost. The closure runs once per key, in order; a key may appear more than
+    /// once (its later run sees what the earlier one wrote). This is the counting reservation
+    /// of rule L3: each contact's reservation and the portfolio's count in one step, for
+    /// several reservations at once so that they share one commit of the portfolio's record.
+    /// Durable on return like [`update`](Store::update). The default refuses like
+    /// [`update_registry`](Store::update_registry): separate writes would not be atomic.
     async fn update_with_registry(
         &self,
-        key: &ContactKey,
+        keys: &[ContactKey],
         registry: &RegistryKey,
         update: &mut ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
-        let _ = (key, update);
+        let _ = (keys, update);
         Err(StoreError::backend(
             "update_with_registry",
             None,
@@ -709,11 +715,11 @@ macro_rules! forward_store {
             }
             async fn update_with_registry(
                 &self,
-                key: &ContactKey,
+                keys: &[ContactKey],
                 registry: &RegistryKey,
                 update: &mut ContactRegistryUpdate<'_>,
             ) -> Result<(), StoreError> {
-                (**self).update_with_registry(key, registry, update).await
+                (**self).update_with_registry(keys, registry, update).await
             }
         }
     };

@@ -133,12 +133,18 @@ pub async fn counting_reservations_race<S: Store + 'static>(store: Arc<S>) {
         },
         ..Policy::default()
     };
-    let guard = Arc::new(guard(&store, policy));
+    // Two guards on one store, as two processes of a service: each groups its own counting
+    // reservations, and the store alone keeps the two apart.
+    let guards = [
+        Arc::new(guard(&store, policy.clone())),
+        Arc::new(guard(&store, policy)),
+    ];
+    let guard = Arc::clone(&guards[0]);
     let tpl = Outgoing::Template(TemplateCategory::Utility);
     let now = t(5000);
     let mut handles = Vec::new();
     for n in 0..32 {
-        let guard = Arc::clone(&guard);
+        let guard = Arc::clone(&guards[n as usize % 2]);
         handles.push(tokio::spawn(async move {
             guard.reserve(&key(9, n), tpl, None, now).await.unwrap()
         }));

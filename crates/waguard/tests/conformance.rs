@@ -75,20 +75,43 @@ mod lossy {
         }
         async fn update_with_registry(
             &self,
-            key: &ContactKey,
+            keys: &[ContactKey],
             registry: &RegistryKey,
             update: &mut ContactRegistryUpdate<'_>,
         ) -> Result<(), StoreError> {
-            let records = self.0.load(key).await?;
-            let record = self.0.load_registry(registry).await?;
-            tokio::task::yield_now().await;
-            let actions = update(
-                records.contact.as_deref(),
-                records.sender.as_deref(),
-                record.as_deref(),
-            )?;
+            // Reads every record first, decides, then writes: a race between the two loses
+            // updates.
+            let mut actions = Vec::new();
+            let mut record = self.0.load_registry(registry).await?;
+            let mut staged = std::collections::HashMap::new();
+            for (i, key) in keys.iter().enumerate() {
+                let records = self.0.load(key).await?;
+                tokio::task::yield_now().await;
+                let contact = staged.get(key).cloned().unwrap_or(records.contact);
+                let (contact_action, registry_action) = update(
+                    i,
+                    contact.as_deref(),
+                    records.sender.as_deref(),
+                    record.as_deref(),
+                )?;
+                match &contact_action {
+                    UpdateAction::Write(bytes) => {
+                        staged.insert(key.clone(), Some(bytes.clone()));
+                    }
+                    UpdateAction::Delete => {
+                        staged.insert(key.clone(), None);
+                    }
+                    UpdateAction::Keep => {}
+                }
+                match &registry_action {
+                    UpdateAction::Write(bytes) => record = Some(bytes.clone()),
+                    UpdateAction::Delete => record = None,
+                    UpdateAction::Keep => {}
+                }
+                actions.push((contact_action, registry_action));
+            }
             self.0
-                .update_with_registry(key, registry, &mut |_, _, _| Ok(actions.clone()))
+                .update_with_registry(keys, registry, &mut |i, _, _, _| Ok(actions[i].clone()))
                 .await
         }
         async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {

@@ -98,6 +98,7 @@ impl RegistryKeys {
 }
 
 /// How one attempt of a reservation ended.
+#[derive(Clone)]
 enum Reserved {
     /// Decided (and, when it permits, recorded).
     Done(Decision),
@@ -339,27 +340,107 @@ impl<S: Store> Guard<S> {
         Ok(out.expect("the store ran the update closure"))
     }
 
-    /// A reservation that counts against the portfolio `portfolio`: the contact record and the
-    /// portfolio record in one atomic update; step 8 decides on the portfolio's live count.
+    /// A reservation that counts against the portfolio `portfolio`. Counting reservations of
+    /// one portfolio queue up: the task that finds no group running leads one, writing its own
+    /// reservation and those queued meanwhile in one atomic store update (every contact record
+    /// and the portfolio's record, one commit), then hands the next group to the first task
+    /// waiting. Tasks of one portfolio so share commits instead of taking turns on its record.
     async fn reserve_counting(
         &self,
         key: &ContactKey,
         portfolio: &RegistryKey,
         r: Reserve<'_>,
     ) -> Result<Reserved, GuardError> {
+        let own = Member {
+            key: key.clone(),
+            request: r.to_owned(),
+        };
+        let receiver = {
+            let mut queues = locked(&self.inner.counting);
+            match queues.get_mut(portfolio) {
+                None => {
+                    queues.insert(portfolio.clone(), Vec::new());
+                    None
+                }
+                Some(waiting) => {
+                    let (reply, receiver) = tokio::sync::oneshot::channel();
+                    waiting.push(Waiting {
+                        member: own.clone(),
+                        reply,
+                    });
+                    Some(receiver)
+                }
+            }
+        };
+        let others = match receiver {
+            None => Vec::new(),
+            Some(receiver) => match receiver.await {
+                Ok(Turn::Done(result)) => return result,
+                Ok(Turn::Lead(others)) => others,
+                Err(_) => return Err(GuardError::Store(group_lost())),
+            },
+        };
+        let leading = Leading {
+            guard: self,
+            portfolio,
+        };
+        let members: Vec<Member> = std::iter::once(own)
+            .chain(others.iter().map(|w| w.member.clone()))
+            .collect();
+        let mut results = self.count_group(portfolio, &members).await.into_iter();
+        let own_result = results.next().expect("one result per member");
+        for (waiting, result) in others.into_iter().zip(results) {
+            // A waiter that went away (its task was cancelled) needs no answer.
+            let _ = waiting.reply.send(Turn::Done(result));
+        }
+        drop(leading);
+        own_result
+    }
+
+    /// One atomic update for a group of counting reservations; when it fails, each member
+    /// alone, so that one member's failure (a damaged record) is only its own.
+    async fn count_group(
+        &self,
+        portfolio: &RegistryKey,
+        members: &[Member],
+    ) -> Vec<Result<Reserved, GuardError>> {
+        match self.try_count_group(portfolio, members).await {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) if members.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut results = Vec::with_capacity(members.len());
+                for member in members {
+                    results.push(
+                        self.try_count_group(portfolio, std::slice::from_ref(member))
+                            .await
+                            .map(|mut r| r.remove(0)),
+                    );
+                }
+                results
+            }
+        }
+    }
+
+    async fn try_count_group(
+        &self,
+        portfolio: &RegistryKey,
+        members: &[Member],
+    ) -> Result<Vec<Reserved>, GuardError> {
+        use crate::store::UpdateAction::Keep;
         let policy = &self.inner.policy;
-        let mut out = None;
+        let keys: Vec<ContactKey> = members.iter().map(|m| m.key.clone()).collect();
+        let mut out: Vec<Option<Reserved>> = vec![None; members.len()];
         self.inner
             .store
-            .update_with_registry(key, portfolio, &mut |contact, sender, record| {
-                use crate::store::UpdateAction::Keep;
+            .update_with_registry(&keys, portfolio, &mut |i, contact, sender, record| {
+                let (key, r) = (&members[i].key, members[i].request.as_reserve());
                 if let Some(phone) = link_of(contact) {
-                    out = Some(Reserved::Linked(phone));
+                    out[i] = Some(Reserved::Linked(phone));
                     return Ok((Keep, Keep));
                 }
                 let sender = decode_sender(&key.business, sender)?;
                 if RegistryKey::Portfolio(self.portfolio_of(&key.business, &sender)) != *portfolio {
-                    out = Some(Reserved::Moved);
+                    out[i] = Some(Reserved::Moved);
                     return Ok((Keep, Keep));
                 }
                 let mut count = match record {
@@ -381,11 +462,45 @@ impl<S: Store> Guard<S> {
                 if counted {
                     count.count(r.now, policy);
                 }
-                out = Some(Reserved::Done(decision));
+                out[i] = Some(Reserved::Done(decision));
                 Ok((contact_action, write_if(counted, &count)))
             })
             .await?;
-        Ok(out.expect("the store ran the update closure"))
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("the store ran the update closure for every key"))
+            .collect())
+    }
+
+    /// Ends a group's leadership: the tasks queued meanwhile become the next group, led by the
+    /// first of them; with none queued, the portfolio has no group running any more.
+    fn hand_off(&self, portfolio: &RegistryKey) {
+        let mut queues = locked(&self.inner.counting);
+        loop {
+            let Some(waiting) = queues.get_mut(portfolio) else {
+                return;
+            };
+            if waiting.is_empty() {
+                queues.remove(portfolio);
+                return;
+            }
+            let mut group = std::mem::take(waiting);
+            let take = group.len().min(MAX_GROUP);
+            let rest = group.split_off(take);
+            *waiting = rest;
+            let mut group = group.into_iter();
+            let first = group.next().expect("a group is not empty");
+            match first.reply.send(Turn::Lead(group.collect())) {
+                Ok(()) => return,
+                // The first waiter went away: the next one leads the same group.
+                Err(Turn::Lead(back)) => {
+                    let waiting = queues.get_mut(portfolio).expect("still queued");
+                    let later = std::mem::replace(waiting, back);
+                    waiting.extend(later);
+                }
+                Err(Turn::Done(_)) => unreachable!("a lead was sent"),
+            }
+        }
     }
 
     /// L1: the portfolio of an account: the `Policy::portfolios` entry holding it, else the
@@ -490,6 +605,79 @@ impl<S: Store> Guard<S> {
     }
 }
 
+/// How many counting reservations one group writes at most.
+const MAX_GROUP: usize = 64;
+
+/// The counting reservations waiting for the group running on a portfolio (see
+/// `Guard::reserve_counting`), by portfolio: an entry exists while a group runs.
+pub(super) type CountingQueues = std::collections::HashMap<RegistryKey, Vec<Waiting>>;
+
+/// A counting reservation of a group.
+#[derive(Clone)]
+struct Member {
+    key: ContactKey,
+    request: OwnedReserve,
+}
+
+/// A counting reservation waiting for its group.
+pub(super) struct Waiting {
+    member: Member,
+    reply: tokio::sync::oneshot::Sender<Turn>,
+}
+
+/// What a waiting reservation gets: its answer, or the lead of the next group (the others
+/// queued with it).
+enum Turn {
+    Done(Result<Reserved, GuardError>),
+    Lead(Vec<Waiting>),
+}
+
+/// Held by a group's leader; dropped (done, or its task cancelled), it hands the lead on, so
+/// a portfolio never keeps a group entry without a leader.
+struct Leading<'a, S: Store> {
+    guard: &'a Guard<S>,
+    portfolio: &'a RegistryKey,
+}
+
+impl<S: Store> Drop for Leading<'_, S> {
+    fn drop(&mut self) {
+        self.guard.hand_off(self.portfolio);
+    }
+}
+
+/// The error of a reservation whose group's leader was cancelled midway.
+fn group_lost() -> StoreError {
+    StoreError::backend(
+        "reserve",
+        None,
+        "the task writing this counting reservation with others was cancelled before it \
+         answered: the reservation may or may not be recorded; do not send on it, reserve \
+         again",
+    )
+}
+
+/// A [`Reserve`] owned, for a reservation that waits in a group.
+#[derive(Clone)]
+struct OwnedReserve {
+    outgoing: Outgoing,
+    template: Option<TemplateName>,
+    record: Option<TemplateState>,
+    idempotency_key: Option<String>,
+    now: Timestamp,
+}
+
+impl OwnedReserve {
+    fn as_reserve(&self) -> Reserve<'_> {
+        Reserve {
+            outgoing: self.outgoing,
+            template: self.template.as_ref(),
+            record: self.record.as_ref(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            now: self.now,
+        }
+    }
+}
+
 /// What a reservation asks for, for one attempt.
 #[derive(Clone, Copy)]
 struct Reserve<'a> {
@@ -502,6 +690,16 @@ struct Reserve<'a> {
 }
 
 impl Reserve<'_> {
+    fn to_owned(self) -> OwnedReserve {
+        OwnedReserve {
+            outgoing: self.outgoing,
+            template: self.template.cloned(),
+            record: self.record.cloned(),
+            idempotency_key: self.idempotency_key.map(str::to_owned),
+            now: self.now,
+        }
+    }
+
     /// The pure reservation on `state` (see [`reserve_named`]).
     fn run(
         &self,

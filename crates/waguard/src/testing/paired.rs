@@ -55,14 +55,18 @@ pub async fn paired_updates<S: Store + 'static>(store: Arc<S>) {
 
     // Both written; the closure sees the sender record.
     store
-        .update_with_registry(&key, &portfolio, &mut |contact, sender, record| {
-            assert_eq!((contact, record), (None, None));
-            assert_eq!(sender, Some(&b"sender"[..]));
-            Ok((
-                UpdateAction::Write(b"c1".to_vec()),
-                UpdateAction::Write(b"r1".to_vec()),
-            ))
-        })
+        .update_with_registry(
+            std::slice::from_ref(&key),
+            &portfolio,
+            &mut |_, contact, sender, record| {
+                assert_eq!((contact, record), (None, None));
+                assert_eq!(sender, Some(&b"sender"[..]));
+                Ok((
+                    UpdateAction::Write(b"c1".to_vec()),
+                    UpdateAction::Write(b"r1".to_vec()),
+                ))
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -80,7 +84,7 @@ pub async fn paired_updates<S: Store + 'static>(store: Arc<S>) {
 
     // A closure error writes nothing, not even the half it would have answered first.
     let refused = store
-        .update_with_registry(&key, &portfolio, &mut |_, _, _| {
+        .update_with_registry(std::slice::from_ref(&key), &portfolio, &mut |_, _, _, _| {
             Err(StoreError::backend(
                 "conformance",
                 None,
@@ -90,7 +94,7 @@ pub async fn paired_updates<S: Store + 'static>(store: Arc<S>) {
         .await;
     assert!(refused.is_err(), "the closure's error comes back");
     assert_eq!(
-        seen(&*store, &key, &[portfolio.clone()]).await,
+        seen(&*store, &key, std::slice::from_ref(&portfolio)).await,
         (
             Some(b"c1".to_vec()),
             Some(b"sender".to_vec()),
@@ -101,34 +105,116 @@ pub async fn paired_updates<S: Store + 'static>(store: Arc<S>) {
 
     // Either half alone, and a delete.
     store
-        .update_with_registry(&key, &portfolio, &mut |_, _, _| {
+        .update_with_registry(std::slice::from_ref(&key), &portfolio, &mut |_, _, _, _| {
             Ok((UpdateAction::Keep, UpdateAction::Write(b"r2".to_vec())))
         })
         .await
         .unwrap();
     store
-        .update_with_registry(&key, &portfolio, &mut |_, _, record| {
-            assert_eq!(record, Some(&b"r2"[..]));
-            Ok((UpdateAction::Write(b"c2".to_vec()), UpdateAction::Keep))
-        })
+        .update_with_registry(
+            std::slice::from_ref(&key),
+            &portfolio,
+            &mut |_, _, _, record| {
+                assert_eq!(record, Some(&b"r2"[..]));
+                Ok((UpdateAction::Write(b"c2".to_vec()), UpdateAction::Keep))
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
-        seen(&*store, &key, &[portfolio.clone()]).await.0,
+        seen(&*store, &key, std::slice::from_ref(&portfolio))
+            .await
+            .0,
         Some(b"c2".to_vec())
     );
     store
-        .update_with_registry(&key, &portfolio, &mut |_, _, _| {
+        .update_with_registry(std::slice::from_ref(&key), &portfolio, &mut |_, _, _, _| {
             Ok((UpdateAction::Keep, UpdateAction::Delete))
         })
         .await
         .unwrap();
     assert_eq!(store.load_registry(&portfolio).await.unwrap(), None);
     assert_eq!(
-        seen(&*store, &key, &[portfolio.clone()]).await.0,
+        seen(&*store, &key, std::slice::from_ref(&portfolio))
+            .await
+            .0,
         Some(b"c2".to_vec()),
         "deleting the registry record kept the contact's"
     );
+
+    // Several keys in one update, one of them twice: each run sees what the earlier runs
+    // staged, the registry record included; all of it is written.
+    let second: ContactKey = "100000077/p:33612345602".parse().unwrap();
+    let mut runs = Vec::new();
+    store
+        .update_with_registry(
+            &[key.clone(), second.clone(), key.clone()],
+            &portfolio,
+            &mut |i, contact, _, record| {
+                runs.push((i, contact.map(<[u8]>::to_vec), record.map(<[u8]>::to_vec)));
+                let next = counter(record) + 1;
+                Ok((
+                    UpdateAction::Write(format!("c{i}").into_bytes()),
+                    UpdateAction::Write(next.to_le_bytes().to_vec()),
+                ))
+            },
+        )
+        .await
+        .unwrap();
+    let last = runs.len() - 3;
+    assert_eq!(
+        runs[last..],
+        [
+            (0, Some(b"c2".to_vec()), None),
+            (1, None, Some(1u64.to_le_bytes().to_vec())),
+            (2, Some(b"c0".to_vec()), Some(2u64.to_le_bytes().to_vec())),
+        ],
+        "each run sees the records as the earlier runs left them"
+    );
+    assert_eq!(
+        seen(&*store, &key, std::slice::from_ref(&portfolio)).await,
+        (
+            Some(b"c2".to_vec()),
+            Some(b"sender".to_vec()),
+            vec![Some(3u64.to_le_bytes().to_vec())]
+        )
+    );
+    assert_eq!(seen(&*store, &second, &[]).await.0, Some(b"c1".to_vec()));
+    store
+        .update_with_registry(
+            &[key.clone(), second.clone()],
+            &portfolio,
+            &mut |i, _, _, _| {
+                if i == 1 {
+                    return Err(StoreError::backend(
+                        "conformance",
+                        None,
+                        "refused on purpose",
+                    ));
+                }
+                Ok((UpdateAction::Delete, UpdateAction::Delete))
+            },
+        )
+        .await
+        .expect_err("the second key's error aborts the update");
+    assert_eq!(
+        seen(&*store, &key, std::slice::from_ref(&portfolio))
+            .await
+            .0,
+        Some(b"c2".to_vec()),
+        "the first key's write was applied although the second key's closure failed"
+    );
+    store
+        .update_with_registry(
+            &[key.clone(), second.clone()],
+            &portfolio,
+            &mut |_, _, _, _| Ok((UpdateAction::Delete, UpdateAction::Delete)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen(&*store, &key, &[]).await.0, None);
+    assert_eq!(seen(&*store, &second, &[]).await.0, None);
+    assert_eq!(store.load_registry(&portfolio).await.unwrap(), None);
 
     // Concurrency: tasks add one to a shared registry counter and to their own contact's
     // counter in each paired update, while plain updates add to the same contacts and
@@ -145,9 +231,11 @@ pub async fn paired_updates<S: Store + 'static>(store: Arc<S>) {
                 let bump =
                     |b: Option<&[u8]>| UpdateAction::Write((counter(b) + 1).to_le_bytes().to_vec());
                 store
-                    .update_with_registry(&key, &portfolio, &mut |contact, _, record| {
-                        Ok((bump(contact), bump(record)))
-                    })
+                    .update_with_registry(
+                        std::slice::from_ref(&key),
+                        &portfolio,
+                        &mut |_, contact, _, record| Ok((bump(contact), bump(record))),
+                    )
                     .await
                     .unwrap();
                 if round % 3 == 0 {
