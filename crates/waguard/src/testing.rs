@@ -66,6 +66,20 @@ impl RawAccess for MemoryStore {
 }
 
 #[async_trait]
+impl<S, O> RawAccess for crate::observe::Observed<S, O>
+where
+    S: RawAccess + Send + Sync,
+    O: Send + Sync,
+{
+    async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner().put_raw_contact(key, bytes).await
+    }
+    async fn put_raw_sender(&self, business: &BusinessId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner().put_raw_sender(business, bytes).await
+    }
+}
+
+#[async_trait]
 impl<T: RawAccess + Send + Sync + ?Sized> RawAccess for Arc<T> {
     async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
         (**self).put_raw_contact(key, bytes).await

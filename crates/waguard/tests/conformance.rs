@@ -13,6 +13,26 @@ async fn memory_store_with_one_shard_passes_the_conformance_suite() {
     waguard::testing::run_all(|| async { MemoryStore::with_shards(1) }).await;
 }
 
+/// Counts the store operations it sees.
+#[derive(Default)]
+struct Counted(std::sync::atomic::AtomicUsize);
+
+impl waguard::observe::StoreObserver for Counted {
+    fn observe(&self, _: &'static str, _: std::time::Duration, _: bool) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observed_store_passes_the_conformance_suite() {
+    // The wrapper forwards every method, so the store inside keeps what it can do (a
+    // method left to the trait's default would lose its registry records, for one).
+    waguard::testing::run_all(|| async {
+        waguard::observe::Observed::new(MemoryStore::new(), Counted::default())
+    })
+    .await;
+}
+
 mod lossy {
     //! A store whose update is a plain read-then-write, to prove the suite catches lost updates.
 
