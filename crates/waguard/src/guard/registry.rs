@@ -374,11 +374,18 @@ impl<S: Store> Guard<S> {
         };
         let others = match receiver {
             None => Vec::new(),
-            Some(receiver) => match receiver.await {
-                Ok(Turn::Done(result)) => return result,
-                Ok(Turn::Lead(others)) => others,
-                Err(_) => return Err(GuardError::Store(group_lost())),
-            },
+            Some(receiver) => {
+                let mut waiter = Waiter {
+                    guard: self,
+                    portfolio,
+                    receiver: Some(receiver),
+                };
+                match waiter.turn().await {
+                    Ok(Turn::Done(result)) => return result,
+                    Ok(Turn::Lead(others)) => others,
+                    Err(_) => return Err(GuardError::Store(group_lost())),
+                }
+            }
         };
         let leading = Leading {
             guard: self,
@@ -642,6 +649,43 @@ struct Leading<'a, S: Store> {
 impl<S: Store> Drop for Leading<'_, S> {
     fn drop(&mut self) {
         self.guard.hand_off(self.portfolio);
+    }
+}
+
+/// A reservation waiting for its turn. Dropped before its turn came (its task was
+/// cancelled), it closes its channel, and a lead already sent to it goes on to the next
+/// waiter, so that the portfolio's queue never waits for a leader that is gone.
+struct Waiter<'a, S: Store> {
+    guard: &'a Guard<S>,
+    portfolio: &'a RegistryKey,
+    receiver: Option<tokio::sync::oneshot::Receiver<Turn>>,
+}
+
+impl<S: Store> Waiter<'_, S> {
+    async fn turn(&mut self) -> Result<Turn, tokio::sync::oneshot::error::RecvError> {
+        let receiver = self.receiver.as_mut().expect("a waiter waits once");
+        let turn = receiver.await;
+        self.receiver = None;
+        turn
+    }
+}
+
+impl<S: Store> Drop for Waiter<'_, S> {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else {
+            return;
+        };
+        receiver.close();
+        if let Ok(Turn::Lead(others)) = receiver.try_recv() {
+            {
+                let mut queues = locked(&self.guard.inner.counting);
+                if let Some(waiting) = queues.get_mut(self.portfolio) {
+                    let later = std::mem::replace(waiting, others);
+                    waiting.extend(later);
+                }
+            }
+            self.guard.hand_off(self.portfolio);
+        }
     }
 }
 
