@@ -119,6 +119,8 @@ impl Server {
     /// # let _ = server;
     /// ```
     pub fn with_metrics(guard: Guard<DynStore>, config: Config, metrics: Arc<Metrics>) -> Self {
+        // The region tables now, not in the first request that names a `+1` number.
+        waguard::PhoneRegion::prepare();
         Server {
             inner: Arc::new(Inner {
                 guard,

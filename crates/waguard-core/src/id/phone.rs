@@ -47,6 +47,16 @@ pub enum PhoneRegion {
     UnplacedNanp,
 }
 
+impl PhoneRegion {
+    /// Builds the table of `+1` area codes that placing a number consults (once per process,
+    /// from libphonenumber's metadata), if it is not built yet. The first `+1` number placed
+    /// builds it otherwise: a service calls this at start so that no request pays for it
+    /// (tens of milliseconds in a release build, seconds in a debug build).
+    pub fn prepare() {
+        let _ = nanp_table();
+    }
+}
+
 impl PhoneNumber {
     /// Validates and canonicalises a phone number (K1), then folds known aliases (K2).
     ///
