@@ -168,14 +168,15 @@ impl SledStore {
                     if self.registry.get(&r).map_err(err(None))? != registry {
                         return Ok(false);
                     }
-                    let mut contacts = sled::Batch::default();
+                    // Key by key: the journal record makes the writes one across a crash, and
+                    // sled's own batches would stall every reader of the store meanwhile.
                     for (k, value) in &staged {
                         match value {
-                            Some(v) => contacts.insert(*k, v.clone()),
-                            None => contacts.remove(*k),
+                            Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
+                            None => self.contacts.remove(*k).map(drop),
                         }
+                        .map_err(err(None))?;
                     }
-                    self.contacts.apply_batch(contacts).map_err(err(None))?;
                     match &staged_registry {
                         Some(Some(v)) => {
                             self.registry.insert(&r, v.clone()).map_err(err(None))?;
