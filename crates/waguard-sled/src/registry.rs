@@ -14,6 +14,9 @@ use waguard::{
     StoreError, UpdateAction,
 };
 
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::durable::Covered;
 use crate::journal::{self, Op};
 use crate::{backend, SledStore};
 
@@ -156,7 +159,7 @@ impl SledStore {
             }
             let durable = self.single_writes_durable();
             let applied = self
-                .journaled(&ops, delta, durable, OP, |_| {
+                .journaled(&ops, delta, durable, OP, |covered| {
                     // Under the stripes and `sender_write` no store write races these; a
                     // write from outside the store makes this check fail and the closures run
                     // again.
@@ -167,6 +170,31 @@ impl SledStore {
                     }
                     if self.registry.get(&r).map_err(err(None))? != registry {
                         return Ok(false);
+                    }
+                    if covered == Covered::BySled {
+                        // No journal record makes the writes one: a sled transaction does.
+                        (&self.contacts, &self.registry)
+                            .transaction(|(contacts, registries)| {
+                                for (k, value) in &staged {
+                                    match value {
+                                        Some(v) => contacts.insert(*k, v.clone()).map(drop)?,
+                                        None => contacts.remove(*k).map(drop)?,
+                                    }
+                                }
+                                match &staged_registry {
+                                    Some(Some(v)) => {
+                                        registries.insert(r.as_bytes(), v.clone()).map(drop)?
+                                    }
+                                    Some(None) => registries.remove(r.as_bytes()).map(drop)?,
+                                    None => {}
+                                }
+                                Ok::<(), ConflictableTransactionError<sled::Error>>(())
+                            })
+                            .map_err(|e| match e {
+                                TransactionError::Abort(e) | TransactionError::Storage(e) => e,
+                            })
+                            .map_err(err(None))?;
+                        return Ok(true);
                     }
                     // Key by key: the journal record makes the writes one across a crash, and
                     // sled's own batches would stall every reader of the store meanwhile.
