@@ -52,6 +52,7 @@ mod guard;
 mod keyed_record;
 mod memory;
 pub mod observe;
+pub mod staging;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -33,6 +33,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
+mod batch_staging;
+pub use batch_staging::batch_staging;
+
 use crate::{Batch, MemoryStore};
 use crate::{
     BlockReason, BusinessId, CodeEffect, ContactKey, Decision, DecodeError, DeliveryStatus, Event,
@@ -85,6 +88,7 @@ pub const CASES: &[&str] = &[
     "send_errors",
     "registry_records",
     "counting_reservations_race",
+    "batch_staging",
 ];
 
 /// Runs every case of the suite, each on a fresh store from `factory`. Panics (with the case's
@@ -113,6 +117,7 @@ where
     case!(send_errors);
     case!(registry_records);
     case!(counting_reservations_race);
+    case!(batch_staging);
 }
 
 /// L3 on the store: many tasks reserve templates for new users of one portfolio at once;
