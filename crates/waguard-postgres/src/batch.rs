@@ -183,7 +183,7 @@ struct Rows<'k, 'r> {
     senders: HashMap<&'r str, &'r [u8]>,
 }
 
-impl<'k> waguard::staging::Committed for Rows<'k, '_> {
+impl<'k> waguard::staging::Committed<'_> for Rows<'k, '_> {
     type Contact = (&'k str, &'k str);
     type Sender = &'k str;
 

@@ -79,7 +79,7 @@ impl SledStore {
         let senders: HashMap<BusinessId, Option<IVec>> = staged
             .senders
             .into_iter()
-            .map(|(b, v)| (b, v.map(IVec::from)))
+            .map(|(b, v)| (b.clone(), v.map(IVec::from)))
             .collect();
         let ops: Vec<Op<'_>> = contacts
             .iter()
@@ -289,20 +289,20 @@ impl SledStore {
 /// A batch's view of the store: the committed records of the keys whose stripes (and, with
 /// sender operations, the sender lock) it holds. Records each record's bytes before the batch
 /// as it reads them, for the manifest's sums.
-struct Striped<'s, 'k> {
+struct Striped<'s, 'k, 'b> {
     store: &'s SledStore,
     /// Each contact operation's storage key and record-cache hash.
     storage_keys: &'k [Option<(Vec<u8>, u64)>],
     /// The batch holds the sender lock (it has sender operations).
     has_sender_ops: bool,
     contact_originals: RefCell<HashMap<&'k [u8], Option<IVec>>>,
-    sender_originals: RefCell<HashMap<BusinessId, Option<IVec>>>,
+    sender_originals: RefCell<HashMap<&'b BusinessId, Option<IVec>>>,
 }
 
-impl<'k> waguard::staging::Committed for Striped<'_, 'k> {
+impl<'k, 'b> waguard::staging::Committed<'b> for Striped<'_, 'k, 'b> {
     /// The storage key and its record-cache hash.
     type Contact = (&'k [u8], u64);
-    type Sender = BusinessId;
+    type Sender = &'b BusinessId;
 
     fn contact_name(&self, index: usize, _key: &ContactKey) -> (&'k [u8], u64) {
         match &self.storage_keys[index] {
@@ -311,8 +311,8 @@ impl<'k> waguard::staging::Committed for Striped<'_, 'k> {
         }
     }
 
-    fn sender_name(&self, _index: usize, business: &BusinessId) -> BusinessId {
-        business.clone()
+    fn sender_name(&self, _index: usize, business: &'b BusinessId) -> &'b BusinessId {
+        business
     }
 
     fn read_contact<R>(
@@ -335,7 +335,7 @@ impl<'k> waguard::staging::Committed for Striped<'_, 'k> {
 
     fn read_sender<R>(
         &self,
-        name: &BusinessId,
+        &name: &&'b BusinessId,
         business: &BusinessId,
         read: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R, StoreError> {
@@ -354,7 +354,7 @@ impl<'k> waguard::staging::Committed for Striped<'_, 'k> {
         let answer = read(original.as_deref());
         self.sender_originals
             .borrow_mut()
-            .entry(name.clone())
+            .entry(name)
             .or_insert(original);
         Ok(answer)
     }

@@ -215,11 +215,11 @@ impl MemoryStore {
             self.write_contact(table, h, key, value.as_deref());
         }
         for (business, value) in staged.senders {
-            let h = self.hash(&business);
+            let h = self.hash(business);
             let table = sender_guards
                 .get_mut(&self.shard(h))
                 .expect("every touched shard is locked");
-            self.write_sender(table, h, &business, value);
+            self.write_sender(table, h, business, value);
         }
         Ok(())
     }
@@ -234,16 +234,16 @@ struct LockedShards<'s, 'g, 'k> {
     storage_keys: &'k [Vec<u8>],
 }
 
-impl<'k> crate::staging::Committed for LockedShards<'_, '_, 'k> {
+impl<'b, 'k> crate::staging::Committed<'b> for LockedShards<'_, '_, 'k> {
     type Contact = &'k [u8];
-    type Sender = BusinessId;
+    type Sender = &'b BusinessId;
 
     fn contact_name(&self, index: usize, _key: &ContactKey) -> &'k [u8] {
         &self.storage_keys[index]
     }
 
-    fn sender_name(&self, _index: usize, business: &BusinessId) -> BusinessId {
-        business.clone()
+    fn sender_name(&self, _index: usize, business: &'b BusinessId) -> &'b BusinessId {
+        business
     }
 
     fn read_contact<R>(
@@ -259,11 +259,11 @@ impl<'k> crate::staging::Committed for LockedShards<'_, '_, 'k> {
 
     fn read_sender<R>(
         &self,
-        name: &BusinessId,
+        name: &&'b BusinessId,
         _business: &BusinessId,
         read: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R, StoreError> {
-        let h = self.store.hash(name);
+        let h = self.store.hash(*name);
         let table = &self.senders[&self.store.shard(h)];
         Ok(read(MemoryStore::sender_slot(table, h, name)))
     }

@@ -18,7 +18,7 @@
 //!     senders: HashMap<String, Vec<u8>>,
 //! }
 //!
-//! impl Committed for Maps {
+//! impl Committed<'_> for Maps {
 //!     type Contact = Vec<u8>;
 //!     type Sender = String;
 //!     fn contact_name(&self, _index: usize, key: &ContactKey) -> Vec<u8> {
@@ -70,19 +70,22 @@ use crate::{Batch, BatchOp, BusinessId, ContactKey, StoreError, UpdateAction};
 /// [`Sender`](Committed::Sender)): a storage key, a `(business, contact)` pair, whatever the
 /// adapter writes by. Reads lend the bytes to a closure, so an adapter can show records it
 /// holds borrowed (under a lock guard, in a fetched row) without copying them.
-pub trait Committed {
+///
+/// `'b` is the borrow of the batch while it is staged: a name may borrow the batch's own keys
+/// (`&'b ContactKey`, `&'b BusinessId`) rather than copy them.
+pub trait Committed<'b> {
     /// How the adapter names a contact record.
     type Contact: Eq + Hash;
     /// How the adapter names a sender record.
     type Sender: Eq + Hash;
 
     /// The name of the contact record of operation `index` (a contact operation on `key`).
-    fn contact_name(&self, index: usize, key: &ContactKey) -> Self::Contact;
+    fn contact_name(&self, index: usize, key: &'b ContactKey) -> Self::Contact;
 
     /// The name of the sender record operation `index` touches: the business of a sender
     /// operation, or the business of a contact operation's key (whose sender record the
     /// contact closure reads).
-    fn sender_name(&self, index: usize, business: &BusinessId) -> Self::Sender;
+    fn sender_name(&self, index: usize, business: &'b BusinessId) -> Self::Sender;
 
     /// Shows the committed contact record `name` (of `key`) to `read`. Called at most once
     /// per record and batch: once a record is staged, the batch reads the staged one.
@@ -132,8 +135,8 @@ impl<C, S> Staged<C, S> {
 /// A contact closure sees its contact record and its business's sender record as they stand
 /// at that point of the batch. The first closure that returns an error stops the batch, and
 /// that error is returned unchanged: the caller writes nothing.
-pub fn stage<T: Committed>(
-    batch: &mut Batch<'_>,
+pub fn stage<'b, T: Committed<'b>>(
+    batch: &'b mut Batch<'_>,
     committed: &T,
 ) -> Result<Staged<T::Contact, T::Sender>, StoreError> {
     let mut staged = Staged {
@@ -143,6 +146,7 @@ pub fn stage<T: Committed>(
     for (index, op) in batch.ops_mut().iter_mut().enumerate() {
         match op {
             BatchOp::Contact { key, update } => {
+                let key: &'b ContactKey = key;
                 let contact_name = committed.contact_name(index, key);
                 let sender_name = committed.sender_name(index, &key.business);
                 let staged_sender = staged.senders.get(&sender_name);
@@ -166,6 +170,7 @@ pub fn stage<T: Committed>(
                 record(&mut staged.contacts, contact_name, exists, action);
             }
             BatchOp::Sender { business, update } => {
+                let business: &'b BusinessId = business;
                 let name = committed.sender_name(index, business);
                 let (action, exists) = match staged.senders.get(&name) {
                     Some(sender) => (update(sender.as_deref())?, sender.is_some()),
