@@ -56,7 +56,8 @@ impl SledStore {
         let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
         let has_sender_ops = storage_keys.iter().any(Option::is_none);
         let _writing = has_sender_ops.then(|| self.sender_write.lock());
-        // Each key's record before the batch, for the change to the manifest's sums.
+        // The records as they stand under the stripes; it keeps each key's record before the
+        // batch, for the change to the manifest's sums.
         let committed = Striped {
             store: self,
             storage_keys: &storage_keys,
