@@ -273,6 +273,13 @@ enum Attempt {
     Fail(StoreError),
 }
 
+/// How many times a write was tried again, by cause (see [`PostgresStore::again`]).
+#[derive(Default)]
+struct Retries {
+    conflicts: u32,
+    broken: u32,
+}
+
 impl PostgresStore {
     /// The server's URL, password redacted.
     pub fn url(&self) -> &str {
@@ -401,6 +408,62 @@ impl PostgresStore {
         }
     }
 
+    /// After a failed attempt of a write: returns when it should run again (after a pause),
+    /// or the error to give up with.
+    async fn again(
+        &self,
+        retries: &mut Retries,
+        failed: Attempt,
+        operation: &'static str,
+        record: Option<RecordKey>,
+    ) -> Result<(), StoreError> {
+        match failed {
+            Attempt::Fail(e) => Err(e),
+            Attempt::Again(Some(e)) => {
+                retries.broken += 1;
+                if retries.broken > READ_RETRIES {
+                    return Err(e.into_store(operation, record));
+                }
+                tokio::time::sleep(Duration::from_millis(20 << retries.broken)).await;
+                Ok(())
+            }
+            Attempt::Again(None) => {
+                retries.conflicts += 1;
+                if retries.conflicts > self.max_conflicts {
+                    return Err(self.contention(operation, record));
+                }
+                Self::back_off(retries.conflicts).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// One read of several rows (with retries).
+    async fn read_rows(
+        &self,
+        operation: &'static str,
+        record: impl Fn() -> Option<RecordKey>,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let mut tries = 0;
+        loop {
+            let client = self.client(operation, record().as_ref()).await?;
+            let result = match client.prepare_cached(sql).await {
+                Ok(statement) => client.query(&statement, params).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(rows) => return Ok(rows),
+                Err(e) if error::is_connection_error(&e) && tries < READ_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << tries)).await;
+                }
+                Err(e) => return Err(self.query_error(operation, record(), e, false)),
+            }
+        }
+    }
+
     /// Back-off after the `n`th conflict: none at first, then a growing random pause.
     async fn back_off(n: u32) {
         if n < 2 {
@@ -441,33 +504,37 @@ impl Store for PostgresStore {
         self.registry_load_many(keys).await
     }
 
+    async fn load_with_registries(
+        &self,
+        key: &ContactKey,
+        keys: &[waguard::RegistryKey],
+        read: &mut waguard::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        self.registry_load_with(key, keys, read).await
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
+        registry: &waguard::RegistryKey,
+        update: &mut waguard::ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.contact_registry_update(keys, registry, update).await
+    }
+
     async fn update(
         &self,
         key: &ContactKey,
         update: &mut ContactUpdate<'_>,
     ) -> Result<(), StoreError> {
         let contact = key.contact.to_string();
-        let mut conflicts = 0;
-        let mut broken = 0;
+        let mut retries = Retries::default();
         loop {
             match self.try_update(key, &contact, update).await {
                 Ok(()) => return Ok(()),
-                Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Again(Some(e))) => {
-                    broken += 1;
-                    if broken > READ_RETRIES {
-                        return Err(e.into_store("update", Some(RecordKey::Contact(key.clone()))));
-                    }
-                    tokio::time::sleep(Duration::from_millis(20 << broken)).await;
-                }
-                Err(Attempt::Again(None)) => {
-                    conflicts += 1;
-                    if conflicts > self.max_conflicts {
-                        return Err(
-                            self.contention("update", Some(RecordKey::Contact(key.clone())))
-                        );
-                    }
-                    Self::back_off(conflicts).await;
+                Err(failed) => {
+                    let record = Some(RecordKey::Contact(key.clone()));
+                    self.again(&mut retries, failed, "update", record).await?
                 }
             }
         }
@@ -478,31 +545,14 @@ impl Store for PostgresStore {
         business: &BusinessId,
         update: &mut SenderUpdate<'_>,
     ) -> Result<(), StoreError> {
-        let mut conflicts = 0;
-        let mut broken = 0;
+        let mut retries = Retries::default();
         loop {
             match self.try_update_sender(business, update).await {
                 Ok(()) => return Ok(()),
-                Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Again(Some(e))) => {
-                    broken += 1;
-                    if broken > READ_RETRIES {
-                        return Err(e.into_store(
-                            "update_sender",
-                            Some(RecordKey::Sender(business.clone())),
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(20 << broken)).await;
-                }
-                Err(Attempt::Again(None)) => {
-                    conflicts += 1;
-                    if conflicts > self.max_conflicts {
-                        return Err(self.contention(
-                            "update_sender",
-                            Some(RecordKey::Sender(business.clone())),
-                        ));
-                    }
-                    Self::back_off(conflicts).await;
+                Err(failed) => {
+                    let record = Some(RecordKey::Sender(business.clone()));
+                    self.again(&mut retries, failed, "update_sender", record)
+                        .await?
                 }
             }
         }

@@ -25,6 +25,13 @@ pub(crate) struct Sql {
     pub(crate) batch_delete_senders: String,
     pub(crate) scan_first: String,
     pub(crate) scan_next: String,
+    pub(crate) registry_lock: String,
+    pub(crate) registry_read: String,
+    pub(crate) registry_read_many: String,
+    pub(crate) registry_upsert: String,
+    pub(crate) registry_delete: String,
+    pub(crate) insert_contacts_or_fail: String,
+    pub(crate) read_with_registries: String,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) put_contact: String,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -124,6 +131,29 @@ impl Sql {
                 "SELECT business, contact, state FROM {s}.contacts
                  WHERE (business, contact) > ($1, $2)
                  ORDER BY business, contact LIMIT $3"
+            ),
+            registry_lock: "SELECT pg_advisory_xact_lock($1)".to_owned(),
+            registry_read: format!("SELECT state FROM {s}.registry WHERE key = $1"),
+            registry_read_many: format!("SELECT key, state FROM {s}.registry WHERE key = ANY($1)"),
+            registry_upsert: format!(
+                "INSERT INTO {s}.registry (key, state) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()"
+            ),
+            registry_delete: format!("DELETE FROM {s}.registry WHERE key = $1"),
+            // Inserts of a pipelined transaction whose COMMIT is already on its way: a row
+            // another writer inserted meanwhile fails it (and so the transaction) instead of
+            // being skipped.
+            insert_contacts_or_fail: format!(
+                "INSERT INTO {s}.contacts (business, contact, state, version)
+                 SELECT u.business, u.contact, u.state, {next}
+                 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(business, contact, state)
+                 ORDER BY 1, 2"
+            ),
+            // Contact (0), sender (1) and registry records (2, with their key) in one statement.
+            read_with_registries: format!(
+                "SELECT 0, NULL::text, state FROM {s}.contacts WHERE business = $1 AND contact = $2
+                 UNION ALL SELECT 1, NULL::text, state FROM {s}.senders WHERE business = $1
+                 UNION ALL SELECT 2, key, state FROM {s}.registry WHERE key = ANY($3)"
             ),
             put_contact: format!(
                 "INSERT INTO {s}.contacts (business, contact, state, version)

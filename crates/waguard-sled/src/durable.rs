@@ -201,6 +201,7 @@ impl SledStore {
                 let tree = match op.tree {
                     journal::Tree::Contacts => &self.contacts,
                     journal::Tree::Senders => &self.senders,
+                    journal::Tree::Registry => &self.registry,
                 };
                 match op.value {
                     Some(value) => tree.insert(op.key, value).map(drop),
@@ -411,6 +412,8 @@ impl SledStore {
         let tag = match tree {
             journal::Tree::Contacts => manifest::CONTACTS,
             journal::Tree::Senders => manifest::SENDERS,
+            // The manifest counts contact and sender records only.
+            journal::Tree::Registry => return Delta::default(),
         };
         Delta::of_write(tag, key, old, new)
     }

@@ -62,6 +62,8 @@ pub(crate) enum Tree {
     Contacts,
     /// The `senders` tree.
     Senders,
+    /// The `registry` tree (template and portfolio records).
+    Registry,
 }
 
 /// One operation of a record: `value` `None` deletes the key.
@@ -492,6 +494,8 @@ const DELTA: u8 = 5;
 /// checkpoint after it. After a crash between the two, sled holds the write or not, and the
 /// delta may or may not count.
 const MAYBE_DELTA: u8 = 6;
+const REGISTRY_PUT: u8 = 7;
+const REGISTRY_DELETE: u8 = 8;
 
 /// Bytes of a delta op.
 const DELTA_LEN: usize = 1 + 16;
@@ -506,6 +510,8 @@ fn encode_op(out: &mut Vec<u8>, op: &Op<'_>) {
         (Tree::Contacts, false) => CONTACT_DELETE,
         (Tree::Senders, true) => SENDER_PUT,
         (Tree::Senders, false) => SENDER_DELETE,
+        (Tree::Registry, true) => REGISTRY_PUT,
+        (Tree::Registry, false) => REGISTRY_DELETE,
     };
     out.push(tag);
     // Keys and records are far below 4 GiB (ids are validated; records are a few hundred
@@ -544,6 +550,8 @@ pub(crate) fn parse(mut payload: &[u8]) -> Option<Vec<Op<'_>>> {
             CONTACT_DELETE => (Tree::Contacts, false),
             SENDER_PUT => (Tree::Senders, true),
             SENDER_DELETE => (Tree::Senders, false),
+            REGISTRY_PUT => (Tree::Registry, true),
+            REGISTRY_DELETE => (Tree::Registry, false),
             _ => return None,
         };
         let n = length(&mut payload)?;

@@ -123,6 +123,7 @@ mod error;
 mod journal;
 mod manifest;
 mod options;
+mod registry;
 
 pub use cache::CacheUsage;
 pub use error::{Damage, DamageReport, SledError, SledErrorKind, StoreUnavailable};
@@ -154,8 +155,8 @@ pub struct SledStore {
     db: sled::Db,
     contacts: sled::Tree,
     senders: sled::Tree,
-    /// Registry records (templates, rules T1-T3): few and rarely written, so each write goes
-    /// to sled directly and is flushed before it returns (no journal, no cache).
+    /// Registry records (templates and portfolios, rules T and L): journaled like contact
+    /// records, not cached (see `registry.rs`).
     registry: sled::Tree,
     path: Option<PathBuf>,
     durability: Durability,
@@ -654,28 +655,35 @@ impl Store for SledStore {
         key: &waguard::RegistryKey,
         update: &mut SenderUpdate<'_>,
     ) -> Result<(), StoreError> {
+        self.update_registry_sync(key, update)
+    }
+
+    async fn load_with_registries(
+        &self,
+        key: &ContactKey,
+        keys: &[waguard::RegistryKey],
+        read: &mut waguard::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
         self.usable()?;
-        let k = key.storage_key();
-        let err = |e| backend("update_registry", None, e);
-        let _writing = self.sender_write.lock();
-        loop {
-            let current = self.registry.get(&k).map_err(err)?;
-            let new = match update(current.as_deref())? {
-                UpdateAction::Keep => return Ok(()),
-                UpdateAction::Delete if current.is_none() => return Ok(()),
-                UpdateAction::Write(bytes) => Some(IVec::from(bytes)),
-                UpdateAction::Delete => None,
-            };
-            if self
-                .registry
-                .compare_and_swap(&k, current, new)
-                .map_err(err)?
-                .is_ok()
-            {
-                self.registry.flush().map_err(err)?;
-                return Ok(());
-            }
+        let mut found = Vec::with_capacity(keys.len());
+        for k in keys {
+            found.push(
+                self.registry
+                    .get(k.storage_key())
+                    .map_err(|e| backend("load_registry", None, e))?,
+            );
         }
+        let borrowed: Vec<Option<&[u8]>> = found.iter().map(|r| r.as_deref()).collect();
+        self.read_sync(key, &mut |contact, sender| read(contact, sender, &borrowed))
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
+        registry: &waguard::RegistryKey,
+        update: &mut waguard::ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        self.update_with_registry_sync(keys, registry, update)
     }
 
     async fn load_registry(

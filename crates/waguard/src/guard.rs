@@ -6,14 +6,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod registry;
+
+use registry::registry_of;
+
 use crate::clock::{Clock, SystemClock};
-use crate::store::RegistryKey;
 use crate::store::{Batch, RecordKey, Store, StoreError, UpdateAction};
 use crate::{
-    decide_named, reserve_named, would_count, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope,
-    ContactId, ContactKey, ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber,
-    Policy, PolicyError, PortfolioState, Registries, Registry, Scope, SenderEvent, SenderState,
-    Subject, TemplateEvent, TemplateId, TemplateName, TemplateState, Timestamp, WamidHash,
+    decide_named, AccountId, Bsuid, BusinessId, CodeEffect, CodeScope, ContactId, ContactKey,
+    ConversationState, Decision, Event, KeyedEvent, Outgoing, PhoneNumber, Policy, PolicyError,
+    PortfolioState, Registries, Scope, SenderEvent, SenderState, Subject, TemplateEvent,
+    TemplateId, TemplateName, TemplateState, Timestamp, WamidHash,
 };
 
 /// How long a success that lifts nothing (S1) may wait in memory before it is written to its
@@ -239,6 +242,11 @@ struct Inner<S> {
     /// guard alone: it is about the next milliseconds, and one row written by every send of a
     /// busy number would serialise them.
     pace: Mutex<HashMap<BusinessId, Timestamp>>,
+    /// T4: the account each business number was last seen with, so that a template decision
+    /// names its registry records in the same read as the contact's (see `template_view`).
+    accounts: Mutex<HashMap<BusinessId, Option<AccountId>>>,
+    /// L3: counting reservations queued per portfolio behind the group being written.
+    counting: Mutex<registry::CountingQueues>,
 }
 
 #[derive(Default)]
@@ -246,62 +254,6 @@ struct PendingSuccesses {
     newest: HashMap<BusinessId, Timestamp>,
     flushed_at: Option<Timestamp>,
 }
-
-/// What an update of a key named by a BSUID found: done, or the key is linked (K5) and the
-/// operation belongs to the phone's key.
-enum Routed<T> {
-    Done(T),
-    Linked(PhoneNumber),
-}
-
-/// The registry records of one template decision.
-struct RegistryView {
-    /// The named template's record, if it is named, its account known and it has one.
-    template: Option<TemplateState>,
-    /// The number's portfolio's key.
-    portfolio_key: RegistryKey,
-    /// Its record (empty when it has none).
-    portfolio: PortfolioState,
-}
-
-/// What step 2 sees of a named template: not named, unknown, or the registry's record.
-fn registry_of<'a>(
-    template: Option<&TemplateName>,
-    record: Option<&'a TemplateState>,
-) -> Registry<'a> {
-    match (template, record) {
-        (None, _) => Registry::NotNamed,
-        (Some(_), None) => Registry::Unknown,
-        (Some(_), Some(record)) => Registry::Record(record),
-    }
-}
-
-/// Reads a stored template record.
-fn decode_template(
-    operation: &'static str,
-    key: &RegistryKey,
-    bytes: &[u8],
-) -> Result<TemplateState, StoreError> {
-    TemplateState::decode(bytes).map_err(|source| {
-        StoreError::backend(operation, None, TemplateDecode(key.to_string(), source))
-    })
-}
-
-/// Reads a stored portfolio record.
-fn decode_portfolio(key: &RegistryKey, bytes: &[u8]) -> Result<PortfolioState, StoreError> {
-    PortfolioState::decode(bytes).map_err(|source| {
-        StoreError::backend(
-            "load_registry",
-            None,
-            TemplateDecode(key.to_string(), source),
-        )
-    })
-}
-
-/// A stored template record could not be decoded.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {0}: {1}")]
-struct TemplateDecode(String, #[source] crate::DecodeError);
 
 /// Locks a mutex of this module, whose data stays consistent even if a holder panicked (each
 /// critical section writes one value).
@@ -423,6 +375,8 @@ impl<S: Store> Guard<S> {
                 clock,
                 successes: Mutex::new(PendingSuccesses::default()),
                 pace: Mutex::new(HashMap::new()),
+                accounts: Mutex::new(HashMap::new()),
+                counting: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -467,10 +421,9 @@ impl<S: Store> Guard<S> {
         let key = &resolved;
         let policy = &self.inner.policy;
         if outgoing.is_template() {
-            // A template needs the registry too: the contact and its sender in one read, then
-            // the template's and the portfolio's records in one more.
-            let (state, sender) = self.records_of(key).await?;
-            let view = self.registry_view(&key.business, &sender, template).await?;
+            // A template needs the registry too: the template's and the portfolio's records,
+            // read with the contact and its sender.
+            let (state, sender, view) = self.template_view(key, template).await?;
             let registry = Registries {
                 template: registry_of(template, view.template.as_ref()),
                 portfolio: Some(&view.portfolio),
@@ -521,135 +474,6 @@ impl<S: Store> Guard<S> {
             })
             .await?;
         Ok(out.expect("the store ran the read closure")?)
-    }
-
-    /// The registry records a template decision needs, in one read: the named template's (if
-    /// the number's account is known) and the number's portfolio's.
-    async fn registry_view(
-        &self,
-        business: &BusinessId,
-        sender: &SenderState,
-        template: Option<&TemplateName>,
-    ) -> Result<RegistryView, GuardError> {
-        let template_key = template.and_then(|t| {
-            self.account_of(business, sender).map(|account| {
-                RegistryKey::Template(TemplateId {
-                    account,
-                    template: t.clone(),
-                })
-            })
-        });
-        let portfolio_key = RegistryKey::Portfolio(self.portfolio_of(business, sender));
-        let mut keys = vec![portfolio_key.clone()];
-        keys.extend(template_key.iter().cloned());
-        let mut found = self.inner.store.load_registries(&keys).await?.into_iter();
-        let portfolio = match found.next().flatten() {
-            None => PortfolioState::default(),
-            Some(b) => decode_portfolio(&portfolio_key, &b)?,
-        };
-        let template = match (template_key, found.next().flatten()) {
-            (Some(key), Some(b)) => Some(decode_template("load_registry", &key, &b)?),
-            _ => None,
-        };
-        Ok(RegistryView {
-            template,
-            portfolio_key,
-            portfolio,
-        })
-    }
-
-    /// T4: the account a business number belongs to: `Policy::accounts` first, else the last
-    /// webhook link in its sender record.
-    pub fn account_of(&self, business: &BusinessId, sender: &SenderState) -> Option<AccountId> {
-        let pinned = self
-            .inner
-            .policy
-            .accounts
-            .iter()
-            .find_map(|(account, numbers)| {
-                numbers
-                    .iter()
-                    .any(|n| n == business.as_str())
-                    .then(|| AccountId::parse(account).ok())
-                    .flatten()
-            });
-        pinned.or_else(|| sender.account.as_ref().map(|(a, _)| a.clone()))
-    }
-
-    /// T1/T4: the identity of a template sent from `business`, if its account is known.
-    async fn template_id(
-        &self,
-        business: &BusinessId,
-        template: &TemplateName,
-    ) -> Result<Option<TemplateId>, GuardError> {
-        let sender = self.sender_state(business).await?;
-        Ok(self
-            .account_of(business, &sender)
-            .map(|account| TemplateId {
-                account,
-                template: template.clone(),
-            }))
-    }
-
-    /// L1: the portfolio a business number's counts go to: the `Policy::portfolios` entry
-    /// holding its account, else its account alone, else the number alone (no account known).
-    pub fn portfolio_of(&self, business: &BusinessId, sender: &SenderState) -> String {
-        match self.account_of(business, sender) {
-            Some(account) => self.portfolio_of_account(&account),
-            None => format!("n/{business}"),
-        }
-    }
-
-    /// L1-L3: the name and the record of a business number's portfolio (for `waguard show`
-    /// and operators' views).
-    pub async fn portfolio(
-        &self,
-        business: &BusinessId,
-    ) -> Result<(String, PortfolioState), GuardError> {
-        let sender = self.sender_state(business).await?;
-        let name = self.portfolio_of(business, &sender);
-        let key = RegistryKey::Portfolio(name.clone());
-        let state = match self.inner.store.load_registry(&key).await? {
-            None => PortfolioState::default(),
-            Some(b) => decode_portfolio(&key, &b)?,
-        };
-        Ok((name, state))
-    }
-
-    /// L3: adds (or with `back`, takes back) one count at `at` to a portfolio; with `limit`,
-    /// only if the live count is under the limit. Returns the refusal when the limit is reached.
-    async fn count_in_portfolio(
-        &self,
-        key: &RegistryKey,
-        at: Timestamp,
-        limit: bool,
-        back: bool,
-    ) -> Result<Option<Decision>, GuardError> {
-        let policy = &self.inner.policy;
-        let mut refused = None;
-        self.inner
-            .store
-            .update_registry(key, &mut |bytes| {
-                let mut state = match bytes {
-                    None => PortfolioState::default(),
-                    Some(b) => decode_portfolio(key, b)?,
-                };
-                refused = None;
-                if back {
-                    state.uncount(at, policy);
-                } else {
-                    if limit {
-                        if let Some(d) = state.refusal(at, policy) {
-                            refused = Some(d);
-                            return Ok(UpdateAction::Keep);
-                        }
-                    }
-                    state.count(at, policy);
-                }
-                Ok(UpdateAction::Write(state.encode()))
-            })
-            .await?;
-        Ok(refused)
     }
 
     /// S4: `decision` with the business number's pace applied (read-only).
@@ -741,124 +565,6 @@ impl<S: Store> Guard<S> {
             _ => self.give_back_pace(&target.business, before, now),
         }
         outcome
-    }
-
-    /// The reservation itself, with L3's counting: a template that would count takes its unit
-    /// of the portfolio first (refused when the limit is reached, so two tasks cannot both
-    /// take the last unit), then reserves on the contact; a unit taken for a reservation that
-    /// did not count after all is given back. A crash in between leaves a count without its
-    /// reservation: the safe side.
-    async fn reserve_counted(
-        &self,
-        target: &mut ContactKey,
-        outgoing: Outgoing,
-        template: Option<&TemplateName>,
-        idempotency_key: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Decision, GuardError> {
-        let policy = &self.inner.policy;
-        // A template reads the registry first (and, for L3, would it count? The update below
-        // decides again).
-        let mut view = None;
-        let mut taken = false;
-        if outgoing.is_template() {
-            let (state, sender) = self.records_of(target).await?;
-            let v = self
-                .registry_view(&target.business, &sender, template)
-                .await?;
-            let subject = Subject {
-                key: target,
-                state: &state,
-                sender: &sender,
-            };
-            let registries = Registries {
-                template: registry_of(template, v.template.as_ref()),
-                portfolio: Some(&v.portfolio),
-            };
-            let d = decide_named(subject, outgoing, registries, now, policy);
-            if let Decision::Blocked {
-                reason: crate::BlockReason::MessagingLimitReached,
-                ..
-            } = d
-            {
-                return Ok(d);
-            }
-            let window = crate::rules::window::decide(&state, now, policy);
-            if d.permits(outgoing) && would_count(&state, outgoing, &window, now) {
-                let refused = self
-                    .count_in_portfolio(&v.portfolio_key, now, true, false)
-                    .await?;
-                if let Some(refusal) = refused {
-                    return Ok(refusal);
-                }
-                taken = true;
-            }
-            view = Some(v);
-        }
-        let record = view.as_ref().and_then(|v| v.template.as_ref());
-        // The unit is taken (or none is needed): step 8 must not refuse it again.
-        let unlimited = PortfolioState::default();
-        let registry = Registries {
-            template: registry_of(template, record),
-            portfolio: view.as_ref().map(|_| &unlimited),
-        };
-        let result = loop {
-            let key = &*target;
-            let mut out = None;
-            let mut counted = false;
-            let updated = self
-                .inner
-                .store
-                .update(key, &mut |contact, sender| {
-                    if let Some(phone) = link_of(contact) {
-                        out = Some(Routed::Linked(phone));
-                        return Ok(UpdateAction::Keep);
-                    }
-                    let sender = decode_sender(&key.business, sender)?;
-                    let (decision, action, did_count) =
-                        with_contact_state(key, contact, |state| {
-                            let before = state.counted_at;
-                            let decision = reserve_named(
-                                key,
-                                state,
-                                &sender,
-                                outgoing,
-                                registry,
-                                idempotency_key,
-                                now,
-                                policy,
-                            );
-                            let action = write_if(decision.permits(outgoing), &*state);
-                            (decision, action, state.counted_at != before)
-                        })?;
-                    counted = did_count;
-                    out = Some(Routed::Done(decision));
-                    Ok(action)
-                })
-                .await;
-            if let Err(e) = updated {
-                break Err(GuardError::from(e));
-            }
-            match out.expect("the store ran the update closure") {
-                Routed::Done(decision) => break Ok((decision, counted)),
-                // K5: linked since it was resolved; the reservation belongs to the phone.
-                Routed::Linked(phone) => *target = phone_key(&key.business, phone),
-            }
-        };
-        if let Some(RegistryView {
-            portfolio_key: pkey,
-            ..
-        }) = &view
-        {
-            let counted = matches!(result, Ok((_, true)));
-            if taken && !counted {
-                self.count_in_portfolio(pkey, now, false, true).await?;
-            } else if counted && !taken {
-                // It turned out to count (the window closed meanwhile): counted, not refused.
-                self.count_in_portfolio(pkey, now, false, false).await?;
-            }
-        }
-        result.map(|(decision, _)| decision)
     }
 
     /// K5: the key an operation naming `key` applies to: the phone's key when `key` is a BSUID
@@ -964,62 +670,6 @@ impl<S: Store> Guard<S> {
             report.contacts_written += self.apply_move(&business, from, to, at).await?;
         }
         Ok(report)
-    }
-
-    /// L1: the portfolio of an account: the `Policy::portfolios` entry holding it, else the
-    /// account alone.
-    fn portfolio_of_account(&self, account: &AccountId) -> String {
-        self.inner
-            .policy
-            .portfolios
-            .iter()
-            .find(|(_, accounts)| accounts.iter().any(|a| a == account.as_str()))
-            .map_or_else(|| format!("a/{account}"), |(name, _)| format!("p/{name}"))
-    }
-
-    /// L2: sets the messaging limit of an account's portfolio.
-    async fn apply_limit(
-        &self,
-        account: &AccountId,
-        limit: crate::MessagingLimit,
-        at: Timestamp,
-    ) -> Result<(), GuardError> {
-        let key = RegistryKey::Portfolio(self.portfolio_of_account(account));
-        self.inner
-            .store
-            .update_registry(&key, &mut |bytes| {
-                let mut state = match bytes {
-                    None => PortfolioState::default(),
-                    Some(b) => decode_portfolio(&key, b)?,
-                };
-                Ok(write_if(state.set_limit(limit, at), &state))
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// T1-T3: applies events to a template's registry record.
-    async fn apply_template(
-        &self,
-        template: TemplateId,
-        events: &[TemplateEvent],
-    ) -> Result<(), GuardError> {
-        let key = RegistryKey::Template(template);
-        self.inner
-            .store
-            .update_registry(&key, &mut |bytes| {
-                let mut state = match bytes {
-                    None => TemplateState::default(),
-                    Some(b) => decode_template("update_registry", &key, b)?,
-                };
-                let mut changed = false;
-                for event in events {
-                    changed |= state.apply(event);
-                }
-                Ok(write_if(changed, &state))
-            })
-            .await?;
-        Ok(())
     }
 
     /// K5: records each link on its BSUID's record and joins what that record held into the
@@ -1411,51 +1061,6 @@ impl<S: Store> Guard<S> {
         at: Timestamp,
     ) -> Result<CodeEffect, GuardError> {
         self.record_send_error(key, error.code, wamid, at).await
-    }
-
-    /// T1: every template the registry has a record of, for an operator's listing (`waguard
-    /// templates`): why a template is refused, and since when.
-    pub async fn templates(&self) -> Result<Vec<(TemplateId, TemplateState)>, GuardError> {
-        let mut out = Vec::new();
-        for (key, bytes) in self.inner.store.registry_records().await? {
-            let Some(rest) = key.strip_prefix("t/") else {
-                continue;
-            };
-            // `t/ACCOUNT/LANGUAGE/NAME`: names and languages hold no `/` (TemplateName::new).
-            let mut parts = rest.splitn(3, '/');
-            let (Some(account), Some(language), Some(name)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let (Ok(account), Ok(template)) =
-                (AccountId::parse(account), TemplateName::new(name, language))
-            else {
-                continue;
-            };
-            let id = TemplateId { account, template };
-            let state = TemplateState::decode(&bytes).map_err(|source| {
-                StoreError::backend(
-                    "registry_records",
-                    None,
-                    TemplateDecode(key.clone(), source),
-                )
-            })?;
-            out.push((id, state));
-        }
-        Ok(out)
-    }
-
-    /// T1: the registry's record of a template, if it has one.
-    pub async fn template_state(
-        &self,
-        template: &TemplateId,
-    ) -> Result<Option<TemplateState>, GuardError> {
-        let key = RegistryKey::Template(template.clone());
-        match self.inner.store.load_registry(&key).await? {
-            None => Ok(None),
-            Some(b) => Ok(Some(decode_template("load_registry", &key, &b)?)),
-        }
     }
 
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]

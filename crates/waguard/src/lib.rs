@@ -67,7 +67,7 @@ pub use guard::{Guard, GuardError, IngestReport};
 pub use keyed_record::KeyedRecord;
 pub use memory::MemoryStore;
 pub use store::{
-    with_storage_key, Batch, BatchOp, BoxError, ContactUpdate, NoRegistry, ReadFn, RecordKey,
-    Records, RegistryKey, ScanStream, SenderUpdate, Store, StoreError, StoreErrorKind,
-    UpdateAction,
+    with_storage_key, Batch, BatchOp, BoxError, ContactRegistryUpdate, ContactUpdate, NoRegistry,
+    ReadFn, RecordKey, Records, RegistryKey, RegistryReadFn, ScanStream, SenderUpdate, Store,
+    StoreError, StoreErrorKind, UpdateAction,
 };

@@ -8,8 +8,8 @@ use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::store::{
-    with_storage_key, Batch, BatchOp, ContactUpdate, ReadFn, ScanStream, SenderUpdate, Store,
-    StoreError, UpdateAction,
+    with_storage_key, Batch, BatchOp, ContactRegistryUpdate, ContactUpdate, ReadFn, ScanStream,
+    SenderUpdate, Store, StoreError, UpdateAction,
 };
 use crate::{BusinessId, ContactKey, KeyedRecord};
 
@@ -398,6 +398,115 @@ impl Store for MemoryStore {
             }
             UpdateAction::Delete => {
                 registry.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_with_registries(
+        &self,
+        key: &ContactKey,
+        keys: &[crate::RegistryKey],
+        read: &mut crate::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        // Copied out first: holding the registry's lock while taking a shard's would invert
+        // the lock order of `update_with_registry`.
+        let found: Vec<Option<Vec<u8>>> = {
+            let registry = self.registry.read();
+            keys.iter()
+                .map(|k| registry.get(&k.storage_key()).cloned())
+                .collect()
+        };
+        let found: Vec<Option<&[u8]>> = found.iter().map(|r| r.as_deref()).collect();
+        self.read_sync(key, &mut |contact, sender| read(contact, sender, &found));
+        Ok(())
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
+        registry_key: &crate::RegistryKey,
+        update: &mut ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let storage_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();
+        let mut contact_shards: Vec<usize> = storage_keys
+            .iter()
+            .map(|k| self.shard(self.hash(&k[..])))
+            .collect();
+        contact_shards.sort_unstable();
+        contact_shards.dedup();
+        let mut sender_shards: Vec<usize> = keys
+            .iter()
+            .map(|k| self.shard(self.hash(&k.business)))
+            .collect();
+        sender_shards.sort_unstable();
+        sender_shards.dedup();
+        // Lock order: contact shards (ascending), sender shards, then the registry (no other
+        // operation takes the registry first and a shard after).
+        let mut contacts: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
+            .iter()
+            .map(|&i| (i, self.contacts[i].write()))
+            .collect();
+        let senders: Vec<(usize, _)> = sender_shards
+            .iter()
+            .map(|&i| (i, self.senders[i].read()))
+            .collect();
+        let mut registry = self.registry.write();
+        let r = registry_key.storage_key();
+        let mut staged: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
+        let mut staged_registry: Option<Option<Vec<u8>>> = None;
+        for (index, (key, k)) in keys.iter().zip(&storage_keys).enumerate() {
+            let k = &k[..];
+            let (ch, bh) = (self.hash(k), self.hash(&key.business));
+            let contact = match staged.get(k) {
+                Some(v) => v.as_deref(),
+                None => Self::contact_slot(&contacts[&self.shard(ch)], ch, k),
+            };
+            let sender_shard = &senders
+                .iter()
+                .find(|(i, _)| *i == self.shard(bh))
+                .expect("every sender shard is locked")
+                .1;
+            let record = match &staged_registry {
+                Some(v) => v.as_deref(),
+                None => registry.get(&r).map(Vec::as_slice),
+            };
+            let (contact_action, registry_action) = update(
+                index,
+                contact,
+                Self::sender_slot(sender_shard, bh, &key.business),
+                record,
+            )?;
+            match contact_action {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => {
+                    staged.insert(k, Some(bytes));
+                }
+                UpdateAction::Delete => {
+                    staged.insert(k, None);
+                }
+            }
+            match registry_action {
+                UpdateAction::Keep => {}
+                UpdateAction::Write(bytes) => staged_registry = Some(Some(bytes)),
+                UpdateAction::Delete => staged_registry = Some(None),
+            }
+        }
+        // Every closure succeeded: apply.
+        for (k, value) in staged {
+            let h = self.hash(k);
+            let table = contacts
+                .get_mut(&self.shard(h))
+                .expect("every touched shard is locked");
+            self.write_contact(table, h, k, value.as_deref());
+        }
+        match staged_registry {
+            None => {}
+            Some(Some(bytes)) => {
+                registry.insert(r, bytes);
+            }
+            Some(None) => {
+                registry.remove(&r);
             }
         }
         Ok(())

@@ -14,9 +14,10 @@ use crate::{BusinessId, ContactKey};
 
 /// Told the duration and outcome of each store operation by [`Observed`].
 pub trait StoreObserver: Send + Sync {
-    /// `operation` (`update`, `update_sender`, `load`, `load_sender`, `remove`,
-    /// `all_senders`, `apply_batch`, `flush`, `update_registry`, `load_registry`) took
-    /// `elapsed` and succeeded or not.
+    /// `operation` (the name of the [`Store`] method: `update`, `update_sender`, `load`,
+    /// `load_sender`, `remove`, `all_senders`, `apply_batch`, `flush`, `update_registry`,
+    /// `load_registry`, `load_registries`, `registry_records`, `load_with_registries`,
+    /// `update_with_registry`) took `elapsed` and succeeded or not.
     fn observe(&self, operation: &'static str, elapsed: Duration, ok: bool);
 }
 
@@ -190,6 +191,31 @@ impl<S: Store, O: StoreObserver> Store for Observed<S, O> {
         let started = Instant::now();
         let result = self.store.registry_records().await;
         self.timed("registry_records", started, result)
+    }
+
+    async fn load_with_registries(
+        &self,
+        key: &ContactKey,
+        keys: &[RegistryKey],
+        read: &mut crate::store::RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.store.load_with_registries(key, keys, read).await;
+        self.timed("load_with_registries", started, result)
+    }
+
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
+        registry: &RegistryKey,
+        update: &mut crate::store::ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self
+            .store
+            .update_with_registry(keys, registry, update)
+            .await;
+        self.timed("update_with_registry", started, result)
     }
 }
 

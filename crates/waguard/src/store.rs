@@ -49,6 +49,26 @@ pub type SenderUpdate<'a> =
 /// lock can deadlock behind a waiting writer).
 pub type ReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) + Send + 'a;
 
+/// The closure of [`Store::load_with_registries`]: the contact record, its sender record and
+/// the registry records asked for (in the order of the keys, `None` for an absent one), all
+/// borrowed from the store. Same rules as [`ReadFn`].
+pub type RegistryReadFn<'a> = dyn FnMut(Option<&[u8]>, Option<&[u8]>, &[Option<&[u8]>]) + Send + 'a;
+
+/// The closure of [`Store::update_with_registry`], run once per contact key in the order of
+/// the keys: it sees the key's index, the contact record, the sender record of the key's
+/// business (read-only) and the registry record, each as the earlier runs of the same update
+/// left them, and says what to do with the contact record and with the registry record, in
+/// that order. Same contract as [`ContactUpdate`]: pure, may run again (from the first key)
+/// after a conflict, an error aborts the whole update and writes nothing.
+pub type ContactRegistryUpdate<'a> = dyn FnMut(
+        usize,
+        Option<&[u8]>,
+        Option<&[u8]>,
+        Option<&[u8]>,
+    ) -> Result<(UpdateAction, UpdateAction), StoreError>
+    + Send
+    + 'a;
+
 /// The two records a decision needs, as [`Store::load`] returns them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records {
@@ -540,6 +560,49 @@ pub trait Store: Send + Sync {
         Ok(out)
     }
 
+    /// Loads the contact record of `key`, its sender record and the registry records `keys`,
+    /// and shows them to `read`: what a template decision needs, in one round trip where the
+    /// backend has round trips. Provided on top of [`load`](Store::load) and
+    /// [`load_registries`](Store::load_registries) (two reads).
+    async fn load_with_registries(
+        &self,
+        key: &ContactKey,
+        keys: &[RegistryKey],
+        read: &mut RegistryReadFn<'_>,
+    ) -> Result<(), StoreError> {
+        let records = self.load(key).await?;
+        let registries = self.load_registries(keys).await?;
+        let borrowed: Vec<Option<&[u8]>> = registries.iter().map(|r| r.as_deref()).collect();
+        read(
+            records.contact.as_deref(),
+            records.sender.as_deref(),
+            &borrowed,
+        );
+        Ok(())
+    }
+
+    /// Atomically updates the contact records of `keys` and the registry record `registry`
+    /// together: every write happens or none does, and no concurrent update of any of these
+    /// records is lost. The closure runs once per key, in order; a key may appear more than
+    /// once (its later run sees what the earlier one wrote). This is the counting reservation
+    /// of rule L3: each contact's reservation and the portfolio's count in one step, for
+    /// several reservations at once so that they share one commit of the portfolio's record.
+    /// Durable on return like [`update`](Store::update). The default refuses like
+    /// [`update_registry`](Store::update_registry): separate writes would not be atomic.
+    async fn update_with_registry(
+        &self,
+        keys: &[ContactKey],
+        registry: &RegistryKey,
+        update: &mut ContactRegistryUpdate<'_>,
+    ) -> Result<(), StoreError> {
+        let _ = (keys, update);
+        Err(StoreError::backend(
+            "update_with_registry",
+            None,
+            NoRegistryFor(registry.to_string()),
+        ))
+    }
+
     /// Every registry record, by its [`storage_key`](RegistryKey::storage_key), in the
     /// adapter's order (for listings such as `waguard templates`). Registry records are few
     /// (one per template and per portfolio), so they come as one list. The default refuses
@@ -635,6 +698,22 @@ macro_rules! forward_store {
                 keys: &[RegistryKey],
             ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
                 (**self).load_registries(keys).await
+            }
+            async fn load_with_registries(
+                &self,
+                key: &ContactKey,
+                keys: &[RegistryKey],
+                read: &mut RegistryReadFn<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).load_with_registries(key, keys, read).await
+            }
+            async fn update_with_registry(
+                &self,
+                keys: &[ContactKey],
+                registry: &RegistryKey,
+                update: &mut ContactRegistryUpdate<'_>,
+            ) -> Result<(), StoreError> {
+                (**self).update_with_registry(keys, registry, update).await
             }
         }
     };

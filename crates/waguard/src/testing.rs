@@ -31,7 +31,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+mod paired;
 use futures_util::StreamExt;
+pub use paired::paired_updates;
 
 mod batch_staging;
 pub use batch_staging::batch_staging;
@@ -66,6 +69,20 @@ impl RawAccess for MemoryStore {
 }
 
 #[async_trait]
+impl<S, O> RawAccess for crate::observe::Observed<S, O>
+where
+    S: RawAccess + Send + Sync,
+    O: Send + Sync,
+{
+    async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner().put_raw_contact(key, bytes).await
+    }
+    async fn put_raw_sender(&self, business: &BusinessId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner().put_raw_sender(business, bytes).await
+    }
+}
+
+#[async_trait]
 impl<T: RawAccess + Send + Sync + ?Sized> RawAccess for Arc<T> {
     async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
         (**self).put_raw_contact(key, bytes).await
@@ -88,6 +105,7 @@ pub const CASES: &[&str] = &[
     "send_errors",
     "registry_records",
     "counting_reservations_race",
+    "paired_updates",
     "batch_staging",
 ];
 
@@ -117,6 +135,7 @@ where
     case!(send_errors);
     case!(registry_records);
     case!(counting_reservations_race);
+    case!(paired_updates);
     case!(batch_staging);
 }
 
@@ -133,12 +152,18 @@ pub async fn counting_reservations_race<S: Store + 'static>(store: Arc<S>) {
         },
         ..Policy::default()
     };
-    let guard = Arc::new(guard(&store, policy));
+    // Two guards on one store, as two processes of a service: each groups its own counting
+    // reservations, and the store alone keeps the two apart.
+    let guards = [
+        Arc::new(guard(&store, policy.clone())),
+        Arc::new(guard(&store, policy)),
+    ];
+    let guard = Arc::clone(&guards[0]);
     let tpl = Outgoing::Template(TemplateCategory::Utility);
     let now = t(5000);
     let mut handles = Vec::new();
     for n in 0..32 {
-        let guard = Arc::clone(&guard);
+        let guard = Arc::clone(&guards[n as usize % 2]);
         handles.push(tokio::spawn(async move {
             guard.reserve(&key(9, n), tpl, None, now).await.unwrap()
         }));

@@ -13,6 +13,26 @@ async fn memory_store_with_one_shard_passes_the_conformance_suite() {
     waguard::testing::run_all(|| async { MemoryStore::with_shards(1) }).await;
 }
 
+/// Counts the store operations it sees.
+#[derive(Default)]
+struct Counted(std::sync::atomic::AtomicUsize);
+
+impl waguard::observe::StoreObserver for Counted {
+    fn observe(&self, _: &'static str, _: std::time::Duration, _: bool) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observed_store_passes_the_conformance_suite() {
+    // The wrapper forwards every method, so the store inside keeps what it can do (a
+    // method left to the trait's default would lose its registry records, for one).
+    waguard::testing::run_all(|| async {
+        waguard::observe::Observed::new(MemoryStore::new(), Counted::default())
+    })
+    .await;
+}
+
 mod lossy {
     //! A store whose update is a plain read-then-write, to prove the suite catches lost updates.
 
@@ -73,6 +93,47 @@ mod lossy {
         ) -> Result<(), StoreError> {
             self.0.update_registry(key, update).await
         }
+        async fn update_with_registry(
+            &self,
+            keys: &[ContactKey],
+            registry: &RegistryKey,
+            update: &mut ContactRegistryUpdate<'_>,
+        ) -> Result<(), StoreError> {
+            // Reads every record first, decides, then writes: a race between the two loses
+            // updates.
+            let mut actions = Vec::new();
+            let mut record = self.0.load_registry(registry).await?;
+            let mut staged = std::collections::HashMap::new();
+            for (i, key) in keys.iter().enumerate() {
+                let records = self.0.load(key).await?;
+                tokio::task::yield_now().await;
+                let contact = staged.get(key).cloned().unwrap_or(records.contact);
+                let (contact_action, registry_action) = update(
+                    i,
+                    contact.as_deref(),
+                    records.sender.as_deref(),
+                    record.as_deref(),
+                )?;
+                match &contact_action {
+                    UpdateAction::Write(bytes) => {
+                        staged.insert(key.clone(), Some(bytes.clone()));
+                    }
+                    UpdateAction::Delete => {
+                        staged.insert(key.clone(), None);
+                    }
+                    UpdateAction::Keep => {}
+                }
+                match &registry_action {
+                    UpdateAction::Write(bytes) => record = Some(bytes.clone()),
+                    UpdateAction::Delete => record = None,
+                    UpdateAction::Keep => {}
+                }
+                actions.push((contact_action, registry_action));
+            }
+            self.0
+                .update_with_registry(keys, registry, &mut |i, _, _, _| Ok(actions[i].clone()))
+                .await
+        }
         async fn load_registry(&self, key: &RegistryKey) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.load_registry(key).await
         }
@@ -108,6 +169,20 @@ async fn the_suite_catches_a_store_that_loses_updates() {
 async fn the_suite_catches_a_store_that_lets_reservations_race() {
     let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
     waguard::testing::reserve_races_take_exactly_the_free_slots(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "exactly the free units")]
+async fn the_suite_catches_a_store_that_lets_counting_reservations_race() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::counting_reservations_race(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "lost under concurrency")]
+async fn the_suite_catches_a_store_whose_paired_updates_race() {
+    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    waguard::testing::paired_updates(store).await;
 }
 
 #[tokio::test]

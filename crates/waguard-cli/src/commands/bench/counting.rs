@@ -77,7 +77,7 @@ pub async fn measure<S: Store + 'static>(
     figure(
         figures,
         &format!("{name}_counting_reservation_p50_us"),
-        percentile_us(&latencies, 0.50),
+        percentile_us(&latencies, 50.0),
         "us",
         contacts,
         "one counting reservation, under that load",
@@ -85,7 +85,7 @@ pub async fn measure<S: Store + 'static>(
     figure(
         figures,
         &format!("{name}_counting_reservation_p99_us"),
-        percentile_us(&latencies, 0.99),
+        percentile_us(&latencies, 99.0),
         "us",
         contacts,
         "one counting reservation, under that load",
@@ -146,7 +146,7 @@ pub async fn named_template_check<S: Store + 'static>(
     }
     plain.sort_unstable();
     named.sort_unstable();
-    let (p, q) = (percentile_us(&plain, 0.5), percentile_us(&named, 0.5));
+    let (p, q) = (percentile_us(&plain, 50.0), percentile_us(&named, 50.0));
     figure(
         figures,
         &format!("{name}_template_check_p50_us"),

@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Skip the PostgreSQL figures and baselines.
     #[arg(long)]
     no_postgres: bool,
+    /// Only the figures of the portfolio's hot record and the template registry: counting
+    /// reservations per second on one portfolio and the check of a named template (sled and
+    /// PostgreSQL).
+    #[arg(long)]
+    counting: bool,
 }
 
 /// One measured figure.
@@ -104,7 +109,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     for &n in &sizes {
         let before = figures.len();
-        measure_size(n, samples, &args, &mut figures).await?;
+        if args.counting {
+            counting_figures(n, samples, &args, &mut figures).await?;
+        } else {
+            measure_size(n, samples, &args, &mut figures).await?;
+        }
         let mut out = stdout.lock();
         for f in &figures[before..] {
             if args.json {
@@ -186,7 +195,12 @@ where
 }
 
 /// The p-th percentile (0..=100) of durations, in microseconds.
+/// The `p`th percentile (in percent: 50.0 is the median) of sorted samples, in microseconds.
 pub(crate) fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    assert!(
+        (1.0..=100.0).contains(&p),
+        "a percentile is given in percent (50.0 for the median), not {p}"
+    );
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -243,6 +257,50 @@ async fn sender_writes(keys: &[ContactKey], start: waguard::Timestamp) -> Result
         clock.advance(Duration::from_millis(1));
     }
     Ok((written, statuses))
+}
+
+/// Rules L3 and T1: counting reservations on one portfolio, and the check of a named template,
+/// on sled and PostgreSQL.
+async fn counting_figures(
+    n: usize,
+    samples: Samples,
+    args: &BenchArgs,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    let counting_dir = tempfile::tempdir().context("temporary directory for sled")?;
+    let counting_store = waguard_sled::SledStore::open(counting_dir.path().join("db"))?;
+    let counting_store = Arc::new(counting_store);
+    counting::measure(
+        counting_store.clone(),
+        "sled",
+        samples.durable_events / 4 + 25,
+        n,
+        figures,
+    )
+    .await?;
+    counting::named_template_check(counting_store, "sled", samples.round_trips, n, figures).await?;
+    if !args.no_postgres {
+        let schema = format!("waguard_bench_counting_{}", std::process::id());
+        let options = waguard_postgres::PostgresOptions::default().with_schema(schema);
+        let store = waguard_postgres::PostgresStore::connect_with(&args.postgres, options).await?;
+        let store = Arc::new(store);
+        let measured = async {
+            counting::measure(store.clone(), "postgres", 250, n, figures).await?;
+            counting::named_template_check(
+                store.clone(),
+                "postgres",
+                samples.round_trips,
+                n,
+                figures,
+            )
+            .await
+        }
+        .await;
+        store.drop_schema().await?;
+        measured?;
+    }
+
+    Ok(())
 }
 
 async fn measure_size(
@@ -572,39 +630,7 @@ async fn measure_size(
     );
 
     // ---- PostgreSQL and the message-log baselines ----
-    // ---- L3: counting reservations on one portfolio ----
-    let counting_dir = tempfile::tempdir().context("temporary directory for sled")?;
-    let counting_store = waguard_sled::SledStore::open(counting_dir.path().join("db"))?;
-    let counting_store = Arc::new(counting_store);
-    counting::measure(
-        counting_store.clone(),
-        "sled",
-        samples.durable_events / 4 + 25,
-        n,
-        figures,
-    )
-    .await?;
-    counting::named_template_check(counting_store, "sled", samples.round_trips, n, figures).await?;
-    if !args.no_postgres {
-        let schema = format!("waguard_bench_counting_{}", std::process::id());
-        let options = waguard_postgres::PostgresOptions::default().with_schema(schema);
-        let store = waguard_postgres::PostgresStore::connect_with(&args.postgres, options).await?;
-        let store = Arc::new(store);
-        let measured = async {
-            counting::measure(store.clone(), "postgres", 250, n, figures).await?;
-            counting::named_template_check(
-                store.clone(),
-                "postgres",
-                samples.round_trips,
-                n,
-                figures,
-            )
-            .await
-        }
-        .await;
-        store.drop_schema().await?;
-        measured?;
-    }
+    counting_figures(n, samples, args, figures).await?;
 
     if !args.no_postgres {
         let window_over_sled = msglog::measure(
