@@ -56,6 +56,7 @@ pub fn check_permits(decision: &Decision, outgoing: Outgoing) {
         Decision::FreeForm { .. } => true,
         Decision::TemplateRequired { .. } => outgoing.is_template(),
         Decision::Blocked { .. } => false,
+        other => panic!("a decision this check does not know: {other:?}"),
     };
     assert_eq!(
         decision.permits(outgoing),
@@ -82,6 +83,7 @@ pub fn check_permits(decision: &Decision, outgoing: Outgoing) {
             assert!(decision.reason().is_some());
             assert_eq!(decision.until(), *until);
         }
+        other => panic!("a decision this check does not know: {other:?}"),
     }
     if let Some(reason) = decision.reason() {
         assert!(!reason.as_str().is_empty());

@@ -40,6 +40,7 @@ pub enum CodeEffect {
 
 /// Whether a code's effect lands on the contact key or on the business number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CodeScope {
     /// The (business, contact) key.
     Contact,

@@ -10,6 +10,7 @@ use crate::time::Timestamp;
 /// Why a template is required (rule W3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TemplateReason {
     /// No inbound was ever recorded and no template was ever sent.
     FirstContact,
@@ -69,6 +70,7 @@ pub enum BlockReason {
 /// Every reason of any decision, as a flat `snake_case` string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Reason {
     /// A reason a template is required.
     Template(TemplateReason),
@@ -130,6 +132,7 @@ impl fmt::Display for Reason {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Decision {
     /// The window is open: free-form messages and templates may go until `closes_at`.
     FreeForm {

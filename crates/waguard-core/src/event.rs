@@ -37,6 +37,7 @@ impl WamidHash {
 /// Which register an explicit opt-out or opt-in writes (rules O1, O2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Scope {
     /// Every outgoing message (O1). The default.
     #[default]
@@ -58,6 +59,7 @@ pub enum Preference {
 /// A delivery status of an outgoing message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeliveryStatus {
     /// Accepted by Meta and sent.
     Sent,
@@ -241,6 +243,7 @@ impl SenderEvent {
 /// A template's category, as approved by Meta.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TemplateCategory {
     /// Marketing (O2, R3, D4 apply).
     Marketing,
@@ -253,6 +256,7 @@ pub enum TemplateCategory {
 /// The message the caller wants to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "message", content = "category", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outgoing {
     /// Anything that is not a template: text, media, interactive, reaction, ...
     FreeForm,

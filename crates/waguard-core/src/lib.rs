@@ -38,6 +38,7 @@ mod encode;
 mod error;
 mod event;
 mod id;
+mod meta_error;
 mod policy;
 mod portfolio;
 pub mod rules;
@@ -59,6 +60,7 @@ pub use id::{
     AccountId, Bsuid, BusinessId, ContactId, ContactKey, GroupId, KeyParseError, PhoneNumber,
     PhoneRegion,
 };
+pub use meta_error::{MetaError, MetaErrorParseError};
 pub use policy::{
     Keyword, PairRate, Policy, DAY, DEFAULT_RESTRICTED_COUNTRIES, DEFAULT_RESTRICTED_PREFIXES,
     WINDOW,

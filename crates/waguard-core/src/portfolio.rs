@@ -13,6 +13,7 @@ use crate::time::Timestamp;
 /// Meta's cap on unique users reached outside a window in a moving 24 hours (L2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MessagingLimit {
     /// At most this many users.
     Users(u64),

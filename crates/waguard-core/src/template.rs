@@ -65,6 +65,7 @@ impl TemplateId {
 /// Which pause (T1): each has its own end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PauseKind {
     /// A first pause (or one without a title, or 132015): `Policy::template_first_pause`.
     First,
@@ -77,6 +78,7 @@ pub enum PauseKind {
 /// A template's status as the registry knows it (T1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TemplateStatus {
     /// Approved (also reinstated, unarchived).
     Approved,
@@ -114,6 +116,7 @@ fn category_rank(c: TemplateCategory) -> u8 {
 /// Something Meta said about a template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TemplateEvent {
     /// T1/T2: a status, from a status update or a send error naming the template.
     Status {

@@ -5,7 +5,7 @@
 //! 1677 to 2262 and makes every register a cheap integer comparison on the decide path.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -43,6 +43,47 @@ impl Timestamp {
     /// Nanoseconds since the Unix epoch.
     pub const fn unix_nanos(self) -> i64 {
         self.0
+    }
+
+    /// The system's wall clock now (UTC), as `From<SystemTime>` converts it.
+    ///
+    /// Decisions take their instant as an argument; call this at the edge of a service (or
+    /// use a `waguard::Clock`), not inside rules.
+    ///
+    /// ```
+    /// use waguard_core::Timestamp;
+    /// assert!(Timestamp::now() > Timestamp::parse_rfc3339("2020-01-01T00:00:00Z").unwrap());
+    /// ```
+    // The crate's one clock read, for callers at a service's edge: no rule calls it, every
+    // rule takes its instant as an argument (rules.md E3).
+    #[allow(clippy::disallowed_methods)]
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// An instant from a [`SystemTime`], failing outside the years 1677 to 2262 (where
+    /// `From<SystemTime>` saturates instead). Instants before 1970 are fine.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use waguard_core::Timestamp;
+    /// let before_1970 = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+    /// assert_eq!(
+    ///     Timestamp::from_system_time(before_1970).unwrap(),
+    ///     Timestamp::from_unix_seconds(-86_400).unwrap(),
+    /// );
+    /// let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
+    /// assert!(Timestamp::from_system_time(far).is_err());
+    /// assert_eq!(Timestamp::from(far), Timestamp::MAX);
+    /// ```
+    pub fn from_system_time(time: SystemTime) -> Result<Self, TimeError> {
+        let nanos = match time.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_nanos()).ok(),
+            Err(before) => i64::try_from(before.duration().as_nanos()).ok().map(|n| -n),
+        };
+        nanos.map(Timestamp).ok_or_else(|| TimeError::OutOfRange {
+            value: format!("{time:?}"),
+        })
     }
 
     /// An instant from whole seconds since the Unix epoch, the unit of Meta's webhook timestamps.
@@ -116,6 +157,38 @@ impl TryFrom<DateTime<Utc>> for Timestamp {
             .ok_or_else(|| TimeError::OutOfRange {
                 value: value.to_rfc3339(),
             })
+    }
+}
+
+/// The instant of a [`SystemTime`], saturating at [`Timestamp::MIN`] and [`Timestamp::MAX`]
+/// outside the years 1677 to 2262 ([`Timestamp::from_system_time`] fails there instead).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use waguard_core::Timestamp;
+/// let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_323_200);
+/// assert_eq!(Timestamp::from(t).to_string(), "2026-03-01T00:00:00Z");
+/// assert_eq!(SystemTime::from(Timestamp::from(t)), t);
+/// ```
+impl From<SystemTime> for Timestamp {
+    fn from(time: SystemTime) -> Self {
+        Self::from_system_time(time).unwrap_or(if time < SystemTime::UNIX_EPOCH {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        })
+    }
+}
+
+/// The [`SystemTime`] of an instant (every instant waguard represents is one).
+impl From<Timestamp> for SystemTime {
+    fn from(value: Timestamp) -> Self {
+        let magnitude = Duration::from_nanos(value.0.unsigned_abs());
+        if value.0 >= 0 {
+            SystemTime::UNIX_EPOCH + magnitude
+        } else {
+            SystemTime::UNIX_EPOCH - magnitude
+        }
     }
 }
 

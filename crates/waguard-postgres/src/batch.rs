@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::types::ToSql;
-use waguard::{Batch, BatchOp, UpdateAction};
+use waguard::{Batch, BatchOp, BusinessId, ContactKey, StoreError};
 
 use crate::error;
 use crate::sql::Sql;
-use crate::{Attempt, Durability, ErrorKind, PostgresError, PostgresStore};
+use crate::{Attempt, Durability, PostgresError, PostgresStore};
 
 impl PostgresStore {
     /// One attempt at a batch, in one transaction.
@@ -91,81 +91,28 @@ impl PostgresStore {
         let locked_sender_rows = locked_sender_rows.map_err(before_commit)?;
         let read_sender_rows = read_sender_rows.map_err(before_commit)?;
 
-        let committed_contacts: HashMap<(&str, &str), &[u8]> = contact_rows
-            .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect();
+        let committed = Rows {
+            per_op: &keys.per_op,
+            contacts: contact_rows
+                .iter()
+                .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+                .collect(),
+            senders: locked_sender_rows
+                .iter()
+                .chain(&read_sender_rows)
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        };
         let locked_senders: HashSet<&str> = locked_sender_rows.iter().map(|r| r.get(0)).collect();
-        let committed_senders: HashMap<&str, &[u8]> = locked_sender_rows
-            .iter()
-            .chain(&read_sender_rows)
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
 
         // Run every closure in order against the committed records plus what is staged.
-        let mut staged_contacts: HashMap<(&str, &str), Option<Vec<u8>>> = HashMap::new();
-        let mut staged_senders: HashMap<&str, Option<Vec<u8>>> = HashMap::new();
-        for (op, (b, c)) in batch.ops_mut().iter_mut().zip(&keys.per_op) {
-            let (b, c) = (b.as_str(), c.as_str());
-            match op {
-                BatchOp::Contact { update, .. } => {
-                    let action = {
-                        let contact = match staged_contacts.get(&(b, c)) {
-                            Some(v) => v.as_deref(),
-                            None => committed_contacts.get(&(b, c)).copied(),
-                        };
-                        let sender = match staged_senders.get(b) {
-                            Some(v) => v.as_deref(),
-                            None => committed_senders.get(b).copied(),
-                        };
-                        update(contact, sender).map_err(Attempt::Fail)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_contacts.insert((b, c), Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_contacts.insert((b, c), None);
-                        }
-                    }
-                }
-                BatchOp::Sender { update, .. } => {
-                    let action = {
-                        let sender = match staged_senders.get(b) {
-                            Some(v) => v.as_deref(),
-                            None => committed_senders.get(b).copied(),
-                        };
-                        update(sender).map_err(Attempt::Fail)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_senders.insert(b, Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_senders.insert(b, None);
-                        }
-                    }
-                }
-                _ => {
-                    return Err(Attempt::Fail(
-                        PostgresError::new(
-                            ErrorKind::Query,
-                            "this version of waguard-postgres does not know a kind of batch \
-                             operation of this waguard version: use matching versions"
-                                .to_owned(),
-                        )
-                        .into_store("apply_batch", None),
-                    ))
-                }
-            }
-        }
+        let staged = waguard::staging::stage(batch, &committed).map_err(Attempt::Fail)?;
+        let committed_contacts = committed.contacts;
 
         // Sort what to write (inserts in key order, as they take their locks).
-        let mut staged_contacts: Vec<_> = staged_contacts.into_iter().collect();
+        let mut staged_contacts: Vec<_> = staged.contacts.into_iter().collect();
         staged_contacts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut staged_senders: Vec<_> = staged_senders.into_iter().collect();
+        let mut staged_senders: Vec<_> = staged.senders.into_iter().collect();
         staged_senders.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut set = WriteSet::default();
         for ((b, c), value) in &staged_contacts {
@@ -224,6 +171,47 @@ impl PostgresStore {
                 true,
             ))),
         }
+    }
+}
+
+/// A batch's view of the committed records: the rows it locked (and the sender rows it only
+/// reads), named by `(business, contact)` and business.
+struct Rows<'k, 'r> {
+    /// (business, contact) per operation.
+    per_op: &'k [(String, String)],
+    contacts: HashMap<(&'r str, &'r str), &'r [u8]>,
+    senders: HashMap<&'r str, &'r [u8]>,
+}
+
+impl<'k> waguard::staging::Committed<'_> for Rows<'k, '_> {
+    type Contact = (&'k str, &'k str);
+    type Sender = &'k str;
+
+    fn contact_name(&self, index: usize, _key: &ContactKey) -> (&'k str, &'k str) {
+        let (b, c) = &self.per_op[index];
+        (b, c)
+    }
+
+    fn sender_name(&self, index: usize, _business: &BusinessId) -> &'k str {
+        &self.per_op[index].0
+    }
+
+    fn read_contact<R>(
+        &self,
+        name: &(&'k str, &'k str),
+        _key: &ContactKey,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        Ok(read(self.contacts.get(name).copied()))
+    }
+
+    fn read_sender<R>(
+        &self,
+        name: &&'k str,
+        _business: &BusinessId,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        Ok(read(self.senders.get(name).copied()))
     }
 }
 

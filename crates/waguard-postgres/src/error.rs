@@ -76,6 +76,13 @@ pub struct PostgresError {
 }
 
 impl PostgresError {
+    /// The PostgreSQL failure behind `error`, when a PostgreSQL store raised it (the source of
+    /// its [`StoreError::Backend`]); `None` for a decode error, an aborted update, or another
+    /// store's error.
+    pub fn of(error: &StoreError) -> Option<&PostgresError> {
+        std::error::Error::source(error).and_then(|s| s.downcast_ref())
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -1,12 +1,12 @@
 //! Batches: staged under the stripes of their keys, journaled as one record, then applied to
 //! sled key by key (or, where no journal holds them, as one atomic sled write).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::Hash;
 
 use sled::transaction::TransactionError;
 use sled::{IVec, Transactional};
-use waguard::{Batch, BatchOp, BusinessId, RecordKey, StoreError, UpdateAction};
+use waguard::{Batch, BatchOp, BusinessId, ContactKey, RecordKey, StoreError};
 
 use crate::durable::Covered;
 use crate::journal::{self, Op};
@@ -56,64 +56,32 @@ impl SledStore {
         let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
         let has_sender_ops = storage_keys.iter().any(Option::is_none);
         let _writing = has_sender_ops.then(|| self.sender_write.lock());
-        let err = |record: Option<RecordKey>| move |e| backend("apply_batch", record, e);
-
-        // What the batch's operations wrote so far, by key (`None`: deleted).
-        let mut contacts: HashMap<&[u8], Option<IVec>> = HashMap::new();
-        let mut senders: HashMap<BusinessId, Option<IVec>> = HashMap::new();
-        // Each key's record before the batch, for the change to the manifest's sums.
-        let mut contact_originals: HashMap<&[u8], Option<IVec>> = HashMap::new();
-        let mut sender_originals: HashMap<BusinessId, Option<IVec>> = HashMap::new();
-        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
-            match (op, k) {
-                (BatchOp::Contact { key, update }, Some((k, hash))) => {
-                    let current = match contacts.get(&k[..]) {
-                        Some(staged) => staged.clone(),
-                        None => {
-                            let original = self
-                                .contact_bytes(k, *hash)
-                                .map_err(err(Some(RecordKey::Contact(key.clone()))))?;
-                            contact_originals
-                                .entry(&k[..])
-                                .or_insert_with(|| original.clone());
-                            original
-                        }
-                    };
-                    let sender = match senders.get(&key.business) {
-                        Some(staged) => staged.clone(),
-                        // `sender_bytes` takes the sender lock on a cache miss: held already.
-                        None if has_sender_ops => self
-                            .senders
-                            .get(key.business.as_str())
-                            .map_err(err(Some(RecordKey::Sender(key.business.clone()))))?,
-                        None => self.sender_bytes(&key.business)?,
-                    };
-                    let action = update(current.as_deref(), sender.as_deref())?;
-                    stage(&mut contacts, &k[..], current.is_some(), action);
-                }
-                (BatchOp::Sender { business, update }, _) => {
-                    let current = match senders.get(business) {
-                        Some(staged) => staged.clone(),
-                        None => {
-                            let original = self
-                                .senders
-                                .get(business.as_str())
-                                .map_err(err(Some(RecordKey::Sender(business.clone()))))?;
-                            sender_originals
-                                .entry(business.clone())
-                                .or_insert_with(|| original.clone());
-                            original
-                        }
-                    };
-                    let action = update(current.as_deref())?;
-                    stage(&mut senders, business.clone(), current.is_some(), action);
-                }
-                _ => {} // not reached: contact operations have a storage key
-            }
-        }
-        if contacts.is_empty() && senders.is_empty() {
+        // The records as they stand under the stripes; it keeps each key's record before the
+        // batch, for the change to the manifest's sums.
+        let committed = Striped {
+            store: self,
+            storage_keys: &storage_keys,
+            has_sender_ops,
+            contact_originals: RefCell::new(HashMap::new()),
+            sender_originals: RefCell::new(HashMap::new()),
+        };
+        let staged = waguard::staging::stage(batch, &committed)?;
+        if staged.is_empty() {
             return Ok(false);
         }
+        let contact_originals = committed.contact_originals.into_inner();
+        let sender_originals = committed.sender_originals.into_inner();
+        // What the batch writes, by key (`None`: deleted).
+        let contacts: HashMap<&[u8], Option<IVec>> = staged
+            .contacts
+            .into_iter()
+            .map(|((k, _), v)| (k, v.map(IVec::from)))
+            .collect();
+        let senders: HashMap<BusinessId, Option<IVec>> = staged
+            .senders
+            .into_iter()
+            .map(|(b, v)| (b.clone(), v.map(IVec::from)))
+            .collect();
         let ops: Vec<Op<'_>> = contacts
             .iter()
             .map(|(k, v)| Op {
@@ -319,22 +287,76 @@ impl SledStore {
     }
 }
 
-/// Records what one operation of a batch decided in the batch's staged writes (`None`:
-/// delete); deleting a key that does not exist writes nothing.
-fn stage<K: Eq + Hash>(
-    staged: &mut HashMap<K, Option<IVec>>,
-    key: K,
-    exists: bool,
-    action: UpdateAction,
-) {
-    match action {
-        UpdateAction::Keep => {}
-        UpdateAction::Write(bytes) => {
-            staged.insert(key, Some(IVec::from(bytes)));
+/// A batch's view of the store: the committed records of the keys whose stripes (and, with
+/// sender operations, the sender lock) it holds. Records each record's bytes before the batch
+/// as it reads them, for the manifest's sums.
+struct Striped<'s, 'k, 'b> {
+    store: &'s SledStore,
+    /// Each contact operation's storage key and record-cache hash.
+    storage_keys: &'k [Option<(Vec<u8>, u64)>],
+    /// The batch holds the sender lock (it has sender operations).
+    has_sender_ops: bool,
+    contact_originals: RefCell<HashMap<&'k [u8], Option<IVec>>>,
+    sender_originals: RefCell<HashMap<&'b BusinessId, Option<IVec>>>,
+}
+
+impl<'k, 'b> waguard::staging::Committed<'b> for Striped<'_, 'k, 'b> {
+    /// The storage key and its record-cache hash.
+    type Contact = (&'k [u8], u64);
+    type Sender = &'b BusinessId;
+
+    fn contact_name(&self, index: usize, _key: &ContactKey) -> (&'k [u8], u64) {
+        match &self.storage_keys[index] {
+            Some((k, hash)) => (k, *hash),
+            None => unreachable!("every contact operation has a storage key"),
         }
-        UpdateAction::Delete if exists => {
-            staged.insert(key, None);
+    }
+
+    fn sender_name(&self, _index: usize, business: &'b BusinessId) -> &'b BusinessId {
+        business
+    }
+
+    fn read_contact<R>(
+        &self,
+        &(name, hash): &(&'k [u8], u64),
+        key: &ContactKey,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        let original = self
+            .store
+            .contact_bytes(name, hash)
+            .map_err(|e| backend("apply_batch", Some(RecordKey::Contact(key.clone())), e))?;
+        let answer = read(original.as_deref());
+        self.contact_originals
+            .borrow_mut()
+            .entry(name)
+            .or_insert(original);
+        Ok(answer)
+    }
+
+    fn read_sender<R>(
+        &self,
+        &name: &&'b BusinessId,
+        business: &BusinessId,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        let record = || Some(RecordKey::Sender(business.clone()));
+        if !self.has_sender_ops {
+            // Read-only: the cache may answer (`sender_bytes` takes the sender lock on a miss).
+            let sender = self.store.sender_bytes(business)?;
+            return Ok(read(sender.as_deref()));
         }
-        UpdateAction::Delete => {}
+        // The sender lock is held already.
+        let original = self
+            .store
+            .senders
+            .get(name.as_str())
+            .map_err(|e| backend("apply_batch", record(), e))?;
+        let answer = read(original.as_deref());
+        self.sender_originals
+            .borrow_mut()
+            .entry(name)
+            .or_insert(original);
+        Ok(answer)
     }
 }

@@ -12,7 +12,7 @@ use waguard::StoreError;
 use crate::error::{Damage, DamageReport};
 use crate::journal::{self, Journal, JournalError, Op};
 use crate::manifest::{self, Delta};
-use crate::{backend, open_error, Durability, Integrity, SledOptions, SledStore};
+use crate::{backend, open_error, Durability, Integrity, SledOptions, SledStore, StoreUnavailable};
 
 /// Group commit on one file: every writer takes a ticket once its write is in the file, and a
 /// sync covers every ticket taken before it started, so concurrent callers share one
@@ -146,21 +146,25 @@ impl SledStore {
         let tolerant = matches!(integrity, Integrity::Report | Integrity::Accept);
         let read_only = integrity == Integrity::Report;
         let keeps_manifest = integrity != Integrity::Off;
-        let open_io = |source: std::io::Error| StoreError::Open {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        };
-        let journal_error = |source: JournalError| match source {
-            JournalError::Io { .. } => StoreError::Open {
+        let open_io = |source: std::io::Error| {
+            StoreError::from(StoreUnavailable::Open {
                 path: path.to_path_buf(),
                 source: Box::new(source),
-            },
-            damaged => StoreError::Damaged {
-                path: path.to_path_buf(),
-                source: Box::new(DamageReport::new(vec![Damage::Journal(
-                    damaged.to_string(),
-                )])),
-            },
+            })
+        };
+        let journal_error = |source: JournalError| {
+            StoreError::from(match source {
+                JournalError::Io { .. } => StoreUnavailable::Open {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                },
+                damaged => StoreUnavailable::Damaged {
+                    path: path.to_path_buf(),
+                    source: Box::new(DamageReport::new(vec![Damage::Journal(
+                        damaged.to_string(),
+                    )])),
+                },
+            })
         };
         let mut damage = Vec::new();
         let stored = if keeps_manifest {
@@ -257,10 +261,11 @@ impl SledStore {
         self.recovered_writes = opened.replay.len();
         if !damage.is_empty() && !tolerant {
             self.read_only = true;
-            return Err(StoreError::Damaged {
+            return Err(StoreUnavailable::Damaged {
                 path: path.to_path_buf(),
                 source: Box::new(DamageReport::new(damage)),
-            });
+            }
+            .into());
         }
         let replayed = !opened.replay.is_empty();
         self.journal = opened.journal;
@@ -385,10 +390,11 @@ impl SledStore {
     pub(crate) fn stop(&self, why: Stop, cause: waguard::BoxError) -> StoreError {
         let stopped = Stopped { why, cause };
         let _ = self.stopped.set(stopped.to_string());
-        StoreError::MustReopen {
+        StoreUnavailable::Stopped {
             path: self.path.clone().unwrap_or_default(),
             source: Box::new(stopped),
         }
+        .into()
     }
 
     /// The change a write from `old` to `new` of `key` in `tree` makes to the manifest's sums
@@ -429,10 +435,11 @@ impl SledStore {
     pub(crate) fn usable(&self) -> Result<(), StoreError> {
         match self.stopped.get() {
             None => Ok(()),
-            Some(why) => Err(StoreError::MustReopen {
+            Some(why) => Err(StoreUnavailable::Stopped {
                 path: self.path.clone().unwrap_or_default(),
                 source: why.clone().into(),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -475,7 +482,7 @@ pub(crate) enum Stop {
     Sync,
 }
 
-/// The cause of a stop, as [`StoreError::MustReopen`] shows it.
+/// The cause of a stop, as [`StoreUnavailable::Stopped`] shows it.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {cause}", match why {
     Stop::Apply => "a write reached the journal but failed to apply",
@@ -550,7 +557,7 @@ mod tests {
         *store.fail_next_apply.lock() = Some(Duration::ZERO);
         let failed = store.apply_batch(&mut batch_writing(keys, b"new")).await;
         assert!(
-            matches!(failed, Err(StoreError::MustReopen { .. })),
+            matches!(failed, Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen),
             "{failed:?}"
         );
         let message = failed.unwrap_err().to_string();
@@ -560,7 +567,7 @@ mod tests {
         // The store refuses to show what sled holds now.
         assert!(matches!(
             store.load(&keys[0]).await,
-            Err(StoreError::MustReopen { .. })
+            Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen
         ));
         keys.iter()
             .filter(|k| store.contacts.get(k.storage_key()).unwrap().as_deref() == Some(b"new"))
@@ -603,11 +610,11 @@ mod tests {
                 |_: Option<&[u8]>, _: Option<&[u8]>| Ok(UpdateAction::Write(b"later".to_vec()));
             assert!(matches!(
                 store.update(&keys[1], &mut write).await,
-                Err(StoreError::MustReopen { .. })
+                Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen
             ));
             assert!(matches!(
                 store.flush().await,
-                Err(StoreError::MustReopen { .. })
+                Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen
             ));
         });
         assert_the_reopen_applies_it_whole(&path, SledOptions::default(), &keys);
@@ -693,11 +700,11 @@ mod tests {
             (batch.join().unwrap(), queued.join().unwrap())
         });
         assert!(
-            matches!(batch, Err(StoreError::MustReopen { .. })),
+            matches!(batch, Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen),
             "{batch:?}"
         );
         assert!(
-            matches!(queued, Err(StoreError::MustReopen { .. })),
+            matches!(queued, Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen),
             "{queued:?}"
         );
         drop(store);
@@ -726,7 +733,7 @@ mod tests {
 
     fn assert_stopped_by_the_sync<T: std::fmt::Debug>(result: Result<T, StoreError>) {
         let message = match &result {
-            Err(e @ StoreError::MustReopen { .. }) => e.to_string(),
+            Err(e) if e.kind() == waguard::StoreErrorKind::MustReopen => e.to_string(),
             other => panic!("expected MustReopen, got {other:?}"),
         };
         assert!(message.contains("fdatasync failed"), "{message}");
@@ -815,11 +822,15 @@ mod tests {
 
     fn damage_of(result: Result<SledStore, StoreError>) -> Vec<crate::Damage> {
         match result {
-            Err(e @ StoreError::Damaged { .. }) => {
-                assert_eq!(e.kind(), waguard::StoreErrorKind::Damaged);
+            Err(e) if e.kind() == waguard::StoreErrorKind::Damaged => {
                 let message = e.to_string();
                 assert!(message.contains("verify --repair"), "{message}");
-                let source = std::error::Error::source(&e).expect("a report");
+                let unavailable = crate::StoreUnavailable::of(&e).expect("a sled failure");
+                assert!(matches!(
+                    unavailable,
+                    crate::StoreUnavailable::Damaged { .. }
+                ));
+                let source = std::error::Error::source(unavailable).expect("a report");
                 source
                     .downcast_ref::<crate::DamageReport>()
                     .expect("a DamageReport")
@@ -907,7 +918,7 @@ mod tests {
             *store.syncer.group.fail_next.lock() = Some(std::io::ErrorKind::Other);
             let result = run(store.apply_batch(&mut batch_writing(&keys, big)));
             assert!(
-                matches!(result, Err(StoreError::MustReopen { .. })),
+                matches!(result, Err(ref e) if e.kind() == waguard::StoreErrorKind::MustReopen),
                 "{result:?}"
             );
         }

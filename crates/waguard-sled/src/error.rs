@@ -1,6 +1,9 @@
 //! [`SledError`]: a failure of sled itself, said once, with the advice that fits its cause.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use waguard::{StoreError, StoreErrorKind};
 
 /// What kind of failure a [`SledError`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +108,110 @@ impl std::error::Error for SledError {
     }
 }
 
+/// Why a sled store as a whole is unavailable: the source of a
+/// [`StoreError::Unavailable`](waguard::StoreError::Unavailable), with the store's directory
+/// and, for a lock, the process holding it. The `StoreError`'s
+/// [`kind`](waguard::StoreError::kind) says which of these it is; downcast its source to this
+/// type (or call [`StoreUnavailable::of`]) for the details.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreUnavailable {
+    /// The store's directory is held by another process, or by another `SledStore` of this
+    /// process (sled locks its directory exclusively).
+    #[error("the store at {} is already open{}; stop that process or use another path", path.display(), pid.map(|p| format!(" by process {p}")).unwrap_or_else(|| " by another process".into()))]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+        /// The process holding the lock, when the platform tells (Linux: `/proc/locks`).
+        pid: Option<u32>,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// The store could not be opened (missing permissions, not a directory, unreadable
+    /// files). The source says why and what to do about that cause.
+    #[error("cannot open the store at {}: {source}", path.display())]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// The cause: a [`SledError`], an I/O error, or the journal's error.
+        #[source]
+        source: waguard::BoxError,
+    },
+    /// The store stopped and refuses every operation until it is reopened: a write reached
+    /// the store's write-ahead journal but failed to apply to sled (a failure midway), or an
+    /// `fdatasync` failed (the kernel may have dropped what it could not write, and a later
+    /// sync would report success without it). Nothing reads or builds on what may be half
+    /// applied or lost; reopening the store replays the journal as it stands on disk, which
+    /// applies every journaled write whole. The caller of the failed write cannot know
+    /// whether it counts: after the reopen, it counts if the journal holds it.
+    #[error("the store at {} stopped ({source}); reopen the store, which replays its journal: every acknowledged write is kept", path.display())]
+    Stopped {
+        /// The store's directory.
+        path: PathBuf,
+        /// The failure that stopped the store.
+        #[source]
+        source: waguard::BoxError,
+    },
+    /// The store's files do not match what it acknowledged (a damaged, truncated or deleted
+    /// file): it refuses to open, so nothing answers from it. The source (a [`DamageReport`]
+    /// or a [`SledError`]) names what is missing and the ways out.
+    #[error("the store at {} is damaged: {source}", path.display())]
+    Damaged {
+        /// The store's directory.
+        path: PathBuf,
+        /// What was found, and the way out.
+        #[source]
+        source: waguard::BoxError,
+    },
+}
+
+impl StoreUnavailable {
+    /// The [`StoreErrorKind`] this failure is.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreUnavailable::Locked { .. } => StoreErrorKind::Locked,
+            StoreUnavailable::Open { .. } => StoreErrorKind::Open,
+            StoreUnavailable::Stopped { .. } => StoreErrorKind::MustReopen,
+            StoreUnavailable::Damaged { .. } => StoreErrorKind::Damaged,
+        }
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        match self {
+            StoreUnavailable::Locked { path, .. }
+            | StoreUnavailable::Open { path, .. }
+            | StoreUnavailable::Stopped { path, .. }
+            | StoreUnavailable::Damaged { path, .. } => path,
+        }
+    }
+
+    /// The sled failure behind `error`, when `error` is a sled store's
+    /// [`StoreError::Unavailable`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let _first = waguard_sled::SledStore::open(dir.path()).unwrap();
+    /// let err = waguard_sled::SledStore::open(dir.path()).unwrap_err();
+    /// let why = waguard_sled::StoreUnavailable::of(&err).unwrap();
+    /// assert!(matches!(why, waguard_sled::StoreUnavailable::Locked { .. }));
+    /// assert_eq!(why.path(), dir.path());
+    /// ```
+    pub fn of(error: &StoreError) -> Option<&StoreUnavailable> {
+        match error {
+            StoreError::Unavailable { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreUnavailable> for StoreError {
+    fn from(failure: StoreUnavailable) -> Self {
+        StoreError::unavailable(failure.kind(), failure)
+    }
+}
+
 /// One kind of damage found when a store opened (see the crate documentation, "Damage").
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -180,7 +287,7 @@ impl fmt::Display for Damage {
 }
 
 /// The damage that keeps a store from opening, as the source of
-/// [`StoreError::Damaged`](waguard::StoreError::Damaged): what was found and the ways out.
+/// [`StoreUnavailable::Damaged`]: what was found and the ways out.
 #[derive(Debug)]
 pub struct DamageReport {
     damage: Vec<Damage>,

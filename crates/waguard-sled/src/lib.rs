@@ -73,7 +73,8 @@
 //! without waiting for the disk; batches stay durable on return. A temporary store
 //! ([`SledStore::temporary`]) has no journal and is never synced. If sled fails to apply a
 //! write the journal already holds (a backend error midway through a batch), the store stops:
-//! every later call returns [`StoreError::MustReopen`] and the close leaves the journal as it
+//! every later call returns a [`StoreError`] of kind
+//! [`MustReopen`](waguard::StoreErrorKind::MustReopen) ([`StoreUnavailable::Stopped`]) and the close leaves the journal as it
 //! is, so nothing reads or builds on the half-applied write, and the next open applies it
 //! whole. A failed `fdatasync` (of the journal or of sled's data file) stops the store the
 //! same way: the kernel may have dropped the pages it could not write and reports that once,
@@ -91,7 +92,8 @@
 //! store acknowledged, walks every record and compares ([`Integrity::Check`], the default): a
 //! store whose files hold other records, whose journal is damaged before its tail (its header,
 //! or a record followed by intact ones), or whose manifest is unreadable or from another time,
-//! refuses to open with [`StoreError::Damaged`], whose source, a [`DamageReport`], says what
+//! refuses to open with a [`StoreError`] of kind [`Damaged`](waguard::StoreErrorKind::Damaged)
+//! ([`StoreUnavailable::Damaged`]), whose source, a [`DamageReport`], says what
 //! was found and the ways out: restore from a backup or an export, or open with
 //! [`Integrity::Accept`] (`waguard verify --repair`) to accept the loss. A refused open
 //! writes nothing of its own, so every later open refuses too. A torn journal tail after a
@@ -108,7 +110,8 @@
 //!
 //! # One process at a time
 //! sled takes an exclusive lock on its directory: a second process (or a second `SledStore`
-//! in the same process) opening it gets [`StoreError::Locked`], naming the path and, on Linux,
+//! in the same process) opening it gets a [`StoreError`] of kind
+//! [`Locked`](waguard::StoreErrorKind::Locked) ([`StoreUnavailable::Locked`]), naming the path and, on Linux,
 //! the process holding it ("already open by process N"). Stop that process, or share one
 //! `SledStore` (it is `Sync`; wrap it in an `Arc`) between the tasks of one process. For
 //! several processes or machines, use the PostgreSQL store.
@@ -123,7 +126,7 @@ mod options;
 mod registry;
 
 pub use cache::CacheUsage;
-pub use error::{Damage, DamageReport, SledError, SledErrorKind};
+pub use error::{Damage, DamageReport, SledError, SledErrorKind, StoreUnavailable};
 pub use options::{Durability, Integrity, SledOptions};
 
 use std::collections::HashMap;
@@ -188,7 +191,7 @@ pub struct SledStore {
     /// refused and the close writes nothing.
     read_only: bool,
     /// Set when a journaled write failed to apply to sled: why. Every operation then fails
-    /// with [`StoreError::MustReopen`] (see [`SledStore::stop`]).
+    /// with [`StoreUnavailable::Stopped`] (see [`SledStore::stop`]).
     stopped: std::sync::OnceLock<String>,
     /// Test hook: the next journaled batch fails after applying its first key, after
     /// waiting this long (with the batch's stripes held).
@@ -215,8 +218,11 @@ fn backend(operation: &'static str, record: Option<RecordKey>, source: sled::Err
 impl SledStore {
     /// Opens (or creates) the store in directory `path` with the default options.
     ///
-    /// Errors: [`StoreError::Locked`] when another process (or another `SledStore` of this
-    /// process) has the directory open; [`StoreError::Open`] when it cannot be created or read.
+    /// Errors: a [`StoreError`] of kind [`Locked`](waguard::StoreErrorKind::Locked) when
+    /// another process (or another `SledStore` of this process) has the directory open;
+    /// [`Open`](waguard::StoreErrorKind::Open) when it cannot be created or read;
+    /// [`Damaged`](waguard::StoreErrorKind::Damaged) when its files do not hold what it
+    /// acknowledged. The source, a [`StoreUnavailable`], names the directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SledOptions::default())
     }
@@ -232,11 +238,11 @@ impl SledStore {
         let db = loop {
             match Self::config(&options).path(path).open() {
                 Ok(db) => break db,
-                Err(e) => match open_error(path, e) {
+                Err(e) => match open_failure(path, e) {
                     // A store of this very process that was just dropped releases its lock
                     // when sled's background threads let go of the files, a moment later:
                     // wait for that (up to 2 s), never for another process.
-                    StoreError::Locked { pid, .. }
+                    StoreUnavailable::Locked { pid, .. }
                         if pid.map_or(true, |p| p == std::process::id())
                             && waited < Duration::from_secs(2) =>
                     {
@@ -244,7 +250,7 @@ impl SledStore {
                         waited += pause;
                         pause = (pause * 2).min(Duration::from_millis(100));
                     }
-                    other => return Err(other),
+                    other => return Err(other.into()),
                 },
             }
         };
@@ -558,24 +564,29 @@ impl SledStore {
     }
 }
 
-/// Maps an open failure to [`StoreError::Locked`], [`StoreError::Damaged`] (sled found its
-/// files corrupt) or [`StoreError::Open`].
+/// [`open_failure`] as a [`StoreError`].
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
+    open_failure(path, error).into()
+}
+
+/// Maps an open failure to [`StoreUnavailable::Locked`], [`StoreUnavailable::Damaged`] (sled
+/// found its files corrupt) or [`StoreUnavailable::Open`].
+fn open_failure(path: &Path, error: sled::Error) -> StoreUnavailable {
     let locked =
         matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
     if locked {
-        StoreError::Locked {
+        StoreUnavailable::Locked {
             path: path.to_path_buf(),
             pid: lock_holder(&path.join("db")),
-            source: Box::new(error),
+            source: error,
         }
     } else if matches!(error, sled::Error::Corruption { .. }) {
-        StoreError::Damaged {
+        StoreUnavailable::Damaged {
             path: path.to_path_buf(),
             source: Box::new(SledError::opening(error)),
         }
     } else {
-        StoreError::Open {
+        StoreUnavailable::Open {
             path: path.to_path_buf(),
             source: Box::new(SledError::opening(error)),
         }

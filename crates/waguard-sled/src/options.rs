@@ -43,7 +43,8 @@ pub enum Durability {
 pub enum Integrity {
     /// Keep the manifest, and check it when the store opens by walking every record: a store
     /// whose files hold other records than it acknowledged, or whose journal is damaged
-    /// before its tail, refuses to open with [`StoreError::Damaged`](waguard::StoreError).
+    /// before its tail, refuses to open with a [`StoreError`](waguard::StoreError) of kind
+    /// [`Damaged`](waguard::StoreErrorKind::Damaged).
     #[default]
     Check,
     /// Keep the manifest and check what needs no walk (the manifest and the journal are

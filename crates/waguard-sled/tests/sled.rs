@@ -144,7 +144,10 @@ async fn a_second_open_of_a_locked_directory_names_the_path_and_the_process() {
     let path = dir.path().join("db");
     let _first = SledStore::open(&path).unwrap();
     let err = SledStore::open(&path).unwrap_err();
-    let StoreError::Locked { path: p, pid, .. } = &err else {
+    assert_eq!(err.kind(), waguard::StoreErrorKind::Locked, "{err:?}");
+    let Some(waguard_sled::StoreUnavailable::Locked { path: p, pid, .. }) =
+        waguard_sled::StoreUnavailable::of(&err)
+    else {
         panic!("expected Locked, got {err:?}");
     };
     assert_eq!(p, &path);
@@ -173,12 +176,12 @@ fn a_path_that_is_not_a_directory_is_an_open_error() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"hello").unwrap();
     let err = SledStore::open(&file).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert_eq!(err.kind(), waguard::StoreErrorKind::Open, "{err:?}");
     let message = err.to_string();
     assert!(message.contains(&file.display().to_string()), "{message}");
     assert!(message.contains("check that the path"), "{message}");
     let err = SledStore::open(file.join("below")).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert_eq!(err.kind(), waguard::StoreErrorKind::Open, "{err:?}");
 }
 
 #[tokio::test]

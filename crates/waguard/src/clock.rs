@@ -6,7 +6,7 @@
 //! sleep.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::Timestamp;
 
@@ -22,11 +22,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let nanos = match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
-        };
-        Timestamp::from_unix_nanos(nanos)
+        Timestamp::now()
     }
 }
 

@@ -1036,6 +1036,33 @@ impl<S: Store> Guard<S> {
         self.record_send_error(key, code, wamid, at).await
     }
 
+    /// [`record_send_error`](Self::record_send_error) with the error as Meta answered the send
+    /// (read with [`MetaError::from_json`](crate::MetaError::from_json)): records its code and
+    /// returns the code's effect. With the send's template, use
+    /// [`record_send_error_named`](Self::record_send_error_named) and `error.code`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use waguard::{CodeEffect, Guard, MemoryStore, MetaError, Policy, Timestamp};
+    /// let guard = Guard::new(MemoryStore::new(), Policy::default()).unwrap();
+    /// let key = "100000001/p:33612345678".parse().unwrap();
+    /// let body = r#"{"error":{"message":"(#131047) Re-engagement message","type":"OAuthException","code":131047,"fbtrace_id":"A1"}}"#;
+    /// let error = MetaError::from_json(body).unwrap();
+    /// let at = Timestamp::parse_rfc3339("2026-03-01T00:00:00Z").unwrap();
+    /// let effect = guard.record_meta_error(&key, &error, None, at).await.unwrap();
+    /// assert_eq!(effect, CodeEffect::WindowClosed);
+    /// # });
+    /// ```
+    pub async fn record_meta_error(
+        &self,
+        key: &ContactKey,
+        error: &crate::MetaError,
+        wamid: Option<&str>,
+        at: Timestamp,
+    ) -> Result<CodeEffect, GuardError> {
+        self.record_send_error(key, error.code, wamid, at).await
+    }
+
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
         // An explicit call happens at the instant it names: nothing to clamp.

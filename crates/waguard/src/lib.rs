@@ -15,7 +15,8 @@
 //!   [`clear_sender`](Guard::clear_sender), [`forget`](Guard::forget);
 //! - a [`Clock`] for the `*_now` conveniences ([`SystemClock`], [`ManualClock`] for tests);
 //! - with the `testing` feature, `waguard::testing`: the conformance suite every store adapter
-//!   runs unchanged;
+//!   runs unchanged; and `waguard::fixture`: a guard with a manual clock and event builders for the
+//!   unit tests of a service that embeds it;
 //! - [`observe`]: store operations timed for your metrics ([`observe::Observed`]; with the
 //!   `metrics` feature, through the `metrics` facade), and with the `tracing` feature a span on
 //!   every guard operation, the key hashed.
@@ -48,10 +49,13 @@
 //! rules document: it reports what it was told.
 
 mod clock;
+#[cfg(feature = "testing")]
+pub mod fixture;
 mod guard;
 mod keyed_record;
 mod memory;
 pub mod observe;
+pub mod staging;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

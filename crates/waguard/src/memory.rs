@@ -196,79 +196,76 @@ impl MemoryStore {
             .collect();
 
         // Run every closure against the committed state plus what earlier operations staged.
-        let mut staged_contacts: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
-        let mut staged_senders: HashMap<BusinessId, Option<Vec<u8>>> = HashMap::new();
-        for (op, k) in batch.ops_mut().iter_mut().zip(&storage_keys) {
-            match op {
-                BatchOp::Contact { key, update } => {
-                    let k = &k[..];
-                    let action = {
-                        let ch = self.hash(k);
-                        let bh = self.hash(&key.business);
-                        let contact = match staged_contacts.get(k) {
-                            Some(v) => v.as_deref(),
-                            None => Self::contact_slot(&contact_guards[&self.shard(ch)], ch, k),
-                        };
-                        let sender = match staged_senders.get(&key.business) {
-                            Some(v) => v.as_deref(),
-                            None => Self::sender_slot(
-                                &sender_guards[&self.shard(bh)],
-                                bh,
-                                &key.business,
-                            ),
-                        };
-                        update(contact, sender)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_contacts.insert(k, Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_contacts.insert(k, None);
-                        }
-                    }
-                }
-                BatchOp::Sender { business, update } => {
-                    let action = {
-                        let bh = self.hash(business);
-                        let sender = match staged_senders.get(business) {
-                            Some(v) => v.as_deref(),
-                            None => {
-                                Self::sender_slot(&sender_guards[&self.shard(bh)], bh, business)
-                            }
-                        };
-                        update(sender)?
-                    };
-                    match action {
-                        UpdateAction::Keep => {}
-                        UpdateAction::Write(bytes) => {
-                            staged_senders.insert(business.clone(), Some(bytes));
-                        }
-                        UpdateAction::Delete => {
-                            staged_senders.insert(business.clone(), None);
-                        }
-                    }
-                }
-            }
-        }
+        let staged = crate::staging::stage(
+            batch,
+            &LockedShards {
+                store: self,
+                contacts: &contact_guards,
+                senders: &sender_guards,
+                storage_keys: &storage_keys,
+            },
+        )?;
 
         // Every closure succeeded: apply.
-        for (key, value) in staged_contacts {
+        for (key, value) in staged.contacts {
             let h = self.hash(key);
             let table = contact_guards
                 .get_mut(&self.shard(h))
                 .expect("every touched shard is locked");
             self.write_contact(table, h, key, value.as_deref());
         }
-        for (business, value) in staged_senders {
-            let h = self.hash(&business);
+        for (business, value) in staged.senders {
+            let h = self.hash(business);
             let table = sender_guards
                 .get_mut(&self.shard(h))
                 .expect("every touched shard is locked");
-            self.write_sender(table, h, &business, value);
+            self.write_sender(table, h, business, value);
         }
         Ok(())
+    }
+}
+
+/// A batch's view of the memory store: the committed records of the shards it locked.
+struct LockedShards<'s, 'g, 'k> {
+    store: &'s MemoryStore,
+    contacts: &'s HashMap<usize, RwLockWriteGuard<'g, Contacts>>,
+    senders: &'s HashMap<usize, RwLockWriteGuard<'g, Senders>>,
+    /// The storage key of each operation (empty for sender operations).
+    storage_keys: &'k [Vec<u8>],
+}
+
+impl<'b, 'k> crate::staging::Committed<'b> for LockedShards<'_, '_, 'k> {
+    type Contact = &'k [u8];
+    type Sender = &'b BusinessId;
+
+    fn contact_name(&self, index: usize, _key: &ContactKey) -> &'k [u8] {
+        &self.storage_keys[index]
+    }
+
+    fn sender_name(&self, _index: usize, business: &'b BusinessId) -> &'b BusinessId {
+        business
+    }
+
+    fn read_contact<R>(
+        &self,
+        name: &&'k [u8],
+        _key: &ContactKey,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        let h = self.store.hash(*name);
+        let table = &self.contacts[&self.store.shard(h)];
+        Ok(read(MemoryStore::contact_slot(table, h, name)))
+    }
+
+    fn read_sender<R>(
+        &self,
+        name: &&'b BusinessId,
+        _business: &BusinessId,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        let h = self.store.hash(*name);
+        let table = &self.senders[&self.store.shard(h)];
+        Ok(read(MemoryStore::sender_slot(table, h, name)))
     }
 }
 

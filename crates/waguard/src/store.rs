@@ -242,7 +242,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A store failed. Refusing to send is never a `StoreError`: it is a
 /// [`Decision`](crate::Decision).
 ///
-/// Every variant says which record or path it is about and what to do.
+/// The error is backend-neutral: a variant says what kind of failure it is
+/// ([`kind`](StoreError::kind)), what the store was doing or which record it is about, and
+/// holds the cause as its source. Backend details (a path, a process id, a server's error
+/// code) live in the adapter's own error type, which is that source. Every message says what
+/// to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -265,30 +269,8 @@ pub enum StoreError {
         #[source]
         source: KeyParseError,
     },
-    /// The store's directory is held by another process (embedded stores lock their directory
-    /// exclusively).
-    #[error("the store at {} is already open{}; stop that process or use another path", path.display(), pid.map(|p| format!(" by process {p}")).unwrap_or_else(|| " by another process".into()))]
-    Locked {
-        /// The store's path.
-        path: std::path::PathBuf,
-        /// The process holding the lock, when the platform tells (Linux: `/proc/locks`).
-        pid: Option<u32>,
-        /// The backend's error.
-        #[source]
-        source: BoxError,
-    },
-    /// The store could not be opened (missing permissions, not a directory, unreadable
-    /// files). The source says why and what to do about that cause.
-    #[error("cannot open the store at {}: {source}", path.display())]
-    Open {
-        /// The store's path.
-        path: std::path::PathBuf,
-        /// The backend's error.
-        #[source]
-        source: BoxError,
-    },
-    /// The backend failed while reading or writing. The source says why, whether the
-    /// operation was applied when the backend can tell, and what to do.
+    /// The backend failed while reading or writing. The source (the adapter's own error) says
+    /// why, whether the operation was applied when the backend can tell, and what to do.
     #[error("store backend failed during {operation}{}: {source}", record.as_ref().map(|r| format!(" on {r}")).unwrap_or_default())]
     Backend {
         /// What the store was doing (`update`, `load`, `flush`, ...).
@@ -299,30 +281,21 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// The store stopped and refuses every operation until it is reopened: a write reached
-    /// the store's write-ahead journal but failed to apply to the store itself (a backend
-    /// failure midway), or an `fdatasync` failed (the kernel may have dropped what it could
-    /// not write, and a later sync would report success without it). Nothing reads or builds
-    /// on what may be half applied or lost; reopening the store replays the journal as it
-    /// stands on disk, which applies every journaled write whole. The caller of the failed
-    /// write cannot know whether it counts: after the reopen, it counts if the journal holds
-    /// it.
-    #[error("the store at {} stopped ({source}); reopen the store, which replays its journal: every acknowledged write is kept", path.display())]
-    MustReopen {
-        /// The store's path.
-        path: std::path::PathBuf,
-        /// The failure that stopped the store.
-        source: BoxError,
-    },
-    /// The store's data does not match what the store acknowledged (a damaged, truncated or
-    /// deleted file): it refuses to open, so nothing answers from it. The source names what
-    /// is missing and the ways out the backend offers (restore from a backup or an export, or
-    /// accept the loss explicitly).
-    #[error("the store at {} is damaged: {source}", path.display())]
-    Damaged {
-        /// The store's path.
-        path: std::path::PathBuf,
-        /// What was found, and the way out.
+    /// The store as a whole serves nothing until something outside the call changes: another
+    /// process holds it ([`StoreErrorKind::Locked`]), it cannot be opened
+    /// ([`StoreErrorKind::Open`]), it stopped until it is reopened
+    /// ([`StoreErrorKind::MustReopen`]), or its data does not match what it acknowledged
+    /// ([`StoreErrorKind::Damaged`]).
+    ///
+    /// The message is the source's: the adapter's own error (for example
+    /// `waguard_sled::StoreUnavailable`) names the store's location and what to do. Downcast
+    /// the source to that type for the backend's details.
+    #[error("{source}")]
+    Unavailable {
+        /// Which of the four kinds above this is.
+        kind: StoreErrorKind,
+        /// The adapter's error: where, why, and what to do.
+        #[source]
         source: BoxError,
     },
     /// A closure aborted the update for a reason of its own.
@@ -345,15 +318,21 @@ pub enum StoreErrorKind {
     Decode,
     /// [`StoreError::BadStoredKey`].
     BadStoredKey,
-    /// [`StoreError::Locked`]: another process holds the store.
+    /// [`StoreError::Unavailable`]: another process holds the store (embedded stores lock
+    /// their directory exclusively); stop that process or use another location.
     Locked,
-    /// [`StoreError::Open`]: the store could not be opened.
+    /// [`StoreError::Unavailable`]: the store could not be opened (missing permissions, not a
+    /// directory, unreadable files); the source says why.
     Open,
     /// [`StoreError::Backend`]: a read or write failed.
     Backend,
-    /// [`StoreError::MustReopen`]: the store stopped until it is reopened.
+    /// [`StoreError::Unavailable`]: the store stopped and refuses every operation until it is
+    /// reopened (a write failed midway, or a sync failed); reopening recovers every
+    /// acknowledged write.
     MustReopen,
-    /// [`StoreError::Damaged`]: the store's files do not hold what it acknowledged.
+    /// [`StoreError::Unavailable`]: the store's data does not match what it acknowledged (a
+    /// damaged, truncated or deleted file), so it refuses to open; restore it from a backup or
+    /// an export, or accept the loss explicitly.
     Damaged,
     /// [`StoreError::Aborted`]: a closure aborted the update.
     Aborted,
@@ -371,11 +350,8 @@ impl StoreError {
         match self {
             StoreError::Decode { .. } => StoreErrorKind::Decode,
             StoreError::BadStoredKey { .. } => StoreErrorKind::BadStoredKey,
-            StoreError::Locked { .. } => StoreErrorKind::Locked,
-            StoreError::Open { .. } => StoreErrorKind::Open,
             StoreError::Backend { .. } => StoreErrorKind::Backend,
-            StoreError::MustReopen { .. } => StoreErrorKind::MustReopen,
-            StoreError::Damaged { .. } => StoreErrorKind::Damaged,
+            StoreError::Unavailable { kind, .. } => *kind,
             StoreError::Aborted { .. } => StoreErrorKind::Aborted,
         }
     }
@@ -398,6 +374,24 @@ impl StoreError {
         StoreError::Backend {
             operation,
             record,
+            source: source.into(),
+        }
+    }
+
+    /// The store as a whole is unavailable (see [`StoreError::Unavailable`]): `kind` is one of
+    /// [`Locked`](StoreErrorKind::Locked), [`Open`](StoreErrorKind::Open),
+    /// [`MustReopen`](StoreErrorKind::MustReopen) or [`Damaged`](StoreErrorKind::Damaged), and
+    /// `source` the adapter's own error, whose message names the store and what to do.
+    ///
+    /// ```
+    /// use waguard::{StoreError, StoreErrorKind};
+    /// let e = StoreError::unavailable(StoreErrorKind::Locked, "the store at /data is already open; stop that process");
+    /// assert_eq!(e.kind(), StoreErrorKind::Locked);
+    /// assert_eq!(e.to_string(), "the store at /data is already open; stop that process");
+    /// ```
+    pub fn unavailable(kind: StoreErrorKind, source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable {
+            kind,
             source: source.into(),
         }
     }

@@ -36,6 +36,9 @@ mod paired;
 use futures_util::StreamExt;
 pub use paired::paired_updates;
 
+mod batch_staging;
+pub use batch_staging::batch_staging;
+
 use crate::{Batch, MemoryStore};
 use crate::{
     BlockReason, BusinessId, CodeEffect, ContactKey, Decision, DecodeError, DeliveryStatus, Event,
@@ -103,6 +106,7 @@ pub const CASES: &[&str] = &[
     "registry_records",
     "counting_reservations_race",
     "paired_updates",
+    "batch_staging",
 ];
 
 /// Runs every case of the suite, each on a fresh store from `factory`. Panics (with the case's
@@ -132,6 +136,7 @@ where
     case!(registry_records);
     case!(counting_reservations_race);
     case!(paired_updates);
+    case!(batch_staging);
 }
 
 /// L3 on the store: many tasks reserve templates for new users of one portfolio at once;

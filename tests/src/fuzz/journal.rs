@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
-use waguard::StoreError;
+use waguard::{StoreError, StoreErrorKind};
 use waguard_sled::{SledOptions, SledStore};
 
 /// The journal file's name in the store directory.
@@ -303,11 +303,11 @@ pub fn journal_outcome(data: &[u8]) -> JournalOutcome {
 ///
 /// - the open never panics;
 /// - when a replayed record's checksum holds but its operations cannot be read, the open
-///   fails with a typed [`StoreError::Damaged`] whose message says to move the journal aside,
-///   and the journal file is left exactly as it was;
+///   fails with a typed [`StoreError`] of kind [`Damaged`](StoreErrorKind::Damaged) whose
+///   message says to move the journal aside, and the journal file is left exactly as it was;
 /// - when the header is damaged, or the replay stops before an intact record of the header's
 ///   generation (damage in the middle rather than a torn tail), the open fails with
-///   [`StoreError::Damaged`] and leaves the journal file as it was;
+///   [`Damaged`](StoreErrorKind::Damaged) and leaves the journal file as it was;
 /// - otherwise the open replays exactly the records before the first empty, damaged or stale
 ///   one ([`SledStore::recovered_writes`]) and the trees hold what applying their operations
 ///   in order gives (after-images: the last write of a key wins, a delete removes it);
@@ -327,14 +327,14 @@ pub fn journal_replay(data: &[u8]) {
 
     match (open(&dir), expected) {
         (Err(e), Expected::BadRecord) => {
-            assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
+            assert_eq!(e.kind(), StoreErrorKind::Damaged, "{e:?}");
             let message = e.to_string();
             assert!(message.contains("move the file aside"), "{message}");
             let after = std::fs::read(&journal).expect("the journal file");
             assert!(after == bytes, "a failed open changed the journal");
         }
         (Err(e), Expected::Damaged) => {
-            assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
+            assert_eq!(e.kind(), StoreErrorKind::Damaged, "{e:?}");
             let after = std::fs::read(&journal).expect("the journal file");
             assert!(after == bytes, "a refused open changed the journal");
         }

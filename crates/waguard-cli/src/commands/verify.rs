@@ -62,7 +62,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     {
         Ok(store) => store,
         // Damage that keeps even a tolerant open out (sled cannot read its own files).
-        Err(e @ waguard::StoreError::Damaged { .. }) => {
+        Err(e) if e.kind() == waguard::StoreErrorKind::Damaged => {
             eprintln!("waguard: {}", crate::answer::one_line(&e));
             return Ok(ExitCode::from(1));
         }
