@@ -1,6 +1,11 @@
 //! The store conformance suite on [`MemoryStore`], plus guard-level tests.
 
-use waguard::MemoryStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+use waguard::{
+    BusinessId, Guard, MemoryStore, Outgoing, PairRate, Policy, TemplateCategory, Timestamp,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_passes_the_conformance_suite() {
@@ -40,7 +45,19 @@ mod lossy {
     use waguard::testing::RawAccess;
     use waguard::*;
 
-    pub struct LossyStore(pub MemoryStore);
+    /// A memory store altered for a test: `lossy` (reads, then writes: a race between the two
+    /// loses updates) or `slow` (its paired updates take 2 ms, so groups form and tasks can be
+    /// cancelled in the middle of one).
+    pub struct LossyStore(pub MemoryStore, pub bool);
+
+    impl LossyStore {
+        pub fn lossy() -> Self {
+            LossyStore(MemoryStore::new(), true)
+        }
+        pub fn slow() -> Self {
+            LossyStore(MemoryStore::new(), false)
+        }
+    }
 
     #[async_trait]
     impl Store for LossyStore {
@@ -49,6 +66,9 @@ mod lossy {
             key: &ContactKey,
             update: &mut ContactUpdate<'_>,
         ) -> Result<(), StoreError> {
+            if !self.1 {
+                return self.0.update(key, update).await;
+            }
             let records = self.0.load(key).await?;
             tokio::task::yield_now().await;
             let action = update(records.contact.as_deref(), records.sender.as_deref())?;
@@ -99,6 +119,10 @@ mod lossy {
             registry: &RegistryKey,
             update: &mut ContactRegistryUpdate<'_>,
         ) -> Result<(), StoreError> {
+            if !self.1 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                return self.0.update_with_registry(keys, registry, update).await;
+            }
             // Reads every record first, decides, then writes: a race between the two loses
             // updates.
             let mut actions = Vec::new();
@@ -160,28 +184,28 @@ mod lossy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "lost under concurrency")]
 async fn the_suite_catches_a_store_that_loses_updates() {
-    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    let store = std::sync::Arc::new(lossy::LossyStore::lossy());
     waguard::testing::no_lost_updates(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "exactly")]
 async fn the_suite_catches_a_store_that_lets_reservations_race() {
-    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    let store = std::sync::Arc::new(lossy::LossyStore::lossy());
     waguard::testing::reserve_races_take_exactly_the_free_slots(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "exactly the free units")]
 async fn the_suite_catches_a_store_that_lets_counting_reservations_race() {
-    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    let store = std::sync::Arc::new(lossy::LossyStore::lossy());
     waguard::testing::counting_reservations_race(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "lost under concurrency")]
 async fn the_suite_catches_a_store_whose_paired_updates_race() {
-    let store = std::sync::Arc::new(lossy::LossyStore(MemoryStore::new()));
+    let store = std::sync::Arc::new(lossy::LossyStore::lossy());
     waguard::testing::paired_updates(store).await;
 }
 
@@ -189,4 +213,73 @@ async fn the_suite_catches_a_store_whose_paired_updates_race() {
 #[should_panic(expected = "multi-thread runtime")]
 async fn the_suite_refuses_a_current_thread_runtime() {
     waguard::testing::run_all(|| async { MemoryStore::new() }).await;
+}
+
+/// Counting reservations (rule L3) of one portfolio run in groups; a task cancelled while it
+/// leads a group or waits for one never leaves the portfolio without a leader.
+fn counting_key(n: u32) -> waguard::ContactKey {
+    format!("100000001/p:336123{n:05}").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_tasks_never_stall_a_portfolio() {
+    let policy = Policy {
+        throughput: PairRate {
+            interval: Duration::from_nanos(1),
+            burst: 100_000,
+        },
+        ..Policy::default()
+    };
+    let guard = Arc::new(Guard::new(lossy::LossyStore::slow(), policy).unwrap());
+    let tpl = Outgoing::Template(TemplateCategory::Utility);
+    let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    for round in 0..20u32 {
+        let mut handles = Vec::new();
+        for n in 0..16 {
+            let guard = Arc::clone(&guard);
+            handles.push(tokio::spawn(async move {
+                guard
+                    .reserve(&counting_key(round * 100 + n), tpl, None, now)
+                    .await
+            }));
+        }
+        // Cancel some while they lead, wait or write.
+        tokio::time::sleep(Duration::from_micros(500 + u64::from(round) * 150)).await;
+        for (n, handle) in handles.iter().enumerate() {
+            if n % 3 == 0 {
+                handle.abort();
+            }
+        }
+        for handle in handles {
+            match handle.await {
+                Ok(result) => {
+                    // Done, or told that its group's leader went away: never stuck.
+                    let _ = result;
+                }
+                Err(e) => assert!(e.is_cancelled(), "a task panicked: {e}"),
+            }
+        }
+        // The portfolio still answers.
+        let next = tokio::time::timeout(
+            Duration::from_secs(5),
+            guard.reserve(&counting_key(round * 100 + 99), tpl, None, now),
+        )
+        .await
+        .expect("a reservation after cancelled ones answers (the portfolio has a leader)")
+        .unwrap();
+        assert!(next.permits(tpl), "{next:?}");
+    }
+    // Every count the portfolio holds has its reservation.
+    let (_, portfolio) = guard
+        .portfolio(&BusinessId::parse("100000001").unwrap())
+        .await
+        .unwrap();
+    let mut reserved = 0;
+    for n in 0..2_000 {
+        let (state, _) = guard.state(&counting_key(n)).await.unwrap();
+        if state.counted_at.is_some() {
+            reserved += 1;
+        }
+    }
+    assert_eq!(portfolio.live_count(now, guard.policy()), reserved);
 }
