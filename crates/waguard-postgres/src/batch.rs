@@ -174,13 +174,13 @@ impl PostgresStore {
     }
 }
 
-/// A batch's view of the committed records: the rows it locked (and the sender rows it only
+/// A batch's (or a paired update's) view of the committed records: the rows it locked (and the sender rows it only
 /// reads), named by `(business, contact)` and business.
-struct Rows<'k, 'r> {
+pub(crate) struct Rows<'k, 'r> {
     /// (business, contact) per operation.
-    per_op: &'k [(String, String)],
-    contacts: HashMap<(&'r str, &'r str), &'r [u8]>,
-    senders: HashMap<&'r str, &'r [u8]>,
+    pub(crate) per_op: &'k [(String, String)],
+    pub(crate) contacts: HashMap<(&'r str, &'r str), &'r [u8]>,
+    pub(crate) senders: HashMap<&'r str, &'r [u8]>,
 }
 
 impl<'k> waguard::staging::Committed<'_> for Rows<'k, '_> {

@@ -15,11 +15,13 @@ use deadpool_postgres::Client;
 use futures_util::future::{try_join, try_join4};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use waguard::staging::{stage_with_registry, StagedWithRegistry};
 use waguard::{
     ContactKey, ContactRegistryUpdate, RecordKey, RegistryKey, RegistryReadFn, SenderUpdate,
     StoreError, UpdateAction,
 };
 
+use crate::batch::Rows;
 use crate::error;
 use crate::{Attempt, PostgresStore, Retries};
 
@@ -181,7 +183,17 @@ impl PostgresStore {
             .map(|row| (row.get(0), row.get(1)))
             .collect();
         let current_registry: Option<&[u8]> = registry_row.as_ref().map(|row| row.get(0));
-        let staged = match stage(keys, &contacts, &stored, &senders, current_registry, update) {
+        let per_op: Vec<(String, String)> = businesses
+            .iter()
+            .zip(&contacts)
+            .map(|(b, c)| ((*b).to_owned(), c.clone()))
+            .collect();
+        let rows = Rows {
+            per_op: &per_op,
+            contacts: stored,
+            senders,
+        };
+        let staged = match stage_with_registry(keys, current_registry, update, &rows) {
             Ok(staged) => staged,
             Err(e) => {
                 if c.batch_execute("ROLLBACK").await.is_ok() {
@@ -190,7 +202,7 @@ impl PostgresStore {
                 return Err(Attempt::Fail(e));
             }
         };
-        let writes = staged.writes(&self.sql, &r, current_registry.is_some());
+        let writes = writes(&self.sql, staged, &rows.contacts, &r);
         if writes.is_empty() {
             // Nothing to write: end the transaction (it only read).
             return match c.batch_execute("ROLLBACK").await {
@@ -327,165 +339,79 @@ impl PostgresStore {
     }
 }
 
-/// A contact row: (business, contact).
-type RowId<'a> = (&'a str, &'a str);
-
-/// What the closures of one paired update decided: each contact's new record (by index of its
-/// first key; `None` deletes) with whether a row existed, and the registry record's.
-struct Staged {
-    contacts: Vec<(usize, bool, Option<Vec<u8>>)>,
-    registry: Option<Option<Vec<u8>>>,
-    businesses: Vec<String>,
-    contact_ids: Vec<String>,
-}
-
-/// Runs the closure for every key in order, on the stored records plus what earlier runs
-/// staged.
-fn stage(
-    keys: &[ContactKey],
-    contacts: &[String],
-    stored: &HashMap<RowId<'_>, &[u8]>,
-    senders: &HashMap<&str, &[u8]>,
-    registry: Option<&[u8]>,
-    update: &mut ContactRegistryUpdate<'_>,
-) -> Result<Staged, StoreError> {
-    // By key: the index of its first appearance and its staged record.
-    let mut staged: HashMap<RowId<'_>, (usize, Option<Vec<u8>>)> = HashMap::new();
-    let mut staged_registry: Option<Option<Vec<u8>>> = None;
-    if keys.is_empty() {
-        // A registry record alone: one run, without contact (its contact answer is ignored).
-        let (_, registry_action) = update(0, None, None, registry)?;
-        staged_registry = match registry_action {
-            UpdateAction::Keep => None,
-            UpdateAction::Write(bytes) => Some(Some(bytes)),
-            UpdateAction::Delete => Some(None),
-        };
-    }
-    for (index, (key, contact)) in keys.iter().zip(contacts).enumerate() {
-        let id = (key.business.as_str(), contact.as_str());
-        let current: Option<&[u8]> = match staged.get(&id) {
-            Some((_, value)) => value.as_deref(),
-            None => stored.get(&id).copied(),
-        };
-        let record = match &staged_registry {
-            Some(value) => value.as_deref(),
-            None => registry,
-        };
-        let (contact_action, registry_action) = update(
-            index,
-            current,
-            senders.get(key.business.as_str()).copied(),
-            record,
-        )?;
-        let first = staged.get(&id).map_or(index, |(first, _)| *first);
-        match contact_action {
-            UpdateAction::Keep => {}
-            UpdateAction::Write(bytes) => {
-                staged.insert(id, (first, Some(bytes)));
+/// The write statements of a staged paired update, each failing loudly when it cannot apply
+/// whole (see the module documentation): rows that exist are locked by this transaction, and
+/// a row another writer inserted meanwhile makes the insert fail with a unique violation.
+fn writes<'s>(
+    sql: &'s crate::sql::Sql,
+    staged: StagedWithRegistry<(&str, &str)>,
+    stored: &HashMap<(&str, &str), &[u8]>,
+    registry_key: &str,
+) -> Vec<(&'s String, Params)> {
+    let mut updates = (Vec::new(), Vec::new(), Vec::new());
+    let mut inserts = (Vec::new(), Vec::new(), Vec::new());
+    let mut deletes = (Vec::new(), Vec::new());
+    for ((business, contact), value) in staged.contacts {
+        let (b, c) = (business.to_owned(), contact.to_owned());
+        match (stored.contains_key(&(business, contact)), value) {
+            (true, Some(v)) => {
+                updates.0.push(b);
+                updates.1.push(c);
+                updates.2.push(v);
             }
-            UpdateAction::Delete => {
-                staged.insert(id, (first, None));
+            (false, Some(v)) => {
+                inserts.0.push(b);
+                inserts.1.push(c);
+                inserts.2.push(v);
             }
-        }
-        match registry_action {
-            UpdateAction::Keep => {}
-            UpdateAction::Write(bytes) => staged_registry = Some(Some(bytes)),
-            UpdateAction::Delete => staged_registry = Some(None),
+            (true, None) => {
+                deletes.0.push(b);
+                deletes.1.push(c);
+            }
+            // Created and deleted within the update: nothing to write.
+            (false, None) => {}
         }
     }
-    let mut out: Vec<(usize, bool, Option<Vec<u8>>)> = staged
-        .into_iter()
-        .map(|(id, (first, value))| (first, stored.contains_key(&id), value))
-        .collect();
-    out.sort_by_key(|(first, ..)| *first);
-    Ok(Staged {
-        contacts: out,
-        registry: staged_registry,
-        businesses: keys
-            .iter()
-            .map(|k| k.business.as_str().to_owned())
-            .collect(),
-        contact_ids: contacts.to_vec(),
-    })
-}
-
-impl Staged {
-    /// The write statements, each failing loudly when it cannot apply whole (see the module
-    /// documentation): rows that exist are locked by this transaction, and a row another
-    /// writer inserted meanwhile makes the insert fail with a unique violation.
-    fn writes<'s>(
-        &self,
-        sql: &'s crate::sql::Sql,
-        registry_key: &str,
-        registry_exists: bool,
-    ) -> Vec<(&'s String, Params)> {
-        let mut updates = (Vec::new(), Vec::new(), Vec::new());
-        let mut inserts = (Vec::new(), Vec::new(), Vec::new());
-        let mut deletes = (Vec::new(), Vec::new());
-        for (first, existed, value) in &self.contacts {
-            let (b, c) = (
-                self.businesses[*first].clone(),
-                self.contact_ids[*first].clone(),
-            );
-            match (existed, value) {
-                (true, Some(v)) => {
-                    updates.0.push(b);
-                    updates.1.push(c);
-                    updates.2.push(v.clone());
-                }
-                (false, Some(v)) => {
-                    inserts.0.push(b);
-                    inserts.1.push(c);
-                    inserts.2.push(v.clone());
-                }
-                (true, None) => {
-                    deletes.0.push(b);
-                    deletes.1.push(c);
-                }
-                (false, None) => {}
-            }
-        }
-        let mut out: Vec<(&String, Params)> = Vec::new();
-        if !updates.0.is_empty() {
-            out.push((
-                &sql.batch_update_contacts,
-                vec![
-                    Box::new(updates.0),
-                    Box::new(updates.1),
-                    Box::new(updates.2),
-                ],
-            ));
-        }
-        if !inserts.0.is_empty() {
-            out.push((
-                &sql.insert_contacts_or_fail,
-                vec![
-                    Box::new(inserts.0),
-                    Box::new(inserts.1),
-                    Box::new(inserts.2),
-                ],
-            ));
-        }
-        if !deletes.0.is_empty() {
-            out.push((
-                &sql.batch_delete_contacts,
-                vec![Box::new(deletes.0), Box::new(deletes.1)],
-            ));
-        }
-        match &self.registry {
-            None | Some(None) if !registry_exists => {}
-            None => {}
-            Some(Some(bytes)) => out.push((
-                &sql.registry_upsert,
-                vec![Box::new(registry_key.to_owned()), Box::new(bytes.clone())],
-            )),
-            Some(None) => out.push((
-                &sql.registry_delete,
-                vec![Box::new(registry_key.to_owned())],
-            )),
-        }
-        out
+    let mut out: Vec<(&String, Params)> = Vec::new();
+    if !updates.0.is_empty() {
+        out.push((
+            &sql.batch_update_contacts,
+            vec![
+                Box::new(updates.0),
+                Box::new(updates.1),
+                Box::new(updates.2),
+            ],
+        ));
     }
+    if !inserts.0.is_empty() {
+        out.push((
+            &sql.insert_contacts_or_fail,
+            vec![
+                Box::new(inserts.0),
+                Box::new(inserts.1),
+                Box::new(inserts.2),
+            ],
+        ));
+    }
+    if !deletes.0.is_empty() {
+        out.push((
+            &sql.batch_delete_contacts,
+            vec![Box::new(deletes.0), Box::new(deletes.1)],
+        ));
+    }
+    match staged.registry {
+        None => {}
+        Some(Some(bytes)) => out.push((
+            &sql.registry_upsert,
+            vec![Box::new(registry_key.to_owned()), Box::new(bytes)],
+        )),
+        // Deleting an absent row deletes nothing, as it should.
+        Some(None) => out.push((
+            &sql.registry_delete,
+            vec![Box::new(registry_key.to_owned())],
+        )),
+    }
+    out
 }
 
 #[cfg(test)]

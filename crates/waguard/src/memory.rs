@@ -443,64 +443,36 @@ impl Store for MemoryStore {
         sender_shards.dedup();
         // Lock order: contact shards (ascending), sender shards, then the registry (no other
         // operation takes the registry first and a shard after).
-        let mut contacts: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
+        let mut contact_guards: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
             .iter()
             .map(|&i| (i, self.contacts[i].write()))
             .collect();
-        let senders: Vec<(usize, _)> = sender_shards
+        let sender_guards: HashMap<usize, RwLockWriteGuard<'_, Senders>> = sender_shards
             .iter()
-            .map(|&i| (i, self.senders[i].read()))
+            .map(|&i| (i, self.senders[i].write()))
             .collect();
         let mut registry = self.registry.write();
         let r = registry_key.storage_key();
-        let mut staged: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
-        let mut staged_registry: Option<Option<Vec<u8>>> = None;
-        for (index, (key, k)) in keys.iter().zip(&storage_keys).enumerate() {
-            let k = &k[..];
-            let (ch, bh) = (self.hash(k), self.hash(&key.business));
-            let contact = match staged.get(k) {
-                Some(v) => v.as_deref(),
-                None => Self::contact_slot(&contacts[&self.shard(ch)], ch, k),
-            };
-            let sender_shard = &senders
-                .iter()
-                .find(|(i, _)| *i == self.shard(bh))
-                .expect("every sender shard is locked")
-                .1;
-            let record = match &staged_registry {
-                Some(v) => v.as_deref(),
-                None => registry.get(&r).map(Vec::as_slice),
-            };
-            let (contact_action, registry_action) = update(
-                index,
-                contact,
-                Self::sender_slot(sender_shard, bh, &key.business),
-                record,
-            )?;
-            match contact_action {
-                UpdateAction::Keep => {}
-                UpdateAction::Write(bytes) => {
-                    staged.insert(k, Some(bytes));
-                }
-                UpdateAction::Delete => {
-                    staged.insert(k, None);
-                }
-            }
-            match registry_action {
-                UpdateAction::Keep => {}
-                UpdateAction::Write(bytes) => staged_registry = Some(Some(bytes)),
-                UpdateAction::Delete => staged_registry = Some(None),
-            }
-        }
+        let staged = crate::staging::stage_with_registry(
+            keys,
+            registry.get(&r).map(Vec::as_slice),
+            update,
+            &LockedShards {
+                store: self,
+                contacts: &contact_guards,
+                senders: &sender_guards,
+                storage_keys: &storage_keys,
+            },
+        )?;
         // Every closure succeeded: apply.
-        for (k, value) in staged {
+        for (k, value) in staged.contacts {
             let h = self.hash(k);
-            let table = contacts
+            let table = contact_guards
                 .get_mut(&self.shard(h))
                 .expect("every touched shard is locked");
             self.write_contact(table, h, k, value.as_deref());
         }
-        match staged_registry {
+        match staged.registry {
             None => {}
             Some(Some(bytes)) => {
                 registry.insert(r, bytes);

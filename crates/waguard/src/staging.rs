@@ -61,7 +61,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::{Batch, BatchOp, BusinessId, ContactKey, StoreError, UpdateAction};
+use crate::{
+    Batch, BatchOp, BusinessId, ContactKey, ContactRegistryUpdate, StoreError, UpdateAction,
+};
 
 /// The committed records a batch runs against, as a store shows them under the locks it holds
 /// for the batch.
@@ -185,6 +187,84 @@ pub fn stage<'b, T: Committed<'b>>(
         }
     }
     Ok(staged)
+}
+
+/// What a paired update ([`Store::update_with_registry`](crate::Store::update_with_registry))
+/// writes: the contact records it changes, by the adapter's names (`None` deletes), and the
+/// registry record (`None`: unchanged; `Some(None)`: deleted).
+#[derive(Debug)]
+pub struct StagedWithRegistry<C> {
+    /// The contact records the update changes.
+    pub contacts: HashMap<C, Option<Vec<u8>>>,
+    /// The registry record, if the update changes it.
+    pub registry: Option<Option<Vec<u8>>>,
+}
+
+impl<C> StagedWithRegistry<C> {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty() && self.registry.is_none()
+    }
+}
+
+/// Runs the closure of a paired update for each of `keys` in order, against `committed` and
+/// the committed registry record `registry` plus what the earlier runs staged, and returns
+/// what the update writes. With no keys, the closure runs once (index 0, no contact, no
+/// sender) for the registry record alone, and its contact answer is ignored. The first error
+/// stops the update and is returned unchanged: the caller writes nothing.
+pub fn stage_with_registry<'b, T: Committed<'b>>(
+    keys: &'b [ContactKey],
+    registry: Option<&[u8]>,
+    update: &mut ContactRegistryUpdate<'_>,
+    committed: &T,
+) -> Result<StagedWithRegistry<T::Contact>, StoreError> {
+    let mut staged = StagedWithRegistry {
+        contacts: HashMap::new(),
+        registry: None,
+    };
+    if keys.is_empty() {
+        let (_, action) = update(0, None, None, registry)?;
+        stage_registry(&mut staged.registry, registry.is_some(), action);
+        return Ok(staged);
+    }
+    for (index, key) in keys.iter().enumerate() {
+        let contact_name = committed.contact_name(index, key);
+        let sender_name = committed.sender_name(index, &key.business);
+        let current = match &staged.registry {
+            Some(value) => value.as_deref(),
+            None => registry,
+        };
+        let mut run = |contact: Option<&[u8]>| {
+            let actions = committed
+                .read_sender(&sender_name, &key.business, |sender| {
+                    update(index, contact, sender, current)
+                })
+                .and_then(|actions| actions)?;
+            Ok::<_, StoreError>((actions, contact.is_some()))
+        };
+        let ((contact_action, registry_action), exists) = match staged.contacts.get(&contact_name) {
+            Some(contact) => run(contact.as_deref()),
+            None => committed
+                .read_contact(&contact_name, key, run)
+                .and_then(|result| result),
+        }?;
+        let registry_exists = current.is_some();
+        record(&mut staged.contacts, contact_name, exists, contact_action);
+        stage_registry(&mut staged.registry, registry_exists, registry_action);
+    }
+    Ok(staged)
+}
+
+/// Stages what a run decided about the registry record, which `exists` (or not) at that point.
+fn stage_registry(staged: &mut Option<Option<Vec<u8>>>, exists: bool, action: UpdateAction) {
+    match action {
+        UpdateAction::Keep => {}
+        UpdateAction::Write(bytes) => *staged = Some(Some(bytes)),
+        UpdateAction::Delete if exists => *staged = Some(None),
+        // Deleting what does not exist changes nothing (what an earlier run staged stays
+        // absent too: it was a delete).
+        UpdateAction::Delete => {}
+    }
 }
 
 /// Records what one operation decided about a record that `exists` (or not) at that point of
