@@ -287,17 +287,17 @@ impl SledStore {
     }
 }
 
-/// A batch's view of the store: the committed records of the keys whose stripes (and, with
+/// A batch's (or a paired update's) view of the store: the committed records of the keys whose stripes (and, with
 /// sender operations, the sender lock) it holds. Records each record's bytes before the batch
 /// as it reads them, for the manifest's sums.
-struct Striped<'s, 'k, 'b> {
-    store: &'s SledStore,
+pub(crate) struct Striped<'s, 'k, 'b> {
+    pub(crate) store: &'s SledStore,
     /// Each contact operation's storage key and record-cache hash.
-    storage_keys: &'k [Option<(Vec<u8>, u64)>],
+    pub(crate) storage_keys: &'k [Option<(Vec<u8>, u64)>],
     /// The batch holds the sender lock (it has sender operations).
-    has_sender_ops: bool,
-    contact_originals: RefCell<HashMap<&'k [u8], Option<IVec>>>,
-    sender_originals: RefCell<HashMap<&'b BusinessId, Option<IVec>>>,
+    pub(crate) has_sender_ops: bool,
+    pub(crate) contact_originals: RefCell<HashMap<&'k [u8], Option<IVec>>>,
+    pub(crate) sender_originals: RefCell<HashMap<&'b BusinessId, Option<IVec>>>,
 }
 
 impl<'k, 'b> waguard::staging::Committed<'b> for Striped<'_, 'k, 'b> {

@@ -164,6 +164,9 @@ pub struct SledStore {
     sender_cache: RwLock<HashMap<BusinessId, Option<IVec>, foldhash::fast::RandomState>>,
     /// Held by every sender write and cache fill, so the cache never goes stale.
     sender_write: Mutex<()>,
+    /// Held by every registry write (see `registry.rs`); taken after the stripes, and before
+    /// `sender_write` when both are held.
+    registry_write: Mutex<()>,
     /// Recent contact records, updated by every contact write (see `cache.rs`).
     records: RecordCache,
     /// Contact-key stripes: a single-key update holds its key's stripe, a batch every stripe
@@ -320,6 +323,7 @@ impl SledStore {
             durability: options.durability,
             sender_cache: RwLock::new(HashMap::default()),
             sender_write: Mutex::new(()),
+            registry_write: Mutex::new(()),
             records: RecordCache::new(options.record_cache),
             batch_threads: options.batch_threads.max(1),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),

@@ -4,18 +4,20 @@
 //! reservation can write the contact record and the portfolio record as one journal record
 //! (both or neither after a crash), and so that a replay of the journal never puts back an
 //! older registry record over a newer one written beside it. Registry writes hold
-//! `sender_write` (they are few: template webhooks and portfolio counts).
+//! `registry_write`, after the stripes of the contacts they write with.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::IVec;
+use waguard::staging::stage_with_registry;
 use waguard::{
-    BusinessId, ContactKey, ContactRegistryUpdate, RecordKey, RegistryKey, SenderUpdate,
-    StoreError, UpdateAction,
+    ContactKey, ContactRegistryUpdate, RecordKey, RegistryKey, SenderUpdate, StoreError,
+    UpdateAction,
 };
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
+use crate::batch::Striped;
 use crate::durable::Covered;
 use crate::journal::{self, Op};
 use crate::{backend, SledStore};
@@ -42,7 +44,7 @@ impl SledStore {
         self.usable()?;
         let k = key.storage_key();
         let err = |e| backend(OP, None, e);
-        let _writing = self.sender_write.lock();
+        let _writing = self.registry_write.lock();
         loop {
             let current = self.registry.get(&k).map_err(err)?;
             let Some(new) = change(update(current.as_deref())?, current.as_ref()) else {
@@ -67,8 +69,8 @@ impl SledStore {
     }
 
     /// [`Store::update_with_registry`](waguard::Store::update_with_registry): the stripes of
-    /// the contacts (ascending), then `sender_write` for the registry record, then one
-    /// journal record for every write.
+    /// the contacts (ascending), then `registry_write`, the closures through the one staging
+    /// routine, then one journal record for every write.
     pub(crate) fn update_with_registry_sync(
         &self,
         keys: &[ContactKey],
@@ -79,88 +81,64 @@ impl SledStore {
         self.usable()?;
         let r = registry_key.storage_key();
         let err = |record: Option<RecordKey>| move |e| backend(OP, record, e);
-        let storage: Vec<(Vec<u8>, u64)> = keys
+        let storage: Vec<Option<(Vec<u8>, u64)>> = keys
             .iter()
             .map(|key| {
                 let k = key.storage_key();
                 let hash = self.records.hash(&k);
-                (k, hash)
+                Some((k, hash))
             })
             .collect();
-        let mut stripes: Vec<usize> = storage.iter().map(|&(_, h)| Self::stripe_of(h)).collect();
+        let mut stripes: Vec<usize> = storage
+            .iter()
+            .flatten()
+            .map(|&(_, h)| Self::stripe_of(h))
+            .collect();
         stripes.sort_unstable();
         stripes.dedup();
         let _stripes: Vec<_> = stripes.iter().map(|&i| self.stripes[i].lock()).collect();
-        // Read before `sender_write`: a sender cache miss takes that lock itself.
-        let mut senders: HashMap<&BusinessId, Option<IVec>> = HashMap::new();
-        for key in keys {
-            if !senders.contains_key(&key.business) {
-                senders.insert(&key.business, self.sender_bytes(&key.business)?);
-            }
-        }
-        let _writing = self.sender_write.lock();
-        // After a write from outside the store (`sled_db()`) changed a record under us, its
-        // cached copy is stale: read the trees.
-        let mut fresh = false;
+        let _writing = self.registry_write.lock();
         loop {
             let registry = self.registry.get(&r).map_err(err(None))?;
-            let mut originals: HashMap<&[u8], Option<IVec>> = HashMap::new();
-            let mut staged: HashMap<&[u8], Option<IVec>> = HashMap::new();
-            let mut staged_registry: Option<Option<IVec>> = None;
-            for (index, (key, (k, hash))) in keys.iter().zip(&storage).enumerate() {
-                let record = || Some(RecordKey::Contact(key.clone()));
-                if !originals.contains_key(&k[..]) {
-                    let original = if fresh {
-                        self.contacts.get(k).map_err(err(record()))?
-                    } else {
-                        self.contact_bytes(k, *hash).map_err(err(record()))?
-                    };
-                    originals.insert(k, original);
-                }
-                let contact = staged.get(&k[..]).unwrap_or(&originals[&k[..]]);
-                let current_registry = staged_registry.as_ref().unwrap_or(&registry);
-                let (contact_action, registry_action) = update(
-                    index,
-                    contact.as_deref(),
-                    senders[&key.business].as_deref(),
-                    current_registry.as_deref(),
-                )?;
-                if let Some(value) = change(contact_action, contact.as_ref()) {
-                    staged.insert(k, value);
-                }
-                if let Some(value) = change(registry_action, current_registry.as_ref()) {
-                    staged_registry = Some(value);
-                }
+            let committed = Striped {
+                store: self,
+                storage_keys: &storage,
+                has_sender_ops: false,
+                contact_originals: RefCell::new(HashMap::new()),
+                sender_originals: RefCell::new(HashMap::new()),
+            };
+            let staged = stage_with_registry(keys, registry.as_deref(), update, &committed)?;
+            if staged.is_empty() {
+                return Ok(());
             }
-            let mut ops = Vec::with_capacity(staged.len() + 1);
+            let originals = committed.contact_originals.into_inner();
+            let mut ops = Vec::with_capacity(staged.contacts.len() + 1);
             let mut delta = crate::manifest::Delta::default();
-            for (k, value) in &staged {
+            for (&(k, _), value) in &staged.contacts {
                 ops.push(Op {
                     tree: journal::Tree::Contacts,
                     key: k,
                     value: value.as_deref(),
                 });
+                let original = originals.get(k).cloned().flatten();
                 delta = delta.plus(self.delta(
                     journal::Tree::Contacts,
                     k,
-                    originals[k].as_deref(),
+                    original.as_deref(),
                     value.as_deref(),
                 ));
             }
-            if let Some(value) = &staged_registry {
+            if let Some(value) = &staged.registry {
                 ops.push(Op {
                     tree: journal::Tree::Registry,
                     key: r.as_bytes(),
                     value: value.as_deref(),
                 });
             }
-            if ops.is_empty() {
-                return Ok(());
-            }
             let durable = self.single_writes_durable();
             let applied = self
                 .journaled(&ops, delta, durable, OP, |covered| {
-                    // Under the stripes and `sender_write` no store write races these; a
+                    // Under the stripes and `registry_write` no store write races these; a
                     // write from outside the store makes this check fail and the closures run
                     // again.
                     for (k, original) in &originals {
@@ -175,13 +153,13 @@ impl SledStore {
                         // No journal record makes the writes one: a sled transaction does.
                         (&self.contacts, &self.registry)
                             .transaction(|(contacts, registries)| {
-                                for (k, value) in &staged {
+                                for (&(k, _), value) in &staged.contacts {
                                     match value {
-                                        Some(v) => contacts.insert(*k, v.clone()).map(drop)?,
-                                        None => contacts.remove(*k).map(drop)?,
+                                        Some(v) => contacts.insert(k, v.clone()).map(drop)?,
+                                        None => contacts.remove(k).map(drop)?,
                                     }
                                 }
-                                match &staged_registry {
+                                match &staged.registry {
                                     Some(Some(v)) => {
                                         registries.insert(r.as_bytes(), v.clone()).map(drop)?
                                     }
@@ -198,14 +176,14 @@ impl SledStore {
                     }
                     // Key by key: the journal record makes the writes one across a crash, and
                     // sled's own batches would stall every reader of the store meanwhile.
-                    for (k, value) in &staged {
+                    for (&(k, _), value) in &staged.contacts {
                         match value {
-                            Some(v) => self.contacts.insert(*k, v.clone()).map(drop),
-                            None => self.contacts.remove(*k).map(drop),
+                            Some(v) => self.contacts.insert(k, v.clone()).map(drop),
+                            None => self.contacts.remove(k).map(drop),
                         }
                         .map_err(err(None))?;
                     }
-                    match &staged_registry {
+                    match &staged.registry {
                         Some(Some(v)) => {
                             self.registry.insert(&r, v.clone()).map_err(err(None))?;
                         }
@@ -217,22 +195,20 @@ impl SledStore {
                     Ok(true)
                 })
                 .inspect_err(|_| {
-                    for (k, hash) in &storage {
+                    for (k, hash) in storage.iter().flatten() {
                         self.records.put(k, *hash, None);
                     }
                 })?;
             if applied {
-                for (k, hash) in &storage {
-                    if let Some(value) = staged.get(&k[..]) {
-                        self.records.put(k, *hash, value.as_deref());
-                    }
+                for (&(k, hash), value) in &staged.contacts {
+                    self.records.put(k, hash, value.as_deref());
                 }
                 return Ok(());
             }
-            for (k, hash) in &storage {
+            // A write from outside the store: its cached copies are stale, read the tree.
+            for (k, hash) in storage.iter().flatten() {
                 self.records.put(k, *hash, None);
             }
-            fresh = true;
         }
     }
 }
