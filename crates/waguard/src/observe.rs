@@ -211,7 +211,10 @@ impl<S: Store, O: StoreObserver> Store for Observed<S, O> {
         update: &mut crate::store::ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
-        let result = self.store.update_with_registry(keys, registry, update).await;
+        let result = self
+            .store
+            .update_with_registry(keys, registry, update)
+            .await;
         self.timed("update_with_registry", started, result)
     }
 }
