@@ -14,7 +14,7 @@ use waguard::{
     ConversationState, DeliveryStatus, Event, Outgoing, Policy, Preference, Scope, SenderEvent,
     SenderState, TemplateCategory, Timestamp, WamidHash,
 };
-use waguard_tests::fuzz;
+use waguard_test_support::fuzz;
 
 fn corpus(target: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

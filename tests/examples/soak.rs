@@ -5,7 +5,7 @@
 //! ```
 //!
 //! - `sled` (default 100 cycles): the SIGKILL cycles of the crash test of `waguard-sled`
-//!   (`crates/waguard-sled/tests/crash_harness/mod.rs`, included below), for as many cycles as
+//!   (`waguard_test_support::crash`), for as many cycles as
 //!   asked: a child process (this program, `sled-child`) records webhook batches and
 //!   reservations through a [`SledStore`], acknowledging each event once durable; the parent
 //!   SIGKILLs it at a random moment, reopens the store and checks that every acknowledged
@@ -94,8 +94,7 @@ fn main() -> ExitCode {
 
 /// One implementation of the SIGKILL cycles for the crash test of `waguard-sled` and this
 /// soak, so the two cannot drift apart.
-#[path = "../../crates/waguard-sled/tests/crash_harness/mod.rs"]
-mod crash_harness;
+use waguard_test_support::crash as crash_harness;
 
 fn sled_soak(cycles: u64) -> bool {
     let seed: u64 = std::env::var("WAGUARD_SOAK_SEED")

@@ -4,8 +4,7 @@
 //! kind, line by line, on memory, sled and PostgreSQL. The server is then stopped with SIGTERM
 //! and must exit 0.
 
-#[path = "../../crates/waguard-server/tests/support/client.rs"]
-mod client;
+use waguard_test_support::http as client;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};

@@ -2,8 +2,7 @@
 //! token, bad signature, client time not trusted, body too large, slow body, failing store),
 //! the metrics, and the graceful stop.
 
-#[path = "support/client.rs"]
-mod client;
+use waguard_test_support::http as client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -25,10 +25,7 @@ use std::hint::black_box;
 use waguard::*;
 use waguard_sled::{SledOptions, SledStore};
 
-#[allow(dead_code)] // the store benches' shared helpers; this one needs only some
-#[path = "../../waguard/benches/support/mod.rs"]
-mod support;
-use support::{keys, now_or_never, populate, t, typical_state};
+use waguard_test_support::workload::{keys, now_or_never, populate, t, typical_state};
 
 fn checks<S: Store>(guard: &Guard<S>, keys: &[ContactKey], order: &[usize]) -> usize {
     let now = t(0);

@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 use waguard::*;
 use waguard_sled::{SledOptions, SledStore};
 
-#[path = "../../waguard/benches/support/mod.rs"]
-#[allow(dead_code)] // the store benches' shared helpers; this one needs only some
-mod support;
-use support::{keys, now_or_never, other_typical_record, populate, sizes, t, typical_state};
+use waguard_test_support::workload::{
+    keys, now_or_never, other_typical_record, populate, sizes, t, typical_state,
+};
 
 /// Events (or writes) per batch of the background thread.
 const BATCH: usize = 1000;

@@ -29,9 +29,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use waguard::*;
 use waguard_sled::{SledOptions, SledStore};
 
-#[path = "../../waguard/benches/support/mod.rs"]
-mod support;
-use support::{
+use waguard_test_support::workload::{
     keys, loaded_len, next_check, now_or_never, other_typical_record, populate, sizes, t,
     typical_state,
 };

@@ -1,6 +1,6 @@
 //! # waguard-sled
 //!
-//! [`SledStore`]: the embedded, persistent default [`Store`] of waguard, on
+//! [`SledStore`]: the embedded, persistent default [`Store`](waguard::Store) of waguard, on
 //! [sled](https://docs.rs/sled/0.34) 0.34 (the only stable line of sled).
 //!
 //! ```
@@ -28,7 +28,7 @@
 //! inside them.
 //!
 //! # Concurrency
-//! - [`update`](Store::update) is a compare-and-swap loop around the closure: read, run, swap
+//! - [`update`](waguard::Store::update) is a compare-and-swap loop around the closure: read, run, swap
 //!   if the record is still what the closure saw, else run again. No update is lost.
 //! - Sender records are few and read by every decision, so the store keeps a write-through
 //!   cache of them in memory: a decision costs one sled read (the contact record). Every
@@ -39,7 +39,7 @@
 //!   times faster. Every contact write updates the cache after sled, with the key's stripe
 //!   held, and a read that missed fills it only if no write reached that part of the cache
 //!   meanwhile, so a read never returns a record older than the last write that returned.
-//! - [`apply_batch`](Store::apply_batch) holds the stripes of its keys, runs every closure
+//! - [`apply_batch`](waguard::Store::apply_batch) holds the stripes of its keys, runs every closure
 //!   once, and writes the result as one journal record, then applies it to sled one key at a
 //!   time, in key order (a batch of hundreds of contacts or more in contiguous parts on up to
 //!   [`SledOptions::batch_threads`] threads at once): all or nothing, also across a crash,
@@ -123,7 +123,11 @@ mod error;
 mod journal;
 mod manifest;
 mod options;
+#[cfg(feature = "testing")]
+mod raw;
+mod records;
 mod registry;
+mod sync;
 
 pub use cache::CacheUsage;
 pub use error::{Damage, DamageReport, SledError, SledErrorKind, StoreUnavailable};
@@ -133,16 +137,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cache::{Cached, RecordCache};
-use durable::Syncer;
-use journal::{Journal, Op};
+use cache::RecordCache;
+use journal::Journal;
 use parking_lot::{Mutex, RwLock};
 use sled::IVec;
-use waguard::{
-    with_storage_key, Batch, BusinessId, ContactKey, ContactUpdate, ReadFn, RecordKey, ScanStream,
-    SenderUpdate, Store, StoreError, UpdateAction,
-};
+use sync::Syncer;
+use waguard::{BusinessId, RecordKey, StoreError};
 
 /// How many contact-key stripes a store has (see `SledStore::stripes`).
 const STRIPES: usize = 256;
@@ -150,7 +150,7 @@ const STRIPES: usize = 256;
 /// Bound of the sender cache: past this many business numbers it starts over.
 const SENDER_CACHE_LIMIT: usize = 65_536;
 
-/// The embedded, persistent [`Store`] on sled 0.34. See the [crate] documentation.
+/// The embedded, persistent [`Store`](waguard::Store) on sled 0.34. See the [crate] documentation.
 pub struct SledStore {
     db: sled::Db,
     contacts: sled::Tree,
@@ -395,177 +395,6 @@ impl SledStore {
     pub fn record_cache_usage(&self) -> CacheUsage {
         self.records.usage()
     }
-
-    /// The sender record of `business`, from the cache or the tree.
-    fn sender_bytes(&self, business: &BusinessId) -> Result<Option<IVec>, StoreError> {
-        if let Some(hit) = self.sender_cache.read().get(business) {
-            return Ok(hit.clone());
-        }
-        // A miss fills the cache under the write lock, so that no sender write can slip in
-        // between the tree read and the cache fill.
-        let _writing = self.sender_write.lock();
-        if let Some(hit) = self.sender_cache.read().get(business) {
-            return Ok(hit.clone());
-        }
-        let value = self
-            .senders
-            .get(business.as_str())
-            .map_err(|e| backend("load", Some(RecordKey::Sender(business.clone())), e))?;
-        self.cache_sender(business, value.clone());
-        Ok(value)
-    }
-
-    /// Sets a cache entry; call with `sender_write` held.
-    fn cache_sender(&self, business: &BusinessId, value: Option<IVec>) {
-        let mut cache = self.sender_cache.write();
-        if cache.len() >= SENDER_CACHE_LIMIT && !cache.contains_key(business) {
-            cache.clear();
-        }
-        cache.insert(business.clone(), value);
-    }
-
-    fn read_sync(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        self.usable()?;
-        let sender = self.sender_bytes(&key.business)?;
-        with_storage_key(key, |k| {
-            let hash = self.records.hash(k);
-            let ticket = match self
-                .records
-                .read(k, hash, |c| read(Some(c), sender.as_deref()))
-            {
-                Cached::Hit(()) => return Ok(()),
-                Cached::Miss(ticket) => ticket,
-            };
-            let contact = self
-                .contacts
-                .get(k)
-                .map_err(|e| backend("load", Some(RecordKey::Contact(key.clone())), e))?;
-            if let Some(record) = &contact {
-                self.records.fill(k, hash, ticket, record);
-            }
-            read(contact.as_deref(), sender.as_deref());
-            Ok(())
-        })
-    }
-
-    /// The contact record under `k` (of record-cache hash `hash`), from the record cache or the
-    /// tree (filling the cache).
-    /// Under the key's stripe, a cached record is the tree's: every write of the key holds
-    /// the stripe and updates the cache before letting go of it.
-    fn contact_bytes(&self, k: &[u8], hash: u64) -> Result<Option<IVec>, sled::Error> {
-        let ticket = match self.records.read(k, hash, |record| IVec::from(record)) {
-            Cached::Hit(record) => return Ok(Some(record)),
-            Cached::Miss(ticket) => ticket,
-        };
-        let record = self.contacts.get(k)?;
-        if let Some(record) = &record {
-            self.records.fill(k, hash, ticket, record);
-        }
-        Ok(record)
-    }
-
-    /// The stripe of a storage key, from its record-cache hash (one hash per operation).
-    fn stripe_of(hash: u64) -> usize {
-        hash as usize % STRIPES
-    }
-
-    /// One contact's read-modify-write; `durable`: on disk when this returns.
-    fn update_sync(
-        &self,
-        key: &ContactKey,
-        update: &mut ContactUpdate<'_>,
-        durable: bool,
-    ) -> Result<bool, StoreError> {
-        self.usable()?;
-        let k = key.storage_key();
-        let err = |e| backend("update", Some(RecordKey::Contact(key.clone())), e);
-        let hash = self.records.hash(&k);
-        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
-        // Under the stripe no store write races this one; the compare-and-swap still guards
-        // against writes from outside the store (`sled_db()`): after a failed swap the record
-        // is read from the tree again, not from the cache.
-        let mut current = self.contact_bytes(&k, hash).map_err(err)?;
-        loop {
-            let sender = self.sender_bytes(&key.business)?;
-            let new = match update(current.as_deref(), sender.as_deref())? {
-                UpdateAction::Keep => return Ok(false),
-                UpdateAction::Delete if current.is_none() => return Ok(false),
-                UpdateAction::Write(bytes) => Some(bytes),
-                UpdateAction::Delete => None,
-            };
-            let op = Op {
-                tree: journal::Tree::Contacts,
-                key: &k,
-                value: new.as_deref(),
-            };
-            let delta = self.delta(op.tree, &k, current.as_deref(), op.value);
-            let swapped = self
-                .journaled(&[op], delta, durable, "update", |_| {
-                    Ok(self
-                        .contacts
-                        .compare_and_swap(&k, current.clone(), new.as_deref())
-                        .map_err(err)?
-                        .is_ok())
-                })
-                .inspect_err(|_| self.records.put(&k, hash, None))?;
-            if swapped {
-                self.records.put(&k, hash, new.as_deref());
-                return Ok(true);
-            }
-            // Another writer got there first: run the closure again on what it wrote (its
-            // journal record then follows this attempt's, and wins at a replay).
-            current = self.contacts.get(&k).map_err(err)?;
-            self.records.put(&k, hash, current.as_deref());
-        }
-    }
-
-    fn update_sender_sync(
-        &self,
-        business: &BusinessId,
-        update: &mut SenderUpdate<'_>,
-    ) -> Result<bool, StoreError> {
-        self.usable()?;
-        let _writing = self.sender_write.lock();
-        let err = |e| {
-            backend(
-                "update_sender",
-                Some(RecordKey::Sender(business.clone())),
-                e,
-            )
-        };
-        loop {
-            let current = self.senders.get(business.as_str()).map_err(err)?;
-            let new = match update(current.as_deref())? {
-                UpdateAction::Keep => return Ok(false),
-                UpdateAction::Delete if current.is_none() => return Ok(false),
-                UpdateAction::Write(bytes) => Some(IVec::from(bytes)),
-                UpdateAction::Delete => None,
-            };
-            let op = Op {
-                tree: journal::Tree::Senders,
-                key: business.as_str().as_bytes(),
-                value: new.as_deref(),
-            };
-            let delta = self.delta(op.tree, op.key, current.as_deref(), op.value);
-            let swapped = self.journaled(
-                &[op],
-                delta,
-                self.single_writes_durable(),
-                "update_sender",
-                |_| {
-                    Ok(self
-                        .senders
-                        .compare_and_swap(business.as_str(), current, new.clone())
-                        .map_err(err)?
-                        .is_ok())
-                },
-            )?;
-            if swapped {
-                self.cache_sender(business, new);
-                return Ok(true);
-            }
-        }
-    }
 }
 
 /// [`open_failure`] as a [`StoreError`].
@@ -618,247 +447,5 @@ fn lock_holder(file: &Path) -> Option<u32> {
     {
         let _ = file;
         None
-    }
-}
-
-#[async_trait]
-impl Store for SledStore {
-    async fn update(
-        &self,
-        key: &ContactKey,
-        update: &mut ContactUpdate<'_>,
-    ) -> Result<(), StoreError> {
-        self.update_sync(key, update, self.single_writes_durable())?;
-        Ok(())
-    }
-
-    async fn update_sender(
-        &self,
-        business: &BusinessId,
-        update: &mut SenderUpdate<'_>,
-    ) -> Result<(), StoreError> {
-        self.update_sender_sync(business, update)?;
-        Ok(())
-    }
-
-    async fn load_with(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        self.read_sync(key, read)
-    }
-
-    fn load_now(&self, key: &ContactKey, read: &mut ReadFn<'_>) -> Option<Result<(), StoreError>> {
-        Some(self.read_sync(key, read))
-    }
-
-    async fn load_sender(&self, business: &BusinessId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.usable()?;
-        Ok(self.sender_bytes(business)?.map(|v| v.to_vec()))
-    }
-
-    async fn update_registry(
-        &self,
-        key: &waguard::RegistryKey,
-        update: &mut SenderUpdate<'_>,
-    ) -> Result<(), StoreError> {
-        self.update_registry_sync(key, update)
-    }
-
-    async fn load_with_registries(
-        &self,
-        key: &ContactKey,
-        keys: &[waguard::RegistryKey],
-        read: &mut waguard::RegistryReadFn<'_>,
-    ) -> Result<(), StoreError> {
-        self.usable()?;
-        let mut found = Vec::with_capacity(keys.len());
-        for k in keys {
-            found.push(
-                self.registry
-                    .get(k.storage_key())
-                    .map_err(|e| backend("load_registry", None, e))?,
-            );
-        }
-        let borrowed: Vec<Option<&[u8]>> = found.iter().map(|r| r.as_deref()).collect();
-        self.read_sync(key, &mut |contact, sender| read(contact, sender, &borrowed))
-    }
-
-    async fn update_with_registry(
-        &self,
-        keys: &[ContactKey],
-        registry: &waguard::RegistryKey,
-        update: &mut waguard::ContactRegistryUpdate<'_>,
-    ) -> Result<(), StoreError> {
-        self.update_with_registry_sync(keys, registry, update)
-    }
-
-    async fn load_registry(
-        &self,
-        key: &waguard::RegistryKey,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.usable()?;
-        let err = |e| backend("load_registry", None, e);
-        Ok(self
-            .registry
-            .get(key.storage_key())
-            .map_err(err)?
-            .map(|v| v.to_vec()))
-    }
-
-    async fn registry_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.usable()?;
-        let err = |e| backend("registry_records", None, e);
-        let mut records = Vec::new();
-        for item in self.registry.iter() {
-            let (k, v) = item.map_err(err)?;
-            records.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
-        }
-        Ok(records)
-    }
-
-    async fn remove(&self, key: &ContactKey) -> Result<bool, StoreError> {
-        self.usable()?;
-        let k = key.storage_key();
-        let err = |e| backend("remove", Some(RecordKey::Contact(key.clone())), e);
-        let hash = self.records.hash(&k);
-        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
-        let Some(old) = self.contacts.get(&k).map_err(err)? else {
-            return Ok(false);
-        };
-        let op = Op {
-            tree: journal::Tree::Contacts,
-            key: &k,
-            value: None,
-        };
-        let delta = self.delta(op.tree, &k, Some(&old), None);
-        let durable = self.single_writes_durable();
-        let removed = self.journaled(&[op], delta, durable, "remove", |_| {
-            self.contacts.remove(&k).map(drop).map_err(err)
-        });
-        // Removed, or unknown after a failure: either way not cached any more.
-        self.records.put(&k, hash, None);
-        removed?;
-        Ok(true)
-    }
-
-    fn scan(&self) -> ScanStream<'_> {
-        if let Err(e) = self.usable() {
-            return Box::pin(futures_util::stream::iter([Err(e)]));
-        }
-        let items = self.contacts.iter().map(|item| {
-            let (k, v) = item.map_err(|e| backend("scan", None, e))?;
-            let key =
-                ContactKey::from_storage_key(&k).map_err(|source| StoreError::BadStoredKey {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    source,
-                })?;
-            Ok((key, v.to_vec()))
-        });
-        Box::pin(futures_util::stream::iter(items))
-    }
-
-    async fn all_senders(&self) -> Result<Vec<(BusinessId, Vec<u8>)>, StoreError> {
-        self.usable()?;
-        self.senders
-            .iter()
-            .map(|item| {
-                let (k, v) = item.map_err(|e| backend("all_senders", None, e))?;
-                let text = String::from_utf8_lossy(&k).into_owned();
-                let business =
-                    BusinessId::parse(&text).map_err(|source| StoreError::BadStoredKey {
-                        key: text.clone(),
-                        source: source.into(),
-                    })?;
-                Ok((business, v.to_vec()))
-            })
-            .collect()
-    }
-
-    async fn apply_batch(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.batch_sync(batch)?;
-        Ok(())
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.usable()?;
-        match &self.journal {
-            // Every write is in the journal: syncing it makes them all durable.
-            Some(journal) => journal
-                .sync()
-                .map_err(|e| self.stop(durable::Stop::Sync, Box::new(e))),
-            None => self.flush_sled("flush"),
-        }
-    }
-}
-
-/// The raw-bytes hook of the conformance suite (`waguard::testing`), with feature `testing`.
-#[cfg(feature = "testing")]
-#[async_trait]
-impl waguard::testing::RawAccess for SledStore {
-    async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
-        self.put_raw_contact_key(&key.storage_key(), bytes)
-            .map_err(|e| match e {
-                StoreError::Backend { source, .. } => StoreError::Backend {
-                    operation: "put_raw_contact",
-                    record: Some(RecordKey::Contact(key.clone())),
-                    source,
-                },
-                other => other,
-            })
-    }
-
-    async fn put_raw_sender(&self, business: &BusinessId, bytes: &[u8]) -> Result<(), StoreError> {
-        let _writing = self.sender_write.lock();
-        let op = Op {
-            tree: journal::Tree::Senders,
-            key: business.as_str().as_bytes(),
-            value: Some(bytes),
-        };
-        let old = self
-            .senders
-            .get(business.as_str())
-            .map_err(|e| backend("put_raw_sender", None, e))?;
-        let delta = self.delta(op.tree, op.key, old.as_deref(), Some(bytes));
-        self.journaled(&[op], delta, true, "put_raw_sender", |_| {
-            self.senders.insert(business.as_str(), bytes).map_err(|e| {
-                backend(
-                    "put_raw_sender",
-                    Some(RecordKey::Sender(business.clone())),
-                    e,
-                )
-            })
-        })?;
-        self.cache_sender(business, Some(IVec::from(bytes)));
-        Ok(())
-    }
-}
-
-#[cfg(feature = "testing")]
-impl SledStore {
-    /// Stores raw bytes under a raw key of the contacts tree, bypassing every check (feature
-    /// `testing`; for tests of damaged stores).
-    pub fn put_raw_contact_key(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        let hash = self.records.hash(key);
-        let _stripe = self.stripes[Self::stripe_of(hash)].lock();
-        let op = Op {
-            tree: journal::Tree::Contacts,
-            key,
-            value: Some(bytes),
-        };
-        let old = self
-            .contacts
-            .get(key)
-            .map_err(|e| backend("put_raw_contact_key", None, e))?;
-        let delta = self.delta(op.tree, key, old.as_deref(), Some(bytes));
-        let written = self.journaled(&[op], delta, true, "put_raw_contact_key", |_| {
-            self.contacts
-                .insert(key, bytes)
-                .map(drop)
-                .map_err(|e| backend("put_raw_contact_key", None, e))
-        });
-        self.records
-            .put(key, hash, Some(bytes).filter(|_| written.is_ok()));
-        written
     }
 }

@@ -1,6 +1,6 @@
 //! Crash safety: a child process records events and prints an acknowledgement for each one
 //! after its durable commit; the parent SIGKILLs it at random moments, reopens the store and
-//! checks that every acknowledged event is reflected in the state (see `crash_harness`).
+//! checks that every acknowledged event is reflected in the state (see `waguard_test_support::crash`).
 //!
 //! The child is this very test binary, re-executed with `WAGUARD_CRASH_CHILD` set (the
 //! `crash_child` test is a no-op otherwise). Cycles: 20 by default; a soak by hand:
@@ -8,7 +8,7 @@
 //! (or `cargo run --release -p waguard-tests --example soak -- sled 500`, the same harness).
 //! `WAGUARD_CRASH_SEED` replays a run (the seed is printed).
 
-mod crash_harness;
+use waguard_test_support::crash as crash_harness;
 
 use std::process::Command;
 

@@ -35,8 +35,9 @@
 //! Endpoints are public. The body size and nesting depth are checked before anything is parsed
 //! ([`Limits`], 1 MiB and 64 levels by default), the number of array items read is capped
 //! (10,000), so memory stays bounded by a few megabytes; a bad signature means nothing is parsed, and
-//! no input makes these functions panic (a cargo-fuzz target, `fuzz/fuzz_targets/
-//! webhook_parse.rs`, drives [`fuzz::exercise`]; its corpus is replayed by `cargo test`).
+//! no input makes these functions panic (the cargo-fuzz target `fuzz/fuzz_targets/
+//! webhook_parse.rs` drives every entry point; `cargo test -p waguard-test-support` replays
+//! its corpus).
 //!
 //! ## Example
 //! ```
@@ -73,7 +74,6 @@
 
 mod convert;
 mod error;
-pub mod fuzz;
 mod handshake;
 mod lenient;
 mod limits;

@@ -19,9 +19,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use waguard::*;
 
-#[allow(dead_code)] // the store benches' shared helpers; this one needs only some
-mod support;
-use support::{keys, loaded_len, next_check, now_or_never, populate, sizes, t, typical_state};
+use waguard_test_support::workload::{
+    keys, loaded_len, next_check, now_or_never, populate, sizes, t, typical_state,
+};
 
 fn bench_check(c: &mut Criterion) {
     let policy = Policy::default();

@@ -1,42 +1,37 @@
-//! `waguard-example-axum`: the example service, configured from the environment (see the
-//! library's documentation for the variables and routes).
+//! `waguard-example-axum [DIRECTORY]`: the example service on a sled store in `DIRECTORY`
+//! (default `./waguard.db`), with the app secret and verify token from `WAGUARD_APP_SECRET`
+//! and `WAGUARD_VERIFY_TOKEN`, listening on `WAGUARD_LISTEN` (default `127.0.0.1:8080`).
 
-use std::process::ExitCode;
+use waguard::{Guard, Policy, Store};
+use waguard_example_axum::{router, App};
+use waguard_sled::SledStore;
 
-use tracing_subscriber::EnvFilter;
-use waguard_example_axum::{app, AppState, Config};
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("waguard-example-axum: {e}");
-            ExitCode::from(2)
-        }
-    }
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set"))
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_env()?;
-    tracing::info!(store = %config.store, listen = %config.listen, "starting");
-    let state = AppState::from_config(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("WAGUARD_LISTEN={}: cannot listen: {e}", config.listen))?;
-    axum::serve(listener, app(state.clone()))
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let directory = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "./waguard.db".into());
+    let listen = std::env::var("WAGUARD_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let guard = Guard::new(SledStore::open(&directory)?, Policy::default())?;
+    let app = App::new(
+        guard,
+        var("WAGUARD_APP_SECRET")?,
+        &var("WAGUARD_VERIFY_TOKEN")?,
+    );
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    tracing::info!(%listen, %directory, "serving /webhook");
+    axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
         })
         .await?;
-    state.guard().store().flush().await?;
+    app.guard().store().flush().await?;
     Ok(())
 }

@@ -1,15 +1,14 @@
 //! Replays every file of every committed fuzz corpus (`fuzz/corpus/<target>/`) through the
-//! target's body (`waguard_tests::fuzz`, and `waguard_webhook::fuzz::exercise` for
-//! `webhook_parse`), so the cargo-fuzz targets build and run under stable, and every finding
+//! target's body (`waguard_test_support::fuzz`), so the cargo-fuzz targets build and run under stable, and every finding
 //! added to a corpus stays a regression test. See `docs/reliability.md`.
 
 use std::path::{Path, PathBuf};
 
-use waguard_tests::fuzz;
+use waguard_test_support::fuzz;
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
+        .join("../../fuzz/corpus")
         .join(target)
 }
 
@@ -47,7 +46,7 @@ fn replay(target: &str, min: usize, body: fn(&[u8])) {
 #[test]
 fn every_target_has_a_corpus() {
     let targets =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets"))
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/fuzz_targets"))
             .expect("fuzz/fuzz_targets")
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "rs"))
@@ -100,7 +99,7 @@ fn webhook_limits_corpus() {
 
 #[test]
 fn webhook_parse_corpus() {
-    replay("webhook_parse", 20, waguard_webhook::fuzz::exercise);
+    replay("webhook_parse", 20, fuzz::webhook_parse);
 }
 
 #[test]
@@ -123,6 +122,21 @@ fn bodies_survive_edge_inputs() {
         fuzz::core_sequence(data);
         fuzz::webhook_limits(data);
         fuzz::journal_replay(data);
+    }
+}
+
+#[test]
+fn webhook_parse_survives_edge_inputs() {
+    for data in [
+        &b""[..],
+        b"\0",
+        b"{}",
+        b"[",
+        b"\xff\xfe",
+        b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"1\"},\"statuses\":[{\"status\":\"failed\",\"timestamp\":\"99999999999999999999\",\"recipient_id\":\"16505551234\",\"errors\":[{\"code\":4294967296}]}]}}]}]}",
+        b"hub.mode=subscribe&hub.verify_token=fuzz-token&hub.challenge=1",
+    ] {
+        fuzz::webhook_parse(data);
     }
 }
 

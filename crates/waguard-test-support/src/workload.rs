@@ -1,7 +1,6 @@
 //! What the store benches share: the keys, the typical record, the sizes, and a poll for
-//! futures that never wait. Included by `crates/waguard/benches/memory.rs` and, through a
-//! `#[path]` attribute, by `crates/waguard-sled/benches/sled.rs`, so that both measure the same
-//! workload.
+//! futures that never wait. Used by the benches of `waguard` (`benches/memory.rs`) and of
+//! `waguard-sled` (`benches/sled.rs` and the others), so that both measure the same workload.
 
 use std::future::Future;
 use std::pin::pin;

@@ -1,7 +1,7 @@
-//! The SIGKILL crash harness, shared by the crash test of this crate (`tests/crash.rs`, 20
-//! cycles in every test run) and the soak program (`tests/examples/soak.rs`, `soak sled N`,
-//! which includes this file through a `#[path]` attribute): one implementation of the child,
-//! the kills and the check, so that the quick test and the long soak cannot drift apart.
+//! The SIGKILL crash harness of the sled store, shared by its crash test
+//! (`crates/waguard-sled/tests/crash.rs`, 20 cycles in every test run) and the soak program
+//! (`tests/examples/soak.rs`, `soak sled N`): one implementation of the child, the kills and
+//! the check, so that the quick test and the long soak cannot drift apart.
 //!
 //! A child process (the caller's own executable, started by the caller's `spawn`) opens the
 //! store, records webhook batches and reservations, and prints an acknowledgement line for
