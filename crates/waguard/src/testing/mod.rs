@@ -88,7 +88,6 @@ where
     }
 }
 
-
 #[async_trait]
 impl<T: RawAccess + Send + Sync + ?Sized> RawAccess for Arc<T> {
     async fn put_raw_contact(&self, key: &ContactKey, bytes: &[u8]) -> Result<(), StoreError> {
