@@ -1,4 +1,7 @@
 //! One test (at least) per rule id of `docs/rules.md`, named after it.
+//!
+//! (Over 700 lines on purpose: the file follows the rule table line by line, so that a rule's
+//! tests are found by its id in one place.)
 
 use std::time::Duration;
 

@@ -1,5 +1,9 @@
 //! `waguard bench`: every figure beside its floor, measured in one run on the same data.
 //!
+//! (Over 700 lines on purpose: `measure_size` is the one ordered sequence of a run, each
+//! figure beside its floor on the same data set; split, the order and the sharing of that data
+//! would be spread over files. Separate concerns live in `counting`, `msglog` and `workload`.)
+//!
 //! Keys are drawn uniformly at random over the generated contacts. Each store figure is
 //! measured next to the floor of its backend (a bare map lookup, a bare sled get, a bare
 //! prepared primary-key SELECT), and the message-log baselines answer from the same history
