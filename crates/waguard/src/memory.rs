@@ -15,6 +15,8 @@ use crate::{BusinessId, ContactKey, KeyedRecord};
 
 type Contacts = HashTable<KeyedRecord>;
 type Senders = HashTable<(BusinessId, Vec<u8>)>;
+/// Write guards of locked shards, by shard index.
+type ShardGuards<'g, T> = HashMap<usize, RwLockWriteGuard<'g, T>>;
 
 /// A store in process memory: nothing survives a restart.
 ///
@@ -161,6 +163,44 @@ impl MemoryStore {
         })
     }
 
+    /// Write-locks the shards of `contacts` and of `senders` in the store's lock order:
+    /// contact shards ascending, then sender shards ascending (so no two multi-shard
+    /// operations deadlock).
+    fn lock_shards(
+        &self,
+        mut contacts: Vec<usize>,
+        mut senders: Vec<usize>,
+    ) -> (ShardGuards<'_, Contacts>, ShardGuards<'_, Senders>) {
+        contacts.sort_unstable();
+        contacts.dedup();
+        senders.sort_unstable();
+        senders.dedup();
+        let contact_guards = contacts
+            .iter()
+            .map(|&i| (i, self.contacts[i].write()))
+            .collect();
+        let sender_guards = senders
+            .iter()
+            .map(|&i| (i, self.senders[i].write()))
+            .collect();
+        (contact_guards, sender_guards)
+    }
+
+    /// Writes staged contact records (`None` deletes) into their locked shards.
+    fn write_staged<'k>(
+        &self,
+        guards: &mut ShardGuards<'_, Contacts>,
+        staged: impl IntoIterator<Item = (&'k [u8], Option<Vec<u8>>)>,
+    ) {
+        for (key, value) in staged {
+            let h = self.hash(key);
+            let table = guards
+                .get_mut(&self.shard(h))
+                .expect("every touched shard is locked");
+            self.write_contact(table, h, key, value.as_deref());
+        }
+    }
+
     fn batch_sync(&self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         // Which shards the batch touches, locked in ascending order: contacts, then senders
         // (the order every operation of this store takes locks in).
@@ -182,18 +222,8 @@ impl MemoryStore {
                 }
             }
         }
-        contact_shards.sort_unstable();
-        contact_shards.dedup();
-        sender_shards.sort_unstable();
-        sender_shards.dedup();
-        let mut contact_guards: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
-            .iter()
-            .map(|&i| (i, self.contacts[i].write()))
-            .collect();
-        let mut sender_guards: HashMap<usize, RwLockWriteGuard<'_, Senders>> = sender_shards
-            .iter()
-            .map(|&i| (i, self.senders[i].write()))
-            .collect();
+        let (mut contact_guards, mut sender_guards) =
+            self.lock_shards(contact_shards, sender_shards);
 
         // Run every closure against the committed state plus what earlier operations staged.
         let staged = crate::staging::stage(
@@ -207,13 +237,7 @@ impl MemoryStore {
         )?;
 
         // Every closure succeeded: apply.
-        for (key, value) in staged.contacts {
-            let h = self.hash(key);
-            let table = contact_guards
-                .get_mut(&self.shard(h))
-                .expect("every touched shard is locked");
-            self.write_contact(table, h, key, value.as_deref());
-        }
+        self.write_staged(&mut contact_guards, staged.contacts);
         for (business, value) in staged.senders {
             let h = self.hash(business);
             let table = sender_guards
@@ -228,8 +252,8 @@ impl MemoryStore {
 /// A batch's view of the memory store: the committed records of the shards it locked.
 struct LockedShards<'s, 'g, 'k> {
     store: &'s MemoryStore,
-    contacts: &'s HashMap<usize, RwLockWriteGuard<'g, Contacts>>,
-    senders: &'s HashMap<usize, RwLockWriteGuard<'g, Senders>>,
+    contacts: &'s ShardGuards<'g, Contacts>,
+    senders: &'s ShardGuards<'g, Senders>,
     /// The storage key of each operation (empty for sender operations).
     storage_keys: &'k [Vec<u8>],
 }
@@ -429,28 +453,16 @@ impl Store for MemoryStore {
         update: &mut ContactRegistryUpdate<'_>,
     ) -> Result<(), StoreError> {
         let storage_keys: Vec<Vec<u8>> = keys.iter().map(ContactKey::storage_key).collect();
-        let mut contact_shards: Vec<usize> = storage_keys
+        let contact_shards = storage_keys
             .iter()
             .map(|k| self.shard(self.hash(&k[..])))
             .collect();
-        contact_shards.sort_unstable();
-        contact_shards.dedup();
-        let mut sender_shards: Vec<usize> = keys
+        let sender_shards = keys
             .iter()
             .map(|k| self.shard(self.hash(&k.business)))
             .collect();
-        sender_shards.sort_unstable();
-        sender_shards.dedup();
-        // Lock order: contact shards (ascending), sender shards, then the registry (no other
-        // operation takes the registry first and a shard after).
-        let mut contact_guards: HashMap<usize, RwLockWriteGuard<'_, Contacts>> = contact_shards
-            .iter()
-            .map(|&i| (i, self.contacts[i].write()))
-            .collect();
-        let sender_guards: HashMap<usize, RwLockWriteGuard<'_, Senders>> = sender_shards
-            .iter()
-            .map(|&i| (i, self.senders[i].write()))
-            .collect();
+        // Then the registry: no other operation takes the registry first and a shard after.
+        let (mut contact_guards, sender_guards) = self.lock_shards(contact_shards, sender_shards);
         let mut registry = self.registry.write();
         let r = registry_key.storage_key();
         let staged = crate::staging::stage_with_registry(
@@ -465,13 +477,7 @@ impl Store for MemoryStore {
             },
         )?;
         // Every closure succeeded: apply.
-        for (k, value) in staged.contacts {
-            let h = self.hash(k);
-            let table = contact_guards
-                .get_mut(&self.shard(h))
-                .expect("every touched shard is locked");
-            self.write_contact(table, h, k, value.as_deref());
-        }
+        self.write_staged(&mut contact_guards, staged.contacts);
         match staged.registry {
             None => {}
             Some(Some(bytes)) => {
