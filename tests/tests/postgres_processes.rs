@@ -15,11 +15,6 @@ use waguard_postgres::{PostgresOptions, PostgresStore};
 const LIMIT: usize = 40;
 const PER_PROCESS: usize = 60;
 
-fn url() -> String {
-    std::env::var("WAGUARD_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 /// The replay line that sets the account's portfolio limit (L2).
 fn limit_line() -> String {
     format!(
@@ -45,7 +40,7 @@ fn replay_args(schema: &str) -> Vec<String> {
     vec![
         "replay".into(),
         "--postgres".into(),
-        url(),
+        support::pg_url(),
         "--pg-schema".into(),
         schema.into(),
     ]
@@ -110,7 +105,7 @@ async fn two_processes_never_take_more_than_the_limit() {
 
     // The portfolio holds one count per allowed reservation: none without its reservation.
     let options = PostgresOptions::default().with_schema(schema);
-    let store = PostgresStore::connect_with(&url(), options)
+    let store = PostgresStore::connect_with(&support::pg_url(), options)
         .await
         .expect("PostgreSQL is running (scripts/test starts it)");
     let bytes = store

@@ -133,35 +133,7 @@ fn scenarios_on_memory() {
 
 #[test]
 fn scenarios_on_sled() {
-    all_scenarios(|_| {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db").to_str().unwrap().to_owned();
-        (vec!["--db".into(), db], Some(Box::new(dir)))
-    });
-}
-
-/// Drops a scenario's PostgreSQL schema when the scenario is done.
-struct DropSchema {
-    url: String,
-    schema: String,
-}
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let options =
-                waguard_postgres::PostgresOptions::default().with_schema(self.schema.clone());
-            if let Ok(store) =
-                waguard_postgres::PostgresStore::connect_with(&self.url, options).await
-            {
-                let _ = store.drop_schema().await;
-            }
-        });
-    }
+    all_scenarios(|_| support::sled_flags());
 }
 
 /// Every scenario on PostgreSQL, each in a schema of its own. Needs the server `scripts/test`
@@ -169,8 +141,7 @@ impl Drop for DropSchema {
 /// loudly without it.
 #[test]
 fn scenarios_on_postgres() {
-    let url = std::env::var("WAGUARD_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = support::pg_url();
     let run = std::process::id();
     all_scenarios(|name| {
         let schema = format!("wg_scenario_{run}_{}", name.replace('-', "_"));
@@ -180,7 +151,7 @@ fn scenarios_on_postgres() {
             "--pg-schema".into(),
             schema.clone(),
         ];
-        let keep = DropSchema {
+        let keep = support::DropSchema {
             url: url.clone(),
             schema,
         };

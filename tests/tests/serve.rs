@@ -328,43 +328,14 @@ fn serve_answers_as_replay_on_memory() {
 
 #[test]
 fn serve_answers_as_replay_on_sled() {
-    all(&own_scenarios(), |_| {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db").to_str().unwrap().to_owned();
-        (vec!["--db".into(), db], Some(Box::new(dir)))
-    });
-}
-
-/// Drops a scenario's PostgreSQL schema when the scenario is done.
-struct DropSchema {
-    url: String,
-    schema: String,
-}
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let options =
-                waguard_postgres::PostgresOptions::default().with_schema(self.schema.clone());
-            if let Ok(store) =
-                waguard_postgres::PostgresStore::connect_with(&self.url, options).await
-            {
-                let _ = store.drop_schema().await;
-            }
-        });
-    }
+    all(&own_scenarios(), |_| support::sled_flags());
 }
 
 /// On PostgreSQL, each scenario in a schema of its own. Needs the server `scripts/test`
 /// starts (`WAGUARD_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 #[test]
 fn serve_answers_as_replay_on_postgres() {
-    let url = std::env::var("WAGUARD_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = support::pg_url();
     let run = std::process::id();
     all(&own_scenarios(), |name| {
         let schema = format!("wg_serve_{run}_{}", name.replace('-', "_"));
@@ -376,7 +347,7 @@ fn serve_answers_as_replay_on_postgres() {
         ];
         (
             flags,
-            Some(Box::new(DropSchema {
+            Some(Box::new(support::DropSchema {
                 url: url.clone(),
                 schema,
             })),

@@ -58,3 +58,47 @@ pub fn answers(output: &Output) -> Vec<serde_json::Value> {
 pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
+
+/// The PostgreSQL server the tests use: `WAGUARD_PG_URL`, default the local one `scripts/test`
+/// starts.
+#[allow(dead_code)] // used by the PostgreSQL tests, not by every test that shares this module
+pub fn pg_url() -> String {
+    std::env::var("WAGUARD_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Store flags for a fresh sled store in a temporary directory, and the directory (removed
+/// when dropped).
+#[allow(dead_code)] // used by the scenario tests, not by every test that shares this module
+pub fn sled_flags() -> (Vec<String>, Option<Box<dyn std::any::Any>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db").to_str().unwrap().to_owned();
+    (vec!["--db".into(), db], Some(Box::new(dir)))
+}
+
+/// Drops a scenario's PostgreSQL schema when the scenario is done.
+#[allow(dead_code)] // used by the scenario tests, not by every test that shares this module
+pub struct DropSchema {
+    /// The server.
+    pub url: String,
+    /// The schema to drop.
+    pub schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let options =
+                waguard_postgres::PostgresOptions::default().with_schema(self.schema.clone());
+            if let Ok(store) =
+                waguard_postgres::PostgresStore::connect_with(&self.url, options).await
+            {
+                let _ = store.drop_schema().await;
+            }
+        });
+    }
+}
