@@ -507,7 +507,6 @@ impl<S: Store> Guard<S> {
         Ok(effect)
     }
 
-    /// Applies one event of one key (the explicit calls below share this).
     /// [`record_send_error`](Self::record_send_error) of a send that named its template: 132015
     /// (paused), 132016 (disabled) and 132001 (not approved in that language) also feed the
     /// template registry at `at` (T2), when the number's account is known (T4).
@@ -554,6 +553,7 @@ impl<S: Store> Guard<S> {
         self.record_send_error(key, error.code, wamid, at).await
     }
 
+    /// Applies one event of one key (the explicit calls below share this).
     #[cfg_attr(feature = "tracing", tracing::instrument(name = "waguard", skip_all, fields(op = "record", key = %crate::observe::KeyHash(key)), err))]
     async fn record(&self, key: &ContactKey, event: Event) -> Result<(), GuardError> {
         // An explicit call happens at the instant it names: nothing to clamp.

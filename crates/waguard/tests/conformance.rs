@@ -39,7 +39,8 @@ async fn an_observed_store_passes_the_conformance_suite() {
 }
 
 mod lossy {
-    //! A store whose update is a plain read-then-write, to prove the suite catches lost updates.
+    //! A memory store altered for the suite's own tests: lossy (its updates read, then write,
+    //! to prove the suite catches lost updates) or slow (its paired updates take a while).
 
     use async_trait::async_trait;
     use waguard::testing::RawAccess;
