@@ -24,6 +24,27 @@ async fn connect(url: &str) -> Result<Client> {
     Ok(client)
 }
 
+/// Which of the three interleaved figures reads a key.
+#[derive(Clone, Copy)]
+enum Turn {
+    Check,
+    Pooled,
+    Dedicated,
+}
+
+/// The six orders of the three figures, taken in turn.
+const TURNS: [[Turn; 3]; 6] = {
+    use Turn::*;
+    [
+        [Check, Pooled, Dedicated],
+        [Check, Dedicated, Pooled],
+        [Pooled, Check, Dedicated],
+        [Pooled, Dedicated, Check],
+        [Dedicated, Check, Pooled],
+        [Dedicated, Pooled, Check],
+    ]
+};
+
 fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
     v.sort_unstable();
     v
@@ -53,43 +74,66 @@ pub async fn measure(
         figure(figures, "postgres_ingest_eps", events as f64 / took.as_secs_f64(), "events/s", n, "Guard::ingest in batches of ~1000 events (about 45 contacts each), one transaction each");
         let sample = &indices[..round_trips.min(indices.len())];
         let client = connect(url).await?;
-        // The floor goes through the store's own pool (same check-out, same statement cache),
-        // so that the ratio measures what the guard adds to one round trip.
         let floor_sql = format!("SELECT state FROM {store_schema}.contacts WHERE business = $1 AND contact = $2");
-        // The same statement on a dedicated connection, no pool: what the pool's check-out costs.
-        // The connection is taken out of the store's pool, so it has the store's TLS and
-        // session settings.
-        let dedicated = waguard_postgres::deadpool_postgres::Object::take(store.pool().get().await?);
+        // The pooled floor goes through a pool like the store's (same options, same check-out,
+        // same statement cache) but its own, and the dedicated floor has a connection of its
+        // own too: each of the three figures reads over its own connection and carries a third
+        // of the reads. On a small machine the latency of a round trip depends on where the
+        // scheduler places the client and the server process, and a connection carrying two
+        // thirds of the reads measured up to twice as slow as one carrying a third, whatever
+        // ran on it; sharing one connection between two figures would measure that, not them.
+        let floor_options = waguard_postgres::PostgresOptions::default()
+            .with_schema(store_schema.clone())
+            .with_migrations(waguard_postgres::Migrations::Never);
+        let floor_store = waguard_postgres::PostgresStore::connect_with(url, floor_options).await?;
+        // The dedicated connection is taken out of that pool: same TLS and session settings.
+        let dedicated =
+            waguard_postgres::deadpool_postgres::Object::take(floor_store.pool().get().await?);
         let direct_stmt = dedicated.prepare(&floor_sql).await?;
-        let mut direct = Vec::with_capacity(sample.len());
-        // A check and the floor on the same key, one after the other, so both see the same load.
+        // Each key is read once, by one of the three figures: the first read of a key costs
+        // the server more than a repeat (its pages are not yet in the CPU's caches; measured at
+        // ~1.8x), so reading each key three times would favour whichever read comes later.
+        // The three take turns in all six orders, so none always follows the same connection.
+        let keys = &indices[..(3 * sample.len()).min(indices.len())];
         let mut checks = Vec::with_capacity(sample.len());
         let mut floor = Vec::with_capacity(sample.len());
-        for &i in sample {
+        let mut direct = Vec::with_capacity(sample.len());
+        let mut checkouts = Vec::with_capacity(sample.len());
+        for (j, &i) in keys.iter().enumerate() {
             let key = &contacts[i].key;
-            let started = Instant::now();
-            black_box(guard.check(key, Outgoing::FreeForm, now).await?);
-            checks.push(started.elapsed());
             let business = key.business.as_str();
             let contact = key.contact.to_string();
-            let started = Instant::now();
-            let pooled = store.pool().get().await?;
-            let statement = pooled.prepare_cached(&floor_sql).await?;
-            black_box(pooled.query_opt(&statement, &[&business, &contact]).await?);
-            drop(pooled);
-            floor.push(started.elapsed());
-            let started = Instant::now();
-            black_box(dedicated.query_opt(&direct_stmt, &[&business, &contact]).await?);
-            direct.push(started.elapsed());
+            match TURNS[(j / 3) % TURNS.len()][j % 3] {
+                Turn::Check => {
+                    let started = Instant::now();
+                    black_box(guard.check(key, Outgoing::FreeForm, now).await?);
+                    checks.push(started.elapsed());
+                }
+                Turn::Pooled => {
+                    let started = Instant::now();
+                    let pooled = floor_store.pool().get().await?;
+                    checkouts.push(started.elapsed());
+                    let statement = pooled.prepare_cached(&floor_sql).await?;
+                    black_box(pooled.query_opt(&statement, &[&business, &contact]).await?);
+                    drop(pooled);
+                    floor.push(started.elapsed());
+                }
+                Turn::Dedicated => {
+                    let started = Instant::now();
+                    black_box(dedicated.query_opt(&direct_stmt, &[&business, &contact]).await?);
+                    direct.push(started.elapsed());
+                }
+            }
         }
         let checks = sorted(checks);
         let floor = sorted(floor);
         let check_p50 = figure(figures, "postgres_check_p50_us", percentile_us(&checks, 50.0), "us", n, "Guard::check on PostgresStore (one round trip: contact and sender in one SELECT)");
         figure(figures, "postgres_check_p99_us", percentile_us(&checks, 99.0), "us", n, "same samples");
-        let floor_p50 = figure(figures, "postgres_pk_floor_p50_us", percentile_us(&floor, 50.0), "us", n, "bare prepared primary-key SELECT of the same rows through the store's pool, interleaved with the checks");
+        let floor_p50 = figure(figures, "postgres_pk_floor_p50_us", percentile_us(&floor, 50.0), "us", n, "bare prepared primary-key SELECT through a pool like the store's, its own connection; interleaved with the checks, each key read once by one of the three");
         let direct = sorted(direct);
-        let direct_p50 = figure(figures, "postgres_pk_direct_p50_us", percentile_us(&direct, 50.0), "us", n, "the same SELECT on a dedicated connection (taken out of the store's pool: same TLS and settings), interleaved too");
+        let direct_p50 = figure(figures, "postgres_pk_direct_p50_us", percentile_us(&direct, 50.0), "us", n, "the same SELECT on a dedicated connection (same TLS and settings, no pool), interleaved too");
         figure(figures, "postgres_pk_direct_p99_us", percentile_us(&direct, 99.0), "us", n, "same samples");
+        figure(figures, "postgres_pool_checkout_p50_us", percentile_us(&sorted(checkouts), 50.0), "us", n, "the pooled floor's Pool::get alone (part of the pooled floor)");
         figure(figures, "ratio_pg_check_over_floor", check_p50 / floor_p50, "x", n, "p50 over p50, same run");
         figure(figures, "ratio_pg_check_over_direct", check_p50 / direct_p50, "x", n, "p50 over p50, same run: the check beside the dedicated-connection floor");
 
