@@ -8,12 +8,13 @@
 //! - `reserve` on random keys (two round trips: the read and the compare-and-swap write).
 //! - batched ingest, in events per second.
 //!
-//! Besides criterion's report, a timing loop interleaving `check`, the floor and the same
-//! `SELECT` on a dedicated connection (taken out of the pool: same server, TLS and settings, no
-//! check-out) prints p50 and p99 of each, with the same `SELECT` on a plain-TCP connection
-//! (`sslmode=disable`: what TLS costs when the store's URL leads to TLS); then the same with a
-//! second instance (another pool, as another process would have) running checks on the same
-//! tables at the same time.
+//! Besides criterion's report, a timing loop interleaving `check`, the store's read, the floor
+//! and the same `SELECT` on a dedicated connection (taken out of the pool: same server, TLS and
+//! settings, no check-out), each read on a random key of its own and the figures in rotating
+//! order (a first read of a key costs the server more than a repeat), prints p50 and p99 of
+//! each, with the same `SELECT` on a plain-TCP connection (`sslmode=disable`: what TLS costs
+//! when the store's URL leads to TLS); then the same with a second instance (another pool, as
+//! another process would have) running checks on the same tables at the same time.
 //!
 //! `cargo bench -p waguard-postgres --bench postgres`; with `WAGUARD_PG_BENCH_CHECK_ONLY=1`, the
 //! check figures alone.
