@@ -48,15 +48,20 @@ mod lossy {
 
     /// A memory store altered for a test: `lossy` (reads, then writes: a race between the two
     /// loses updates) or `slow` (its paired updates take 2 ms, so groups form and tasks can be
-    /// cancelled in the middle of one).
-    pub struct LossyStore(pub MemoryStore, pub bool);
+    /// cancelled in the middle of one). The third field holds the keys of every paired update,
+    /// in the order they began.
+    pub struct LossyStore(
+        pub MemoryStore,
+        pub bool,
+        pub std::sync::Mutex<Vec<Vec<ContactKey>>>,
+    );
 
     impl LossyStore {
         pub fn lossy() -> Self {
-            LossyStore(MemoryStore::new(), true)
+            LossyStore(MemoryStore::new(), true, Default::default())
         }
         pub fn slow() -> Self {
-            LossyStore(MemoryStore::new(), false)
+            LossyStore(MemoryStore::new(), false, Default::default())
         }
     }
 
@@ -120,6 +125,7 @@ mod lossy {
             registry: &RegistryKey,
             update: &mut ContactRegistryUpdate<'_>,
         ) -> Result<(), StoreError> {
+            self.2.lock().unwrap().push(keys.to_vec());
             if !self.1 {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 return self.0.update_with_registry(keys, registry, update).await;
@@ -283,4 +289,64 @@ async fn cancelled_tasks_never_stall_a_portfolio() {
         }
     }
     assert_eq!(portfolio.live_count(now, guard.policy()), reserved);
+}
+
+/// The case a stress test cannot reach reliably: the lead of the next group is handed to a
+/// waiting task that is cancelled before it runs. Its channel still holds the lead; dropping it
+/// must pass the lead on, or every later counting reservation of the portfolio waits forever.
+/// On a current-thread runtime the order is exact: A leads and writes; B and C queue; A's
+/// group ends and hands the lead to B; A cancels B before B is polled again.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lead_handed_to_a_cancelled_waiter_goes_on() {
+    let policy = Policy {
+        throughput: PairRate {
+            interval: Duration::from_nanos(1),
+            burst: 100_000,
+        },
+        ..Policy::default()
+    };
+    let guard = Arc::new(Guard::new(lossy::LossyStore::slow(), policy).unwrap());
+    let tpl = Outgoing::Template(TemplateCategory::Utility);
+    let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let cancel_b: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>> = Arc::default();
+    let a = tokio::spawn({
+        let (guard, cancel_b) = (Arc::clone(&guard), Arc::clone(&cancel_b));
+        async move {
+            let answer = guard.reserve(&counting_key(1), tpl, None, now).await;
+            // A's group has ended and handed the lead to B, which has not run since.
+            cancel_b
+                .lock()
+                .unwrap()
+                .take()
+                .expect("B was spawned")
+                .abort();
+            answer
+        }
+    });
+    // A starts, leads a group of its own and waits in the store's 2 ms write.
+    tokio::task::yield_now().await;
+    let spawn = |n| {
+        let guard = Arc::clone(&guard);
+        tokio::spawn(async move { guard.reserve(&counting_key(n), tpl, None, now).await })
+    };
+    let b = spawn(2);
+    let c = spawn(3);
+    *cancel_b.lock().unwrap() = Some(b.abort_handle());
+    let a = a.await.unwrap().unwrap();
+    assert!(a.permits(tpl), "{a:?}");
+    assert!(b.await.unwrap_err().is_cancelled());
+    let c = tokio::time::timeout(Duration::from_secs(5), c)
+        .await
+        .expect("C answers: the lead B never took went on to it")
+        .unwrap()
+        .expect("C's reservation is written by C's own group, not lost with B");
+    assert!(c.permits(tpl), "{c:?}");
+    // B never wrote: the groups were A alone, then C alone.
+    let written = guard.store().2.lock().unwrap().clone();
+    assert_eq!(written, vec![vec![counting_key(1)], vec![counting_key(3)]]);
+    let (_, portfolio) = guard
+        .portfolio(&BusinessId::parse("100000001").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(portfolio.live_count(now, guard.policy()), 2);
 }
