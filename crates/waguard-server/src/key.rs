@@ -17,9 +17,20 @@ pub fn key_from_parts(
         (Some(to), None, None) => PhoneNumber::parse(to)
             .map(ContactId::Phone)
             .map_err(|e| format!("`{prefix}to`: {}", e.with_field("to")))?,
-        (None, Some(user), None) => Bsuid::parse(user)
-            .map(ContactId::User)
-            .map_err(|e| format!("`{prefix}user_id`: {}", e.with_field("user_id")))?,
+        (None, Some(user), None) => {
+            let user = Bsuid::parse(user)
+                .map_err(|e| format!("`{prefix}user_id`: {}", e.with_field("user_id")))?;
+            // K3: a portfolio-wide parent id names no one person; state is never kept under it,
+            // so a check by it would miss the user's own opt-out.
+            if user.is_parent() {
+                return Err(format!(
+                    "`{prefix}user_id`: `{}` is a portfolio-wide parent id (`CC.ENT.…`), \
+                     never a contact key (rule K3): name the user by their BSUID or phone number",
+                    user.as_str()
+                ));
+            }
+            ContactId::User(user)
+        }
         (None, None, Some(group)) => GroupId::parse(group)
             .map(ContactId::Group)
             .map_err(|e| format!("`{prefix}group_id`: {}", e.with_field("group_id")))?,

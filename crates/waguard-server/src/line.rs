@@ -467,6 +467,18 @@ mod tests {
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","check":{"from":"1","to":"33612345678","message":"free_form","category":"utility"}}"#).contains("category"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","check":{"from":"1","to":"33612345678","message":"template","category":"promo"}}"#).contains("promo"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","check":{"from":"1","to":"33612345678","user_id":"US.1","message":"free_form"}}"#).contains("exactly one"));
+        // K3: a parent id is never a key, on any line kind.
+        for kind in ["check", "reserve"] {
+            assert!(err(&format!(r#"{{"at":"2026-03-01T00:00:00Z","{kind}":{{"from":"1","user_id":"US.ENT.123","message":"free_form"}}}}"#)).contains("parent id"));
+        }
+        assert!(err(
+            r#"{"at":"2026-03-01T00:00:00Z","opt_out":{"from":"1","user_id":"US.ENT.123"}}"#
+        )
+        .contains("parent id"));
+        assert!(
+            err(r#"{"at":"2026-03-01T00:00:00Z","forget":{"from":"1","user_id":"BR.ENT.9"}}"#)
+                .contains("parent id")
+        );
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","teleport":{}}"#).contains("teleport"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z"}"#).contains("no line kind"));
         assert!(err(r#"{"at":"2026-03-01T00:00:00Z","send_error":{"from":"1","to":"33612345678","code":-1}}"#).contains("code"));
