@@ -222,14 +222,14 @@ async fn the_suite_refuses_a_current_thread_runtime() {
     waguard::testing::run_all(|| async { MemoryStore::new() }).await;
 }
 
-/// Counting reservations (rule L3) of one portfolio run in groups; a task cancelled while it
-/// leads a group or waits for one never leaves the portfolio without a leader.
+/// The n-th contact of the one business number (and so the one portfolio) of these tests.
 fn counting_key(n: u32) -> waguard::ContactKey {
     format!("100000001/p:336123{n:05}").parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cancelled_tasks_never_stall_a_portfolio() {
+/// A guard on a slow store (paired updates take 2 ms, so groups form) whose number's pace
+/// never refuses, the template its counting tests reserve, and the instant they reserve at.
+fn counting_guard() -> (Arc<Guard<lossy::LossyStore>>, Outgoing, Timestamp) {
     let policy = Policy {
         throughput: PairRate {
             interval: Duration::from_nanos(1),
@@ -240,6 +240,14 @@ async fn cancelled_tasks_never_stall_a_portfolio() {
     let guard = Arc::new(Guard::new(lossy::LossyStore::slow(), policy).unwrap());
     let tpl = Outgoing::Template(TemplateCategory::Utility);
     let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    (guard, tpl, now)
+}
+
+/// Counting reservations (rule L3) of one portfolio run in groups; a task cancelled while it
+/// leads a group or waits for one never leaves the portfolio without a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_tasks_never_stall_a_portfolio() {
+    let (guard, tpl, now) = counting_guard();
     for round in 0..20u32 {
         let mut handles = Vec::new();
         for n in 0..16 {
@@ -298,16 +306,7 @@ async fn cancelled_tasks_never_stall_a_portfolio() {
 /// group ends and hands the lead to B; A cancels B before B is polled again.
 #[tokio::test(flavor = "current_thread")]
 async fn a_lead_handed_to_a_cancelled_waiter_goes_on() {
-    let policy = Policy {
-        throughput: PairRate {
-            interval: Duration::from_nanos(1),
-            burst: 100_000,
-        },
-        ..Policy::default()
-    };
-    let guard = Arc::new(Guard::new(lossy::LossyStore::slow(), policy).unwrap());
-    let tpl = Outgoing::Template(TemplateCategory::Utility);
-    let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let (guard, tpl, now) = counting_guard();
     let cancel_b: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>> = Arc::default();
     let a = tokio::spawn({
         let (guard, cancel_b) = (Arc::clone(&guard), Arc::clone(&cancel_b));
